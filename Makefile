@@ -1,0 +1,38 @@
+# causalwatch — every target sets itself up from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+# The UCI file beside the project (development and CI); users without it get ucimlrepo.
+DATA ?= $(or $(CAUSALWATCH_DATA),$(wildcard ../shared/data/AirQualityUCI.csv))
+DATA_ARG := $(if $(DATA),--data $(DATA),)
+EPOCHS ?= 40
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/causalwatch train --preset uci --epochs $(EPOCHS) $(DATA_ARG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)
+	$(BIN)/python bench/causal_quality.py $(DATA_ARG)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

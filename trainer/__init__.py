@@ -1,0 +1,1 @@
+"""causalwatch trainer: the causal-structure model, its training loop and health metrics."""

@@ -1,0 +1,241 @@
+"""`causalwatch train` / `python -m trainer`: config → data → training, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer.config import PATCHES, PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def build_parser(prog: str = "causalwatch train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Train the causal-structure model and report its health every epoch.",
+    )
+    p.add_argument("--preset", default="uci", choices=sorted(PRESETS), help="named config")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--data", help="UCI Air Quality CSV (else $CAUSALWATCH_DATA, else ucimlrepo)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config field (repeatable)",
+    )
+    p.add_argument(
+        "--patch", dest="patches", action="append", default=[], choices=sorted(PATCHES),
+        help="apply a named emergency adjustment (repeatable)",
+    )
+    p.add_argument("--config", help="JSON file of config fields, applied before --set")
+    p.add_argument("--backend", help="stream records to this backend (http://host:port)")
+    p.add_argument("--token", default=os.environ.get("CAUSALWATCH_INGEST_TOKEN"),
+                   help="ingest token for --backend (default $CAUSALWATCH_INGEST_TOKEN)")
+    p.add_argument("--run-id", help="run folder name (default: time-preset-random)")
+    p.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _resolve_config(args: argparse.Namespace) -> TrainConfig:
+    overrides: dict[str, Any] = {}
+    if args.config:
+        try:
+            loaded = json.loads(Path(args.config).read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"--config {args.config}: cannot read JSON ({err})", "config") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--config {args.config}: expected a JSON object", "config")
+        overrides.update(loaded)
+    overrides.update(parse_overrides(args.overrides))
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    return build_config(args.preset, overrides, args.patches)
+
+
+def _data_warnings(stats: dict[str, Any], standardized: bool) -> list[str]:
+    """The start-of-run data checks a user must see before trusting the curves."""
+    warnings = []
+    ratio = stats.get("variance_ratio")
+    if not standardized and ratio is not None and ratio > 10:
+        warnings.append(
+            f"raw column variances differ by {ratio:.3g}x and standardize is off: "
+            "gradients will be dominated by the largest columns (try --set standardize=true)"
+        )
+    for item in stats.get("near_deterministic", []):
+        warnings.append(
+            f"{item['column']} is near-deterministic from the other columns "
+            f"(R^2 = {item['r2']:.5f}): consider dropping or merging it"
+        )
+    return warnings
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the loop finishes the current epoch, then stops cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.requested = True
+        # A second Ctrl-C means now.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imports that pull in torch stay here so `--help` and config errors are instant.
+    from trainer.data import DataError, load_dataset
+
+    try:
+        cfg = _resolve_config(args)
+    except ConfigError as err:
+        print(f"causalwatch: invalid config: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = args.run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}-{secrets.token_hex(2)}"
+    if not RUN_ID_PATTERN.match(run_id):
+        print(
+            f"causalwatch: invalid --run-id {run_id!r}: use letters, digits, '.', '_' or '-' "
+            "(at most 80, starting with a letter or digit)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        data = load_dataset(cfg, data_path=args.data)
+    except DataError as err:
+        print(f"causalwatch: data error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return _train_run(args, cfg, data, run_id)
+
+
+def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: str) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from trainer.emitter import Emitter
+    from trainer.loop import train
+    from trainer.runlog import RunFiles
+
+    # These matrices are tiny: extra intra-op threads cost more in sync than they save.
+    torch.set_num_threads(1)
+    run_dir = Path(args.runs_dir) / run_id
+    files = RunFiles(run_dir, cfg.epochs)
+    config_dump = cfg.model_dump()
+    files.write_config({"run_id": run_id, "preset": args.preset, **config_dump})
+    warnings = _data_warnings(data.stats, data.standardized)
+    files.log(f"run {run_id} preset {args.preset} dataset {data.name} ({data.reference_kind})")
+    files.log("config " + json.dumps(config_dump, sort_keys=True))
+    files.log(
+        f"data train {data.train.shape[0]} rows, val {data.val.shape[0]} rows, "
+        f"{len(data.variables)} variables, standardized={data.standardized}"
+    )
+    for w in warnings:
+        files.log("WARNING " + w)
+        print(f"warning: {w}", file=sys.stderr)
+
+    emitter = None
+    if args.backend:
+        emitter = Emitter(args.backend, run_id, token=args.token)
+        emitter.start()
+        emitter.send(
+            "started",
+            preset=args.preset,
+            config=config_dump,
+            data={
+                "name": data.name,
+                "variables": list(data.variables),
+                "reference_kind": data.reference_kind,
+                "reference_edges": [
+                    [data.variables[i], data.variables[j]]
+                    for i, j in zip(*data.reference.nonzero(), strict=True)
+                ],
+                "standardized": data.standardized,
+                "stats": data.stats,
+            },
+        )
+
+    stop = _StopFlag()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bar = tqdm(total=cfg.epochs, unit="epoch", disable=args.quiet, file=sys.stderr,
+               dynamic_ncols=True, desc=run_id[:24])
+    last_f1: list[float | None] = [None]
+
+    def on_record(record: dict[str, Any]) -> None:
+        files.record(record)
+        if emitter is not None:
+            emitter.send("epoch", record=record)
+        if record.get("f1") is not None:
+            last_f1[0] = record["f1"]
+        bar.set_postfix(
+            loss=f"{record['loss_total']:.3g}",
+            clip=f"{record['clip_pct']:.0f}%",
+            std=f"{record['logit_std']:.3f}",
+            F1="-" if last_f1[0] is None else f"{last_f1[0]:.3f}",
+            refresh=False,
+        )
+        bar.update(1)
+
+    try:
+        result = train(
+            cfg, data, run_id,
+            on_record=on_record,
+            checkpoint_path=files.checkpoint_path,
+            should_stop=lambda: stop.requested,
+        )
+    finally:
+        bar.close()
+    summary = result.summary()
+    files.log(f"{result.status.upper()}: {result.reason}")
+    files.log("summary " + json.dumps(summary))
+    files.close()
+    if emitter is not None:
+        if result.status == "failed":
+            emitter.send("failed", reason=result.reason, summary=summary)
+        else:
+            emitter.send("finished", summary=summary)
+        stats = emitter.close(timeout=10.0)
+        if stats["unacked"]:
+            print(
+                f"warning: {stats['unacked']} messages not acknowledged by {args.backend}; "
+                f"all records are in {run_dir / 'metrics.jsonl'}",
+                file=sys.stderr,
+            )
+
+    _print_summary(result, run_dir, data.reference_kind)
+    return EXIT_FAILED if result.status == "failed" else EXIT_OK
+
+
+def _print_summary(result: Any, run_dir: Path, reference_kind: str) -> None:
+    s = result.summary()
+    print(f"{result.status}: {result.reason} ({s['epochs_run']} epochs, {s['seconds']:.1f} s)")
+    if s["best_epoch"] is not None:
+        print(
+            f"best epoch {s['best_epoch']} (lowest val_recon {s['best_val_recon']:.4g}): "
+            f"F1 {s['best_f1']:.3f}, SHD {s['best_shd']} against the {reference_kind}"
+        )
+    print(f"run folder: {run_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] == "train":
+        argv = argv[1:]
+    elif argv and not argv[0].startswith("-"):
+        print(f"causalwatch: unknown command {argv[0]!r}; available: train", file=sys.stderr)
+        return EXIT_USAGE
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

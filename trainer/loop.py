@@ -1,0 +1,240 @@
+"""Epochs: optimise, measure, emit. One record per epoch (trainer.protocol.EpochRecord)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer import graph_metrics, health
+from trainer.config import TrainConfig
+from trainer.data import Dataset
+from trainer.losses import LossBreakdown, structure_loss
+from trainer.model import CausalStructureModel
+
+RecordSink = Callable[[dict[str, Any]], None]
+
+
+class NonFiniteError(RuntimeError):
+    """Loss or gradients stopped being finite; training on NaN would only hide it."""
+
+
+@dataclass
+class RunResult:
+    status: str  # "completed" | "early_stopped" | "stopped" | "failed"
+    reason: str
+    epochs_run: int
+    best_epoch: int | None
+    best_record: dict[str, Any] | None
+    last_record: dict[str, Any] | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready digest for the `finished` message and the terminal."""
+        best = self.best_record or {}
+        last = self.last_record or {}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "best_val_recon": best.get("val_recon"),
+            "best_f1": best.get("f1"),
+            "best_shd": best.get("shd"),
+            "final_f1": last.get("f1"),
+            "final_shd": last.get("shd"),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def get_lr(epoch: int, cfg: TrainConfig) -> float:
+    """Learning rate for 1-based `epoch`: linear warmup init → max, then the schedule.
+
+    Warmup: epoch 1 runs at `learning_rate_init`, epoch `warmup_epochs + 1` at
+    `learning_rate_max`. Cosine then decays back to `learning_rate_init` at the last epoch.
+    """
+    lo, hi, warm = cfg.learning_rate_init, cfg.learning_rate_max, cfg.warmup_epochs
+    if epoch <= warm:
+        return lo + (hi - lo) * (epoch - 1) / warm
+    if cfg.lr_schedule == "constant":
+        return hi
+    span = max(1, cfg.epochs - warm - 1)
+    progress = min(1.0, (epoch - warm - 1) / span)
+    return lo + (hi - lo) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _check_finite(terms: LossBreakdown, where: str) -> None:
+    for name in ("recon", "sparse", "acyclic", "disen"):
+        value = getattr(terms, name)
+        if not torch.isfinite(value):
+            raise NonFiniteError(f"non-finite loss_{name} ({value.item()}) at {where}")
+
+
+@torch.no_grad()
+def validation_recon(model: CausalStructureModel, x_val: torch.Tensor) -> float:
+    """Unweighted reconstruction MSE on the validation split; restores train mode."""
+    model.eval()
+    x_hat, _, _ = model(x_val)
+    model.train()
+    return float(torch.mean((x_val - x_hat) ** 2))
+
+
+def train(
+    cfg: TrainConfig,
+    data: Dataset,
+    run_id: str,
+    *,
+    on_record: RecordSink | None = None,
+    checkpoint_path: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Train the model on `data` under `cfg`, calling `on_record` once per epoch."""
+    torch.manual_seed(cfg.seed)
+    started = time.perf_counter()
+    x_train = torch.as_tensor(data.train, dtype=torch.float32)
+    x_val = torch.as_tensor(data.val, dtype=torch.float32)
+    n, d = x_train.shape
+    reference = data.reference.astype(np.int8)
+    k_reference = int(reference.sum())
+
+    model = CausalStructureModel(
+        d, cfg.latent_dim, cfg.hidden_dim, cfg.sparsify_method, cfg.topk_edges
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
+    params = list(model.parameters())
+    shuffler = torch.Generator().manual_seed(cfg.seed)
+    weights = {
+        "lambda_recon": cfg.lambda_recon,
+        "lambda_sparse": cfg.lambda_sparse,
+        "lambda_acyclic": cfg.lambda_acyclic,
+        "lambda_disen": cfg.lambda_disen,
+    }
+
+    history: list[dict[str, Any]] = []
+    epoch_times: list[float] = []
+    best_val = math.inf
+    best_epoch: int | None = None
+    best_record: dict[str, Any] | None = None
+    step = 0
+    status, reason = "completed", f"ran all {cfg.epochs} epochs"
+
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        lr = get_lr(epoch, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        sums = {"recon": 0.0, "sparse": 0.0, "acyclic": 0.0, "disen": 0.0}
+        norms: list[float] = []
+        try:
+            for batch_idx in torch.randperm(n, generator=shuffler).split(cfg.batch_size):
+                xb = x_train[batch_idx]
+                x_hat, z, probs = model(xb)
+                terms = structure_loss(
+                    xb, x_hat, z, probs, acyclicity=cfg.acyclicity, **weights
+                )
+                _check_finite(terms, f"epoch {epoch} step {step + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                # clip_grad_norm_ returns the norm before clipping: the clip% numerator.
+                norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm))
+                if not math.isfinite(norm):
+                    raise NonFiniteError(
+                        f"non-finite gradient norm ({norm}) at epoch {epoch} step {step + 1}"
+                    )
+                optimizer.step()
+                step += 1
+                norms.append(norm)
+                for name in sums:
+                    sums[name] += float(getattr(terms, name))
+        except NonFiniteError as err:
+            status, reason = "failed", str(err)
+            break
+
+        n_steps = len(norms)
+        means = {name: total / n_steps for name, total in sums.items()}
+        shares = health.loss_shares(means)
+        with torch.no_grad():
+            probs_np = model.edge_probabilities().numpy().astype(np.float64)
+            logit_mean, logit_std = health.logit_stats(model.off_diagonal_logits().numpy())
+        threshold = graph_metrics.tuned_threshold(probs_np)
+        tuned = graph_metrics.threshold_graph(probs_np, threshold)
+
+        record: dict[str, Any] = {
+            "run_id": run_id,
+            "epoch": epoch,
+            "step": step,
+            "time": time.time(),
+            "lr": lr,
+            "loss_total": sum(means.values()),
+            **{f"loss_{name}": value for name, value in means.items()},
+            **{f"share_{name}": value for name, value in shares.items()},
+            "clip_pct": health.clip_pct(norms, cfg.grad_clip_norm),
+            "grad_norm_mean": float(np.mean(norms)),
+            "grad_norm_max": float(np.max(norms)),
+            "logit_mean": logit_mean,
+            "logit_std": logit_std,
+            "edges_at_05": health.count_edges_above(probs_np, 0.5),
+            "threshold_tuned": threshold,
+            "edges_tuned": int(tuned.sum()),
+            "edges_topk": int(graph_metrics.topk_graph(probs_np, k_reference).sum()),
+            "is_best": False,
+        }
+
+        is_eval = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        if is_eval:
+            scores = graph_metrics.score_graph(tuned, reference)
+            val_recon = validation_recon(model, x_val)
+            record.update(
+                shd=scores.shd,
+                f1=scores.f1,
+                precision=scores.precision,
+                recall=scores.recall,
+                f1_skeleton=scores.f1_skeleton,
+                val_recon=val_recon,
+            )
+            # Model selection is label-free: the reference graph never picks the checkpoint.
+            if math.isfinite(val_recon) and val_recon < best_val:
+                best_val, best_epoch = val_recon, epoch
+                record["is_best"] = True
+                if checkpoint_path is not None:
+                    torch.save({"epoch": epoch, "model": model.state_dict()}, checkpoint_path)
+
+        epoch_times.append(time.perf_counter() - t0)
+        record["epoch_seconds"] = epoch_times[-1]
+        record["eta_seconds"] = health.eta_seconds(epoch_times, cfg.epochs - epoch)
+        history.append(record)
+        if record["is_best"]:
+            best_record = record
+        if on_record is not None:
+            on_record(record)
+
+        if (
+            is_eval
+            and cfg.patience
+            and best_epoch is not None
+            and epoch - best_epoch >= cfg.patience
+        ):
+            status = "early_stopped"
+            reason = f"no val_recon improvement for {epoch - best_epoch} epochs (best {best_epoch})"
+            break
+        if should_stop is not None and should_stop():
+            status, reason = "stopped", f"stop requested after epoch {epoch}"
+            break
+
+    return RunResult(
+        status=status,
+        reason=reason,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        best_record=best_record,
+        last_record=history[-1] if history else None,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )

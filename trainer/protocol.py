@@ -1,0 +1,78 @@
+"""The trainer's wire format: versioned JSON messages over `WS /ws/ingest/{run_id}`.
+
+Every message is one JSON object ``{"v": 1, "type": ..., "run_id": ..., "seq": n, ...}``.
+``seq`` counts the run's messages from 0, so a resent message is recognisable;
+the receiver answers ``{"type": "ack", "seq": n}`` once the message is stored, and
+``{"type": "error", "seq": n, "detail": ...}`` when it refuses one.
+
+Message types:
+- ``started``  ``{"config": {...}, "data": {...}}`` once, first;
+- ``epoch``    ``{"record": EpochRecord}`` once per epoch;
+- ``alert``    ``{"alert": {...}}`` data checks the trainer makes at start;
+- ``finished`` ``{"summary": {...}}`` the run ended normally (completed or early-stopped);
+- ``failed``   ``{"reason": "..."}`` the run stopped on an error (e.g. non-finite loss).
+
+No torch here: the backend imports this module to validate what it receives.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROTOCOL_VERSION = 1
+MessageType = Literal["started", "epoch", "alert", "finished", "failed"]
+
+
+class EpochRecord(BaseModel):
+    """One epoch's health metrics; docs/metrics.md defines each field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    epoch: int = Field(ge=1)
+    step: int = Field(ge=0)
+    time: float
+    lr: float
+    loss_total: float
+    loss_recon: float
+    loss_sparse: float
+    loss_acyclic: float
+    loss_disen: float
+    share_recon: float = Field(ge=0, le=100)
+    share_sparse: float = Field(ge=0, le=100)
+    share_acyclic: float = Field(ge=0, le=100)
+    share_disen: float = Field(ge=0, le=100)
+    clip_pct: float = Field(ge=0, le=100)
+    grad_norm_mean: float
+    grad_norm_max: float
+    logit_mean: float
+    logit_std: float
+    edges_at_05: int = Field(ge=0)
+    threshold_tuned: float
+    edges_tuned: int = Field(ge=0)
+    edges_topk: int = Field(ge=0)
+    shd: int | None = None
+    f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1_skeleton: float | None = None
+    val_recon: float | None = None
+    is_best: bool = False
+    epoch_seconds: float = Field(ge=0)
+    eta_seconds: float = Field(ge=0)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        # A stored record is plotted and compared: non-finite numbers end the run instead.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def make_message(msg_type: MessageType, run_id: str, seq: int, **payload: Any) -> dict[str, Any]:
+    """A protocol message as a JSON-ready dict."""
+    return {"v": PROTOCOL_VERSION, "type": msg_type, "run_id": run_id, "seq": seq, **payload}

@@ -31,6 +31,9 @@ class TrainConfig(BaseModel):
     lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="after warmup: cosine decay to learning_rate_init, or constant"
     )
+    adjacency_lr_scale: float = Field(
+        20.0, gt=0, le=1e6, description="adjacency logits learn at lr × this (own param group)"
+    )
     grad_clip_norm: float = Field(1.0, gt=0, le=1e6, description="max global grad norm")
     epochs: int = Field(100, ge=1, le=100_000)
     batch_size: int = Field(128, ge=1, le=1_000_000)

@@ -7,16 +7,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from trainer import graph_metrics, health
 from trainer.config import TrainConfig
-from trainer.data import Dataset
 from trainer.losses import LossBreakdown, structure_loss
 from trainer.model import CausalStructureModel
+
+if TYPE_CHECKING:
+    from trainer.data import Dataset
 
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -107,7 +109,16 @@ def train(
     model = CausalStructureModel(
         d, cfg.latent_dim, cfg.hidden_dim, cfg.sparsify_method, cfg.topk_edges
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
+    # The graph gets its own parameter group (as in ENCO, Lippe et al. 2022): structure
+    # logits must travel several units while the SEM weights take small steps.
+    sem_params = [p for name, p in model.named_parameters() if name != "adj_logits"]
+    optimizer = torch.optim.Adam(
+        [
+            {"params": sem_params, "lr_scale": 1.0},
+            {"params": [model.adj_logits], "lr_scale": cfg.adjacency_lr_scale},
+        ],
+        lr=cfg.learning_rate_init,
+    )
     params = list(model.parameters())
     shuffler = torch.Generator().manual_seed(cfg.seed)
     weights = {
@@ -129,7 +140,7 @@ def train(
         t0 = time.perf_counter()
         lr = get_lr(epoch, cfg)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         sums = {"recon": 0.0, "sparse": 0.0, "acyclic": 0.0, "disen": 0.0}
         norms: list[float] = []
         try:
@@ -152,7 +163,7 @@ def train(
                 step += 1
                 norms.append(norm)
                 for name in sums:
-                    sums[name] += float(getattr(terms, name))
+                    sums[name] += float(getattr(terms, name).detach())
         except NonFiniteError as err:
             status, reason = "failed", str(err)
             break

@@ -74,8 +74,9 @@ class CausalStructureModel(nn.Module):
     def sparsify(self, probs: Tensor) -> Tensor:
         """The adjacency the decoders use.
 
-        `topk` keeps the k largest probabilities and zeroes the rest (a hard, non-differentiable
-        mask: dropped edges get no reconstruction gradient); `sigmoid` uses P as it is.
+        `topk` keeps the k largest probabilities and zeroes the rest in the forward pass; the
+        backward pass is straight-through (Bengio et al. 2013), so a dropped edge still learns
+        how much it would help and can re-enter the top k. `sigmoid` uses P as it is.
         """
         if self.sparsify_method == "sigmoid":
             return probs
@@ -83,7 +84,8 @@ class CausalStructureModel(nn.Module):
         flat = probs.flatten()
         keep = torch.zeros_like(flat)
         keep[torch.topk(flat, k).indices] = 1.0
-        return probs * keep.view_as(probs)
+        hard = probs * keep.view_as(probs)
+        return probs + (hard - probs).detach()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x: (B, d) -> (x_hat (B, d), latents (B, d, k), edge probabilities (d, d))."""

@@ -52,7 +52,9 @@ def _resolve_config(args: argparse.Namespace) -> TrainConfig:
         try:
             loaded = json.loads(Path(args.config).read_text("utf-8"))
         except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"--config {args.config}: cannot read JSON ({err})", "config") from None
+            raise ConfigError(
+                f"--config {args.config}: cannot read JSON ({err})", "config"
+            ) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config {args.config}: expected a JSON object", "config")
         overrides.update(loaded)

@@ -171,7 +171,8 @@ def format_validation_error(err: ValidationError) -> ConfigError:
         if loc and first_field is None:
             first_field = loc
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown field {loc!r}; known fields: {', '.join(TrainConfig.model_fields)}")
+            known = ", ".join(TrainConfig.model_fields)
+            lines.append(f"unknown field {loc!r}; known fields: {known}")
         elif loc in TrainConfig.model_fields:
             lines.append(
                 f"{loc}: {e['msg']} (got {e.get('input')!r}; allowed: {_describe_constraint(loc)})"

@@ -76,7 +76,8 @@ def score_graph(predicted: np.ndarray, reference: np.ndarray) -> GraphScores:
 
     pred_skel = (pred | pred.T) & upper
     true_skel = (true | true.T) & upper
-    _, _, f1_skel = _f1(int((pred_skel & true_skel).sum()), int(pred_skel.sum()), int(true_skel.sum()))
+    tp_skel = int((pred_skel & true_skel).sum())
+    _, _, f1_skel = _f1(tp_skel, int(pred_skel.sum()), int(true_skel.sum()))
     return GraphScores(shd=shd, precision=precision, recall=recall, f1=f1, f1_skeleton=f1_skel)
 
 

@@ -57,7 +57,7 @@ class CausalStructureModel(nn.Module):
     ) -> None:
         super().__init__()
         if sparsify_method not in ("topk", "sigmoid"):
-            raise ValueError(f"sparsify_method must be 'topk' or 'sigmoid', got {sparsify_method!r}")
+            raise ValueError(f"sparsify_method: 'topk' or 'sigmoid', got {sparsify_method!r}")
         self.d = d
         self.sparsify_method = sparsify_method
         self.topk_edges = topk_edges if topk_edges is not None else d

@@ -20,6 +20,7 @@ from trainer.model import CausalStructureModel
 if TYPE_CHECKING:
     from trainer.data import Dataset
 
+EVAL_FIELDS = ("shd", "f1", "precision", "recall", "f1_skeleton", "val_recon")
 RecordSink = Callable[[dict[str, Any]], None]
 
 
@@ -195,6 +196,8 @@ def train(
             "threshold_tuned": threshold,
             "edges_tuned": int(tuned.sum()),
             "edges_topk": int(graph_metrics.topk_graph(probs_np, k_reference).sum()),
+            # Filled on evaluation epochs only; null otherwise, so every record has every key.
+            **dict.fromkeys(EVAL_FIELDS),
             "is_best": False,
         }
 

@@ -110,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.backend:
+        from trainer.emitter import ingest_url
+
+        try:
+            ingest_url(args.backend, run_id)
+        except ValueError as err:
+            print(f"causalwatch: invalid --backend: {err}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         data = load_dataset(cfg, data_path=args.data)
     except DataError as err:

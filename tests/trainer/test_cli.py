@@ -96,6 +96,7 @@ def test_synthetic_run_and_standard_raw_warning(tmp_path: Path, uci_csv_path: Pa
         (["--set", "sparsify_method=gumbel"], "'topk', 'sigmoid'"),
         (["--set", "no_such_field=1"], "unknown field 'no_such_field'"),
         (["--run-id", "../escape"], "invalid --run-id"),
+        (["--backend", "ftp://example"], "invalid --backend"),
     ],
 )
 def test_bad_config_exits_2_naming_the_field(

@@ -141,7 +141,7 @@ PATCHES: dict[str, dict[str, Any]] = {
 }
 
 
-def _describe_constraint(name: str) -> str:
+def describe_field(name: str) -> str:
     """The allowed values of a field, in words, from its declared constraints."""
     field = TrainConfig.model_fields[name]
     ann = field.annotation
@@ -175,7 +175,7 @@ def format_validation_error(err: ValidationError) -> ConfigError:
             lines.append(f"unknown field {loc!r}; known fields: {known}")
         elif loc in TrainConfig.model_fields:
             lines.append(
-                f"{loc}: {e['msg']} (got {e.get('input')!r}; allowed: {_describe_constraint(loc)})"
+                f"{loc}: {e['msg']} (got {e.get('input')!r}; allowed: {describe_field(loc)})"
             )
         else:
             lines.append(e["msg"].removeprefix("Value error, "))

@@ -1,0 +1,54 @@
+"""REST: the presets and the config schema the launch form is built from."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.errors import not_found
+from backend.schemas import FieldInfo, Preset
+from trainer.config import PATCHES, PRESETS, TrainConfig, build_config, describe_field
+
+router = APIRouter(prefix="/api", tags=["presets"])
+
+DESCRIPTIONS = {
+    "standard": "the seed's hyperparameters on raw UCI data (the configuration that failed)",
+    "synthetic": "the standard hyperparameters on a synthetic ER graph with known truth",
+    "uci": "the seed's adjusted hyperparameters on standardized UCI data",
+}
+
+
+@router.get("/presets", response_model=list[Preset])
+def list_presets() -> list[Preset]:
+    return [get_preset(name) for name in PRESETS]
+
+
+@router.get("/presets/{name}", response_model=Preset)
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise not_found(f"preset {name!r}")
+    return Preset(
+        name=name, config=build_config(name).model_dump(), description=DESCRIPTIONS.get(name, "")
+    )
+
+
+@router.get("/patches")
+def list_patches() -> dict[str, dict[str, object]]:
+    """The seed's emergency adjustments, by name."""
+    return PATCHES
+
+
+@router.get("/config-schema", response_model=list[FieldInfo])
+def config_schema() -> list[FieldInfo]:
+    """Every config field with its type, default and allowed values."""
+    out = []
+    for name, field in TrainConfig.model_fields.items():
+        out.append(
+            FieldInfo(
+                name=name,
+                type=getattr(field.annotation, "__name__", str(field.annotation)),
+                default=field.default,
+                allowed=describe_field(name),
+                description=field.description,
+            )
+        )
+    return out

@@ -1,0 +1,195 @@
+"""REST: runs, their metrics, alerts, scorecard, logs; stop and restart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from backend import scorecard
+from backend.api.deps import RunDep, ServicesDep
+from backend.errors import ApiError, not_found
+from backend.schemas import (
+    AlertPublic,
+    RestartRequest,
+    RunCreate,
+    RunList,
+    RunPublic,
+    RunStatus,
+    StatusEventPublic,
+)
+from backend.services import Services
+from trainer.config import ConfigError, TrainConfig, build_config
+from trainer.protocol import EpochRecord
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+METRIC_FIELDS = list(EpochRecord.model_fields)
+
+
+def _new_run_id(preset: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}-{secrets.token_hex(3)}"
+
+
+def _validated_config(preset: str, overrides: dict[str, Any]) -> TrainConfig:
+    try:
+        return build_config(preset, overrides)
+    except ConfigError as err:
+        field = err.field if err.field in ("preset", "patch") else f"overrides.{err.field}"
+        raise ApiError(422, str(err), field if err.field else "overrides") from None
+
+
+def _launch(
+    services: Services,
+    *,
+    preset: str,
+    config: TrainConfig,
+    name: str | None,
+    parent_id: str | None = None,
+    parent_alert_id: int | None = None,
+) -> RunPublic:
+    queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
+    if queued >= services.settings.max_queued:
+        raise ApiError(
+            429, f"{queued} runs are already queued (max_queued={services.settings.max_queued})"
+        )
+    run = services.store.create_run(
+        run_id=_new_run_id(preset),
+        preset=preset,
+        config=config.model_dump(),
+        name=name,
+        parent_id=parent_id,
+        parent_alert_id=parent_alert_id,
+    )
+    services.publish_status(run)
+    services.loop.call_soon_threadsafe(services.supervisor.poke)
+    return run
+
+
+@router.post("", status_code=201, response_model=RunPublic)
+def create_run(body: RunCreate, services: ServicesDep) -> RunPublic:
+    """Validate the config (preset + overrides), record the run, queue its trainer."""
+    config = _validated_config(body.preset, body.overrides)
+    return _launch(services, preset=body.preset, config=config, name=body.name)
+
+
+@router.get("", response_model=RunList)
+def list_runs(
+    services: ServicesDep,
+    status: Annotated[RunStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunList:
+    runs = services.store.list_runs(
+        status=status.value if status else None, limit=limit, offset=offset
+    )
+    return RunList(runs=runs, count=len(runs))
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(run: RunDep) -> RunPublic:
+    return run
+
+
+@router.get("/{run_id}/metrics", response_model=None)
+def get_metrics(
+    run: RunDep,
+    services: ServicesDep,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+    since_epoch: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Every stored epoch record; `format=csv|json` downloads it as a file."""
+    records = services.store.get_metrics(run.id, since_epoch=since_epoch)
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv",
+            headers=_attachment(f"{run.id}-metrics.csv"),
+        )
+    headers = _attachment(f"{run.id}-metrics.json") if format == "json" else None
+    return JSONResponse(records, headers=headers)
+
+
+@router.get("/{run_id}/alerts", response_model=list[AlertPublic])
+def get_alerts(run: RunDep, services: ServicesDep) -> list[AlertPublic]:
+    return services.store.list_alerts(run.id)
+
+
+@router.get("/{run_id}/events", response_model=list[StatusEventPublic])
+def get_events(run: RunDep, services: ServicesDep) -> list[StatusEventPublic]:
+    return services.store.status_events(run.id)
+
+
+@router.get("/{run_id}/scorecard")
+def get_scorecard(run: RunDep, services: ServicesDep) -> dict[str, Any]:
+    history = services.store.get_metrics(run.id)
+    return scorecard.evaluate_scorecard(
+        run.config, history, _reference_edges(run), run.status.finished
+    )
+
+
+@router.get("/{run_id}/log", response_class=FileResponse)
+def get_log(run: RunDep, services: ServicesDep) -> FileResponse:
+    """The run's plain-text log, as a download."""
+    runs_dir = services.settings.runs_dir.resolve()
+    path = (runs_dir / run.id / "train.log").resolve()
+    # The id is pattern-checked and known to the database; this guards the join anyway.
+    if not path.is_relative_to(runs_dir) or not path.is_file():
+        raise not_found(f"log of run {run.id!r}")
+    return FileResponse(path, media_type="text/plain", filename=f"{run.id}-train.log")
+
+
+@router.post("/{run_id}/stop", response_model=RunPublic)
+def stop_run(run: RunDep, services: ServicesDep) -> RunPublic:
+    """Stop gracefully (the trainer ends its epoch); force after the stop timeout."""
+    if run.status.finished:
+        raise ApiError(409, f"run {run.id!r} already ended ({run.status.value})")
+    return services.supervisor.stop(run.id) or run
+
+
+@router.post("/{run_id}/restart", status_code=201, response_model=RunPublic)
+def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> RunPublic:
+    """A new run from this one's config + an alert's fix (`alert_id`) + `overrides`."""
+    patch: dict[str, Any] = {}
+    label = "restart"
+    if body.alert_id is not None:
+        alert = services.store.get_alert(body.alert_id)
+        if alert is None or alert.run_id != run.id:
+            raise ApiError(
+                422, f"alert {body.alert_id} is not an alert of run {run.id!r}", "alert_id"
+            )
+        patch = dict(alert.suggested_changes)
+        label = f"fix {alert.rule}"
+    config = _validated_config(run.preset, {**run.config, **patch, **body.overrides})
+    name = body.name or f"{run.name or run.id} · {label}"
+    return _launch(
+        services,
+        preset=run.preset,
+        config=config,
+        name=name,
+        parent_id=run.id,
+        parent_alert_id=body.alert_id,
+    )
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def _reference_edges(run: RunPublic) -> int:
+    data = run.data or {}
+    edges = data.get("reference_edges")
+    if isinstance(edges, list):
+        return len(edges)
+    if run.config.get("dataset") == "synthetic":
+        return int(run.config.get("synthetic_edges", 0))
+    return 13

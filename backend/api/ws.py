@@ -1,0 +1,143 @@
+"""Websockets: trainer ingest in, live run events out to browsers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from backend.hub import ALL_RUNS, Subscription
+from backend.services import Services
+
+router = APIRouter(tags=["websockets"])
+logger = logging.getLogger("causalwatch.ws")
+
+MAX_FRAME_BYTES = 1_000_000  # one epoch record is ~1 KB; a started message a few KB
+UNKNOWN_RUN = 4404
+
+
+def _services(ws: WebSocket) -> Services:
+    return ws.app.state.services  # type: ignore[no-any-return]
+
+
+@router.websocket("/ws/ingest/{run_id}")
+async def ingest(ws: WebSocket, run_id: str) -> None:
+    """One JSON message per frame from a trainer; each answered with an ack or an error."""
+    services = _services(ws)
+    run = await asyncio.to_thread(services.store.get_run, run_id)
+    await ws.accept()
+    if run is None:
+        await ws.close(code=UNKNOWN_RUN, reason=f"unknown run {run_id!r}"[:120])
+        return
+    try:
+        while True:
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            text = frame.get("text")
+            if text is None:
+                await ws.send_json({"type": "error", "seq": None, "detail": "frames must be text"})
+                continue
+            if len(text) > MAX_FRAME_BYTES:
+                await ws.send_json(
+                    {"type": "error", "seq": None,
+                     "detail": f"frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}"}
+                )
+                continue
+            try:
+                message: Any = json.loads(text)
+            except ValueError:
+                await ws.send_json({"type": "error", "seq": None, "detail": "frame is not JSON"})
+                continue
+            await ws.send_json(await services.ingest.handle(run, message))
+    except WebSocketDisconnect:
+        pass
+
+
+@router.websocket("/ws/runs/{run_id}")
+async def run_stream(ws: WebSocket, run_id: str) -> None:
+    """A snapshot of the run (metrics, alerts, status), then every new event."""
+    services = _services(ws)
+    await ws.accept()
+    async with services.hub.subscribe(run_id) as sub:
+        run = await asyncio.to_thread(services.store.get_run, run_id)
+        if run is None:
+            await ws.close(code=UNKNOWN_RUN, reason="unknown run")
+            return
+        metrics = await asyncio.to_thread(services.store.get_metrics, run_id)
+        alerts = await asyncio.to_thread(services.store.list_alerts, run_id)
+        await ws.send_json(
+            {
+                "type": "snapshot",
+                "run_id": run_id,
+                "run": run.model_dump(mode="json"),
+                "metrics": metrics,
+                "alerts": [a.model_dump(mode="json") for a in alerts],
+            }
+        )
+        seen_epochs = {m["epoch"] for m in metrics}
+        seen_alerts = {a.id for a in alerts}
+
+        def fresh(event: dict[str, Any]) -> bool:
+            # Events published between subscribing and the snapshot are in both: skip them.
+            if event["type"] == "metric":
+                epoch = event["record"]["epoch"]
+                if epoch in seen_epochs:
+                    return False
+                seen_epochs.add(epoch)
+            elif event["type"] == "alert":
+                if event["alert"]["id"] in seen_alerts:
+                    return False
+                seen_alerts.add(event["alert"]["id"])
+            return True
+
+        await _pump(ws, sub, fresh)
+
+
+@router.websocket("/ws/runs")
+async def all_runs_stream(ws: WebSocket) -> None:
+    """The run list, then status changes, metrics and alerts of every run."""
+    services = _services(ws)
+    await ws.accept()
+    async with services.hub.subscribe(ALL_RUNS) as sub:
+        runs = await asyncio.to_thread(services.store.list_runs)
+        await ws.send_json(
+            {"type": "snapshot", "runs": [r.model_dump(mode="json") for r in runs]}
+        )
+        await _pump(ws, sub, lambda _event: True)
+
+
+async def _pump(ws: WebSocket, sub: Subscription, keep: Any) -> None:
+    """Forward events until the browser leaves or the subscription lags out."""
+    receiver = asyncio.create_task(_drain_client(ws))
+    try:
+        while True:
+            getter = asyncio.create_task(sub.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                getter.cancel()
+                return
+            event = getter.result()
+            if event is None:
+                await ws.close(code=1013, reason="client too slow; reconnect to catch up")
+                return
+            if keep(event):
+                await ws.send_json(event)
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        receiver.cancel()
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Browsers only listen; reading is how a disconnect is noticed."""
+    try:
+        while True:
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return

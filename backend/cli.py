@@ -1,0 +1,108 @@
+"""`causalwatch`: `up` serves the backend; `train` runs a trainer in this terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+EXIT_USAGE = 2
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: greppable by humans, parseable by log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def up_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="causalwatch up", description="Serve the causalwatch backend.")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="API port (default 8000)")
+    p.add_argument("--dashboard-port", type=int, help="dashboard port (default 8050)")
+    p.add_argument("--db", help="SQLAlchemy URL (default sqlite under --runs-dir; or DATABASE_URL)")
+    p.add_argument("--runs-dir", help="where run folders and the SQLite file live (default runs)")
+    p.add_argument("--max-runs", type=int, help="trainer processes at once (default 2)")
+    p.add_argument("--data", help="UCI Air Quality CSV handed to trainers")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def up(argv: list[str]) -> int:
+    import uvicorn
+
+    from backend.main import create_app
+    from backend.settings import Settings
+
+    args = up_parser().parse_args(argv)
+    given = {
+        "host": args.host, "port": args.port, "dashboard_port": args.dashboard_port,
+        "database_url": args.db, "runs_dir": args.runs_dir, "max_runs": args.max_runs,
+        "data": args.data,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as err:
+        for e in err.errors():
+            field = ".".join(str(p) for p in e["loc"])
+            print(f"causalwatch up: --{field.replace('_', '-')}: {e['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.log_level.upper())
+    logging.getLogger("causalwatch").info(
+        "causalwatch API on http://%s:%s (database %s, runs in %s)",
+        settings.host, settings.port, settings.db_url.split("@")[-1], settings.runs_dir,
+    )
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_config=None, ws_max_size=2**21, timeout_graceful_shutdown=settings.stop_timeout + 5,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = "up, train"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: causalwatch {{{commands}}} ...\n"
+              "  up     serve the backend (and, later, the dashboard)\n"
+              "  train  train in this terminal with a progress bar (python -m trainer)")
+        return 0 if argv else EXIT_USAGE
+    command, rest = argv[0], argv[1:]
+    if command == "up":
+        return up(rest)
+    if command == "train":
+        # The trainer is its own program; the backend never imports its internals.
+        os.execv(sys.executable, [sys.executable, "-m", "trainer", *rest])
+    print(f"causalwatch: unknown command {command!r}; available: {commands}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

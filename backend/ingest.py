@@ -1,0 +1,243 @@
+"""Trainer messages in: validate, store once (batched commits), evaluate red flags, publish.
+
+Every acknowledgement follows the commit of its record: an acked epoch is on disk. Records
+from all connected trainers share one writer task, which commits whatever arrived while
+the previous commit ran in one transaction — SQLite has a single writer anyway, and one
+commit per batch instead of per record is what makes thousands of records/s possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from backend import rules
+from backend.hub import Hub
+from backend.schemas import RunPublic
+from backend.store import Store
+from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+
+logger = logging.getLogger("causalwatch.ingest")
+
+MAX_BATCH = 500
+
+
+class MessageError(ValueError):
+    """A message we refuse; the detail goes back to the trainer in an error frame."""
+
+
+@dataclass
+class RunState:
+    """What rule evaluation needs of a run, kept in memory after its first message."""
+
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    fired: set[str]
+    data: dict[str, Any] | None = None
+    failure: str | None = None
+    epochs: set[int] = field(default_factory=set)
+
+
+class IngestWriter:
+    """One task committing queued records in batches; `submit` resolves after the commit."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def submit(self, record: dict[str, Any]) -> bool:
+        """True if stored now, False if it was already stored (a resend)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((record, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                inserted = await asyncio.to_thread(self.store.add_metrics, [r for r, _ in batch])
+            except Exception as err:  # resolve every waiter; they answer with error frames
+                logger.exception("storing %d records failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            for (_, fut), ok in zip(batch, inserted, strict=True):
+                if not fut.done():
+                    fut.set_result(ok)
+
+    async def close(self) -> None:
+        """Let queued records commit, then stop."""
+        for _ in range(200):
+            if self._queue.empty():
+                break
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+
+
+class Ingest:
+    """Handles one decoded message of one run; returns the frame to answer with."""
+
+    def __init__(
+        self,
+        store: Store,
+        writer: IngestWriter,
+        hub: Hub,
+        on_report: Callable[[str, str, dict[str, Any]], None],
+        on_alert: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.hub = hub
+        self.on_report = on_report
+        self.on_alert = on_alert
+        self._states: dict[str, RunState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def handle(self, run: RunPublic, message: Any) -> dict[str, Any]:
+        seq = message.get("seq") if isinstance(message, dict) else None
+        try:
+            msg_type = self._check_envelope(run.id, message)
+            async with self._locks.setdefault(run.id, asyncio.Lock()):
+                await self._dispatch(run, msg_type, message)
+        except MessageError as err:
+            logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
+            return {"type": "error", "seq": seq, "detail": str(err)}
+        return {"type": "ack", "seq": seq}
+
+    @staticmethod
+    def _check_envelope(run_id: str, message: Any) -> str:
+        if not isinstance(message, dict):
+            raise MessageError("a message must be a JSON object")
+        if message.get("v") != PROTOCOL_VERSION:
+            raise MessageError(f"v: unsupported protocol version {message.get('v')!r}")
+        seq = message.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise MessageError(f"seq: must be a non-negative integer, got {seq!r}")
+        if message.get("run_id") != run_id:
+            raise MessageError(f"run_id: {message.get('run_id')!r} does not match the URL")
+        msg_type = message.get("type")
+        if msg_type not in ("started", "epoch", "alert", "finished", "failed"):
+            raise MessageError(f"type: unknown message type {msg_type!r}")
+        return str(msg_type)
+
+    async def _state(self, run: RunPublic) -> RunState:
+        state = self._states.get(run.id)
+        if state is None:
+            history = await asyncio.to_thread(self.store.get_metrics, run.id)
+            fired = await asyncio.to_thread(self.store.fired_rules, run.id)
+            state = RunState(run.config, history, fired, run.data)
+            state.epochs = {r["epoch"] for r in history}
+            self._states[run.id] = state
+        return state
+
+    async def _dispatch(self, run: RunPublic, msg_type: str, message: dict[str, Any]) -> None:
+        state = await self._state(run)
+        if msg_type == "epoch":
+            await self._epoch(run, state, message.get("record"))
+        elif msg_type == "started":
+            data = message.get("data")
+            if not isinstance(data, dict):
+                raise MessageError("data: the started message needs a data object")
+            state.data = data
+            await asyncio.to_thread(self.store.set_run_data, run.id, data)
+            await self._evaluate(run, state)
+        elif msg_type in ("finished", "failed"):
+            summary = message.get("summary") if isinstance(message.get("summary"), dict) else {}
+            if msg_type == "failed":
+                reason = message.get("reason")
+                if not isinstance(reason, str):
+                    raise MessageError("reason: the failed message needs a reason string")
+                state.failure = reason
+                self.on_report(run.id, "failed", {"reason": reason, **summary})
+                await self._evaluate(run, state)
+            else:
+                self.on_report(run.id, "finished", summary)
+            await asyncio.to_thread(self.store.set_summary, run.id, summary)
+        # "alert" messages are reserved for trainer-side checks; accepted and ignored.
+
+    async def _epoch(self, run: RunPublic, state: RunState, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            raise MessageError("record: an epoch message needs a record object")
+        try:
+            record = EpochRecord.model_validate(raw).model_dump()
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "record"
+            raise MessageError(f"record.{loc}: {first['msg']}") from None
+        if record["run_id"] != run.id:
+            raise MessageError("record.run_id: does not match the URL")
+        if record["epoch"] > run.epochs_total:
+            raise MessageError(
+                f"record.epoch: {record['epoch']} is beyond the run's {run.epochs_total} epochs"
+            )
+        try:
+            inserted = await self.writer.submit(record)
+        except Exception as err:
+            raise MessageError(f"could not store the record: {type(err).__name__}") from None
+        if not inserted or record["epoch"] in state.epochs:
+            return  # a resend: stored once, acked again, nothing new to evaluate
+        state.epochs.add(record["epoch"])
+        _insert_sorted(state.history, record)
+        self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
+        await self._evaluate(run, state)
+
+    async def _evaluate(self, run: RunPublic, state: RunState) -> None:
+        ctx = rules.RunContext(
+            config=state.config, history=state.history, data=state.data, failure=state.failure
+        )
+        for finding in rules.evaluate(ctx, state.fired):
+            state.fired.add(finding.rule)
+            alert = await asyncio.to_thread(
+                self.store.add_alert,
+                run_id=run.id,
+                rule=finding.rule,
+                severity=str(finding.severity),
+                epoch=finding.epoch,
+                message=finding.message,
+                cause=finding.cause,
+                suggested_changes=finding.suggested_changes,
+                evidence=_json_safe(finding.evidence),
+            )
+            if alert is not None:
+                self.hub.publish(
+                    {"type": "alert", "run_id": run.id, "alert": alert.model_dump(mode="json")}
+                )
+                if self.on_alert is not None:
+                    self.on_alert(run.id)
+
+    def forget(self, run_id: str) -> None:
+        self._states.pop(run_id, None)
+        self._locks.pop(run_id, None)
+
+
+def _insert_sorted(history: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """Keep history in epoch order even when a resend arrives out of order."""
+    if not history or history[-1]["epoch"] < record["epoch"]:
+        history.append(record)
+        return
+    index = next(i for i, r in enumerate(history) if r["epoch"] > record["epoch"])
+    history.insert(index, record)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

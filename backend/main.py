@@ -1,0 +1,55 @@
+"""The app factory: settings → store → services, routers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend import __version__
+from backend.api import presets, runs, ws
+from backend.errors import install_handlers
+from backend.schemas import Health, RunStatus
+from backend.services import Services
+from backend.settings import Settings
+from backend.store import Store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        store = Store.from_url(settings.db_url)
+        services = Services.build(settings, store)
+        app.state.services = services
+        services.writer.start()
+        await services.supervisor.start()
+        try:
+            yield
+        finally:
+            await services.supervisor.shutdown()
+            await services.writer.close()
+            store.engine.dispose()
+
+    app = FastAPI(title="causalwatch", version=__version__, lifespan=lifespan)
+    install_handlers(app)
+    app.include_router(runs.router)
+    app.include_router(presets.router)
+    app.include_router(ws.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        services: Services = app.state.services
+        counts = services.store.count_by_status()
+        return Health(
+            status="ok",
+            version=__version__,
+            database=services.store.ping(),
+            runs_active=services.supervisor.active,
+            runs_queued=counts.get(RunStatus.queued.value, 0),
+        )
+
+    return app

@@ -1,0 +1,198 @@
+"""Tables: runs, their per-epoch metrics, alerts and status history (SQLAlchemy 2, typed).
+
+The migrations in backend/migrations/versions build exactly this schema; a test compares them.
+Rows never leave backend/store.py: it converts them to backend/schemas.py models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+RUN_ID_LENGTH = 80
+
+# Deterministic constraint names: Alembic's batch mode on SQLite can only alter named ones.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC and marked UTC when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQL NULL, not the JSON literal 'null', for absent payloads.
+NullableJSON = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        float: Double(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_parent_id", "parent_id"),
+        Index("ix_runs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    preset: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH), ForeignKey("runs.id"))
+    # runs -> alerts -> runs is a cycle: use_alter adds this key after both tables exist
+    # (SQLite, which cannot ALTER constraints, accepts the forward reference inline).
+    parent_alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", use_alter=True, name="fk_runs_parent_alert_id_alerts")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    pid: Mapped[int | None]
+    ingest_token: Mapped[str | None] = mapped_column(String(128))
+    epochs_total: Mapped[int]
+    last_epoch: Mapped[int | None]
+    eta_seconds: Mapped[float | None]
+    best_epoch: Mapped[int | None]
+    best_f1: Mapped[float | None]
+    best_shd: Mapped[int | None]
+    # The trainer's `started` payload and `finished` summary, as sent.
+    data: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+
+
+class Metric(Base):
+    """One EpochRecord, one typed column per field (trainer/protocol.py), run_id as the key.
+
+    The UNIQUE (run_id, epoch) constraint is backed by a unique index on exactly those
+    columns in SQLite and PostgreSQL; it is the index that lookups by run and epoch use,
+    so no second, identical index is declared.
+    """
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_metrics_run_id_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    epoch: Mapped[int]
+    step: Mapped[int]
+    time: Mapped[float]
+    lr: Mapped[float]
+    loss_total: Mapped[float]
+    loss_recon: Mapped[float]
+    loss_sparse: Mapped[float]
+    loss_acyclic: Mapped[float]
+    loss_disen: Mapped[float]
+    share_recon: Mapped[float]
+    share_sparse: Mapped[float]
+    share_acyclic: Mapped[float]
+    share_disen: Mapped[float]
+    clip_pct: Mapped[float]
+    grad_norm_mean: Mapped[float]
+    grad_norm_max: Mapped[float]
+    logit_mean: Mapped[float]
+    logit_std: Mapped[float]
+    edges_at_05: Mapped[int]
+    threshold_tuned: Mapped[float]
+    edges_tuned: Mapped[int]
+    edges_topk: Mapped[int]
+    shd: Mapped[int | None]
+    f1: Mapped[float | None]
+    precision: Mapped[float | None]
+    recall: Mapped[float | None]
+    f1_skeleton: Mapped[float | None]
+    val_recon: Mapped[float | None]
+    is_best: Mapped[bool] = mapped_column(Boolean, default=False)
+    epoch_seconds: Mapped[float]
+    eta_seconds: Mapped[float]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """A red flag; raised once per rule per run (UNIQUE (run_id, rule), race-safe)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("run_id", "rule", name="uq_alerts_run_id_rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int | None]
+    message: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+    suggested_changes: Mapped[dict[str, Any]]
+    evidence: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusEvent(Base):
+    __tablename__ = "status_events"
+    __table_args__ = (Index("ix_status_events_run_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,138 @@
+"""The success-criteria scorecard of a run: Minimum / Good / Excellent, epoch-conditioned.
+
+Pure code over the run's records. The thresholds follow DESIGN.md's guide lines (clip%
+50 / 10 / 5, logit std 0.05 / 0.1 / 0.2, F1 0.2 / 0.4 / 0.5, SHD below the reference
+size); docs/rules.md justifies the epochs and what "met" means.
+
+A criterion is judged on the newest record at or after its `by_epoch` that carries its
+metric (evaluation epochs for F1 and SHD), so a live scorecard shows where the run is
+now and a finished run's scorecard shows where it ended.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["met", "missed", "pending"]
+LEVELS: tuple[str, ...] = ("Minimum", "Good", "Excellent")
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+}
+_WORDS = {"<=": "at most", ">=": "at least", "<": "below"}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    level: str
+    name: str  # the EpochRecord field it reads
+    op: str  # a key of _OPS
+    threshold: float | None  # None: the run's reference size (the SHD criteria)
+    by_epoch: int
+
+    def describe(self, threshold: float) -> str:
+        text = f"{self.name} {_WORDS[self.op]} {threshold:g} from epoch {self.by_epoch}"
+        if self.name == "shd":
+            # The empty graph already scores SHD = reference size (DESIGN.md).
+            text += " (the reference size), with a non-empty tuned graph (edges_tuned > 0)"
+        if self.name in ("shd", "f1"):
+            text += ", at the latest evaluation"
+        return text
+
+
+# Minimum: red-flag-free and better than chance by epoch 20; Good by 30; Excellent by 50.
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("Minimum", "clip_pct", "<=", 50.0, 20),
+    Criterion("Minimum", "logit_std", ">=", 0.05, 20),
+    Criterion("Minimum", "f1", ">=", 0.2, 20),
+    Criterion("Good", "clip_pct", "<=", 10.0, 30),
+    Criterion("Good", "logit_std", ">=", 0.1, 30),
+    Criterion("Good", "f1", ">=", 0.4, 30),
+    Criterion("Good", "shd", "<", None, 30),
+    Criterion("Excellent", "clip_pct", "<=", 5.0, 50),
+    Criterion("Excellent", "logit_std", ">=", 0.2, 50),
+    Criterion("Excellent", "f1", ">=", 0.5, 50),
+    Criterion("Excellent", "shd", "<", None, 50),
+)
+
+
+def _judged_record(history: Sequence[dict[str, Any]], c: Criterion) -> dict[str, Any] | None:
+    """The newest record at or after `c.by_epoch` that has the criterion's metric."""
+    for rec in reversed(history):
+        if rec["epoch"] < c.by_epoch:
+            return None
+        if rec.get(c.name) is not None:
+            return rec
+    return None
+
+
+def _judge(
+    c: Criterion,
+    history: Sequence[dict[str, Any]],
+    reference_edges: int,
+    finished: bool,
+    planned_epochs: int | None,
+) -> dict[str, Any]:
+    threshold = float(reference_edges) if c.threshold is None else c.threshold
+    rec = _judged_record(history, c)
+    observed: Any = None
+    if rec is None:
+        # A run planned shorter than by_epoch can never decide it: missed, not pending.
+        never = planned_epochs is not None and planned_epochs < c.by_epoch
+        status: Status = "missed" if finished or never else "pending"
+    else:
+        observed = rec[c.name]
+        ok = _OPS[c.op](observed, threshold)
+        if c.name == "shd":
+            ok = ok and rec["edges_tuned"] > 0
+        status = "met" if ok else "missed"
+    return {
+        "level": c.level,
+        "name": c.name,
+        "description": c.describe(threshold),
+        "status": status,
+        "observed": observed,
+        "threshold": threshold,
+        "by_epoch": c.by_epoch,
+    }
+
+
+def _achieved(criteria: list[dict[str, Any]]) -> bool | None:
+    statuses = {c["status"] for c in criteria}
+    if "missed" in statuses:
+        return False
+    if "pending" in statuses:
+        return None
+    return True
+
+
+def evaluate_scorecard(
+    config: dict[str, Any],
+    history: Sequence[dict[str, Any]],
+    reference_edges: int,
+    finished: bool,
+) -> dict[str, Any]:
+    """Every criterion's status for this run, grouped by level.
+
+    `history` is ordered by epoch; `finished` is true once the run is completed, stopped
+    or failed, which turns criteria still waiting for their epoch into "missed". A level
+    is achieved (True) when all its criteria are met, False when one is missed, None while
+    some are pending. While the run is live a met criterion can become missed (and back):
+    it is judged on the newest record.
+    """
+    planned = config.get("epochs")
+    planned_epochs = planned if isinstance(planned, int) else None
+    levels = []
+    for level in LEVELS:
+        criteria = [
+            _judge(c, history, reference_edges, finished, planned_epochs)
+            for c in CRITERIA
+            if c.level == level
+        ]
+        levels.append({"level": level, "achieved": _achieved(criteria), "criteria": criteria})
+    return {"levels": levels}

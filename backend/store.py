@@ -1,0 +1,503 @@
+"""Every read and write of the tracking database; returns backend/schemas.py models, never rows.
+
+Each call is one managed transaction (backend/db.py). Writes retry while SQLite reports the
+database locked, then raise StoreError("busy"). Absent rows give None, not an exception:
+only routes turn absence into HTTP errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Table, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.db import StoreError, make_engine, managed_session, migrate
+from backend.orm import RUN_ID_LENGTH, Alert, Metric, Run, StatusEvent, utcnow
+from backend.schemas import AlertPublic, RunPublic, RunStatus, StatusEventPublic
+from trainer.protocol import EpochRecord
+
+__all__ = ["METRIC_FIELDS", "Store", "StoreError"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The record's field names, in its order: downloads list exactly what was streamed.
+METRIC_FIELDS: tuple[str, ...] = tuple(EpochRecord.model_fields)
+_METRICS: Table = Metric.__table__  # type: ignore[assignment]
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]
+
+# Dialects with INSERT ... ON CONFLICT DO NOTHING ... RETURNING.
+_INSERT_BY_DIALECT: dict[str, Callable[[Table], Any]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+
+
+class Store:
+    """The tracking store over one engine (SQLite file by default, or PostgreSQL)."""
+
+    def __init__(
+        self, engine: Engine, *, write_attempts: int = 5, retry_backoff_s: float = 0.1
+    ) -> None:
+        if write_attempts < 1:
+            raise ValueError(f"write_attempts: must be >= 1 (got {write_attempts})")
+        self.engine = engine
+        self.write_attempts = write_attempts
+        self.retry_backoff_s = retry_backoff_s
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Store:
+        """An engine for `url`, migrated to the newest schema."""
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, **kwargs)
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def _read(self, work: Callable[[Session], T]) -> T:
+        with managed_session(self.engine) as session:
+            return work(session)
+
+    def _write(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in a write transaction, again from scratch while the database is locked.
+
+        busy_timeout already waits inside SQLite; this covers what it cannot (a lock held
+        longer than the timeout, a snapshot conflict), with exponential backoff.
+        """
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                with managed_session(self.engine, write=True) as session:
+                    return work(session)
+            except StoreError as err:
+                if not err.retryable or attempt == self.write_attempts:
+                    raise
+                delay = self.retry_backoff_s * 2 ** (attempt - 1)
+                logger.warning(
+                    "database busy (%s); retry %d/%d in %.2fs",
+                    err.message,
+                    attempt,
+                    self.write_attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        preset: str,
+        config: dict[str, Any],
+        name: str | None = None,
+        parent_id: str | None = None,
+        parent_alert_id: int | None = None,
+        ingest_token: str | None = None,
+    ) -> RunPublic:
+        """A new queued run; its epoch count comes from config["epochs"]."""
+        if not run_id or len(run_id) > RUN_ID_LENGTH:
+            raise ValueError(f"run_id: must be 1..{RUN_ID_LENGTH} characters (got {run_id!r})")
+        epochs = config.get("epochs")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"config.epochs: must be an integer >= 1 (got {epochs!r})")
+
+        def work(session: Session) -> RunPublic:
+            now = utcnow()
+            run = Run(
+                id=run_id,
+                name=name,
+                preset=preset,
+                config=config,
+                status=RunStatus.queued.value,
+                parent_id=parent_id,
+                parent_alert_id=parent_alert_id,
+                created_at=now,
+                ingest_token=ingest_token,
+                epochs_total=epochs,
+            )
+            session.add(run)
+            session.add(StatusEvent(run_id=run_id, status=RunStatus.queued.value, at=now))
+            session.flush()
+            return _run_public(run, children=[], open_alerts=0)
+
+        return self._write(work)
+
+    def get_run(self, run_id: str) -> RunPublic | None:
+        def work(session: Session) -> RunPublic | None:
+            runs = _load_runs(session, select(Run).where(Run.id == run_id))
+            return runs[0] if runs else None
+
+        return self._read(work)
+
+    def list_runs(
+        self, *, status: str | None = None, limit: int = 500, offset: int = 0
+    ) -> list[RunPublic]:
+        """Newest first; a fixed number of queries however many runs (no N+1)."""
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1 (got {limit})")
+        if offset < 0:
+            raise ValueError(f"offset: must be >= 0 (got {offset})")
+        stmt = select(Run)
+        if status is not None:
+            stmt = stmt.where(Run.status == _status(status).value)
+        stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
+        return self._read(lambda session: _load_runs(session, stmt))
+
+    def runs_in_status(self, *statuses: RunStatus) -> list[RunPublic]:
+        """Runs in any of `statuses`, oldest first (queue order)."""
+        values = [_status(s).value for s in statuses]
+        stmt = select(Run).where(Run.status.in_(values)).order_by(Run.created_at, Run.id)
+        return self._read(lambda session: _load_runs(session, stmt))
+
+    def count_by_status(self) -> dict[str, int]:
+        """Every status, zero included."""
+
+        def work(session: Session) -> dict[str, int]:
+            counts = {s.value: 0 for s in RunStatus}
+            rows = session.execute(select(Run.status, func.count()).group_by(Run.status))
+            counts.update({status: n for status, n in rows})
+            return counts
+
+        return self._read(work)
+
+    def set_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str | None = None,
+        *,
+        pid: int | None = None,
+    ) -> RunPublic | None:
+        """Move a run to `status` and record the event; a finished run never changes again.
+
+        A finished run is returned unchanged (no event). Repeating the current status with
+        the same reason records no second event (a `pid` given is still stored).
+        """
+        new = _status(status)
+
+        def work(session: Session) -> RunPublic | None:
+            # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                return None
+            if RunStatus(run.status).finished:
+                return _load_runs(session, select(Run).where(Run.id == run_id))[0]
+            now = utcnow()
+            if pid is not None:
+                run.pid = pid
+            if (run.status, run.status_reason) != (new.value, reason):
+                run.status = new.value
+                run.status_reason = reason
+                session.add(StatusEvent(run_id=run_id, status=new.value, reason=reason, at=now))
+            if new is RunStatus.running and run.started_at is None:
+                run.started_at = now
+            if new.finished:
+                run.finished_at = now
+            session.flush()
+            return _load_runs(session, select(Run).where(Run.id == run_id))[0]
+
+        return self._write(work)
+
+    def get_ingest_token(self, run_id: str) -> str | None:
+        return self._read(
+            lambda session: session.scalar(select(Run.ingest_token).where(Run.id == run_id))
+        )
+
+    def get_pid(self, run_id: str) -> int | None:
+        return self._read(lambda session: session.scalar(select(Run.pid).where(Run.id == run_id)))
+
+    def set_run_data(self, run_id: str, data: dict[str, Any]) -> None:
+        """Store the trainer's `started` payload `data` (no-op for an unknown run)."""
+        self._write(
+            lambda session: session.execute(update(Run).where(Run.id == run_id).values(data=data))
+        )
+
+    def set_summary(self, run_id: str, summary: dict[str, Any]) -> None:
+        """Store the trainer's final summary (no-op for an unknown run)."""
+        self._write(
+            lambda session: session.execute(
+                update(Run).where(Run.id == run_id).values(summary=summary)
+            )
+        )
+
+    def status_events(self, run_id: str) -> list[StatusEventPublic]:
+        def work(session: Session) -> list[StatusEventPublic]:
+            stmt = (
+                select(StatusEvent)
+                .where(StatusEvent.run_id == run_id)
+                .order_by(StatusEvent.at, StatusEvent.id)
+            )
+            return [
+                StatusEventPublic(run_id=e.run_id, status=e.status, reason=e.reason, at=e.at)
+                for e in session.scalars(stmt)
+            ]
+
+        return self._read(work)
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def add_metrics(self, records: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Store validated EpochRecord dicts (any runs) in one transaction.
+
+        Returns, per record, True if stored now and False if (run_id, epoch) was already
+        stored, earlier or in this batch. Updates each run's last_epoch / eta_seconds (from
+        its highest epoch) and best_* (from its highest epoch with is_best). A record that
+        violates the schema (a required field null, an unknown run) fails the whole batch
+        with StoreError("integrity"): nothing of it is written.
+        """
+        if not records:
+            return []
+        rows = [_metric_row(record) for record in records]
+
+        def work(session: Session) -> list[bool]:
+            received = utcnow()
+            for row in rows:
+                row["received_at"] = received
+            inserted = _insert_skipping_duplicates(session, _METRICS, rows, ("run_id", "epoch"))
+            stored: list[bool] = []
+            seen: set[tuple[Any, ...]] = set()
+            for row in rows:
+                key = (row["run_id"], row["epoch"])
+                stored.append(key in inserted and key not in seen)
+                seen.add(key)
+            _update_run_progress(session, [r for r, ok in zip(rows, stored, strict=True) if ok])
+            return stored
+
+        return self._write(work)
+
+    def get_metrics(self, run_id: str, *, since_epoch: int = 0) -> list[dict[str, Any]]:
+        """The run's records after epoch `since_epoch` (all by default), by epoch.
+
+        Each dict has exactly the EpochRecord field names, in its order; nulls stay None.
+        """
+        columns = [_METRICS.c[name] for name in METRIC_FIELDS]
+        stmt = (
+            select(*columns)
+            .where(_METRICS.c.run_id == run_id, _METRICS.c.epoch > since_epoch)
+            .order_by(_METRICS.c.epoch)
+        )
+        return self._read(
+            lambda session: [
+                dict(zip(METRIC_FIELDS, row, strict=True)) for row in session.execute(stmt)
+            ]
+        )
+
+    # --- alerts ------------------------------------------------------------------------------
+
+    def add_alert(
+        self,
+        *,
+        run_id: str,
+        rule: str,
+        severity: str,
+        epoch: int | None,
+        message: str,
+        cause: str,
+        suggested_changes: dict[str, Any],
+        evidence: dict[str, Any],
+    ) -> AlertPublic | None:
+        """The new alert, or None when `rule` already fired for the run (or the run is unknown).
+
+        Once per rule per run is the UNIQUE (run_id, rule) constraint's job, so two
+        concurrent callers cannot both raise it.
+        """
+
+        def work(session: Session) -> AlertPublic | None:
+            if session.get(Run, run_id) is None:
+                return None
+            row = {
+                "run_id": run_id,
+                "rule": rule,
+                "severity": severity,
+                "epoch": epoch,
+                "message": message,
+                "cause": cause,
+                "suggested_changes": suggested_changes,
+                "evidence": evidence,
+                "created_at": utcnow(),
+            }
+            if not _insert_skipping_duplicates(session, _ALERTS, [row], ("run_id", "rule")):
+                return None
+            alert = session.scalars(
+                select(Alert).where(Alert.run_id == run_id, Alert.rule == rule)
+            ).one()
+            return _alert_public(alert)
+
+        return self._write(work)
+
+    def list_alerts(self, run_id: str) -> list[AlertPublic]:
+        stmt = select(Alert).where(Alert.run_id == run_id).order_by(Alert.created_at, Alert.id)
+        return self._read(lambda session: [_alert_public(alert) for alert in session.scalars(stmt)])
+
+    def get_alert(self, alert_id: int) -> AlertPublic | None:
+        def work(session: Session) -> AlertPublic | None:
+            alert = session.get(Alert, alert_id)
+            return None if alert is None else _alert_public(alert)
+
+        return self._read(work)
+
+    def fired_rules(self, run_id: str) -> set[str]:
+        return self._read(
+            lambda session: set(session.scalars(select(Alert.rule).where(Alert.run_id == run_id)))
+        )
+
+    # --- health ------------------------------------------------------------------------------
+
+    def ping(self) -> str:
+        """A trivial query; the dialect's name (sqlite, postgresql) when the database answers."""
+        self._read(lambda session: session.execute(text("SELECT 1")).scalar_one())
+        return self.engine.dialect.name
+
+
+# --- helpers (all run inside a Store transaction) ---------------------------------------------
+
+
+def _status(value: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise ValueError(f"status: unknown status {value!r}; allowed: {allowed}") from None
+
+
+def _load_runs(session: Session, stmt: Any) -> list[RunPublic]:
+    """Runs selected by `stmt` with their alert counts and children: two queries in all."""
+    alert_count = (
+        select(func.count()).where(Alert.run_id == Run.id).correlate(Run).scalar_subquery()
+    )
+    rows = session.execute(stmt.add_columns(alert_count)).all()
+    if not rows:
+        return []
+    ids = [run.id for run, _ in rows]
+    children: dict[str, list[str]] = {run_id: [] for run_id in ids}
+    child_rows = session.execute(
+        select(Run.parent_id, Run.id).where(Run.parent_id.in_(ids)).order_by(Run.created_at, Run.id)
+    )
+    for parent_id, child_id in child_rows:
+        children[parent_id].append(child_id)
+    return [_run_public(run, children=children[run.id], open_alerts=n) for run, n in rows]
+
+
+def _run_public(run: Run, *, children: list[str], open_alerts: int) -> RunPublic:
+    progress = 0.0
+    if run.last_epoch is not None and run.epochs_total > 0:
+        progress = min(1.0, run.last_epoch / run.epochs_total)
+    return RunPublic(
+        id=run.id,
+        name=run.name,
+        preset=run.preset,
+        config=run.config,
+        status=RunStatus(run.status),
+        status_reason=run.status_reason,
+        parent_id=run.parent_id,
+        parent_alert_id=run.parent_alert_id,
+        children=children,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        epochs_total=run.epochs_total,
+        last_epoch=run.last_epoch,
+        eta_seconds=run.eta_seconds,
+        progress=progress,
+        best_epoch=run.best_epoch,
+        best_f1=run.best_f1,
+        best_shd=run.best_shd,
+        open_alerts=open_alerts,
+        data=run.data,
+        summary=run.summary,
+    )
+
+
+def _alert_public(alert: Alert) -> AlertPublic:
+    return AlertPublic(
+        id=alert.id,
+        run_id=alert.run_id,
+        rule=alert.rule,
+        severity=alert.severity,
+        epoch=alert.epoch,
+        message=alert.message,
+        cause=alert.cause,
+        suggested_changes=alert.suggested_changes,
+        evidence=alert.evidence,
+        created_at=alert.created_at,
+    )
+
+
+def _metric_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(record) - set(METRIC_FIELDS)
+    if unknown:
+        raise ValueError(f"record: unknown fields {sorted(unknown)}; expected EpochRecord fields")
+    # Every row carries every column: one executemany needs identical keys, and an absent
+    # required value must reach the database as NULL to be refused there.
+    row = {name: record.get(name) for name in METRIC_FIELDS}
+    row["is_best"] = bool(record.get("is_best", False))
+    return row
+
+
+def _insert_skipping_duplicates(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """Insert `rows`, skipping any whose `key` (a unique constraint) exists; the keys inserted.
+
+    Other constraint violations still raise, failing the transaction.
+    """
+    key_columns = [table.c[name] for name in key]
+    make_insert = _INSERT_BY_DIALECT.get(session.get_bind().dialect.name)
+    if make_insert is not None:
+        stmt = (
+            make_insert(table)
+            .on_conflict_do_nothing(index_elements=key_columns)
+            .returning(*key_columns)
+        )
+        # executemany + RETURNING: SQLAlchemy batches it into multi-row INSERTs.
+        return {tuple(row) for row in session.execute(stmt, rows)}
+    # Other backends: skip the keys present, then insert. Correct while writers are
+    # serialised; a racing duplicate fails the transaction with StoreError("integrity").
+    wanted = {tuple(row[name] for name in key) for row in rows}
+    present = {
+        tuple(row)
+        for row in session.execute(select(*key_columns).where(tuple_(*key_columns).in_(wanted)))
+    }
+    fresh: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        row_key = tuple(row[name] for name in key)
+        if row_key not in present:
+            fresh.setdefault(row_key, row)
+    if fresh:
+        session.execute(insert(table), list(fresh.values()))
+    return set(fresh)
+
+
+def _update_run_progress(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Advance each run's last/best epoch from newly stored rows; never moves them back.
+
+    The WHERE clauses compare with what is stored, so records arriving out of order (a
+    resend after a reconnect) cannot regress a run's progress.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        run_id = row["run_id"]
+        if run_id not in latest or row["epoch"] > latest[run_id]["epoch"]:
+            latest[run_id] = row
+        if row["is_best"] and (run_id not in best or row["epoch"] > best[run_id]["epoch"]):
+            best[run_id] = row
+    for run_id, row in latest.items():
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, (Run.last_epoch.is_(None)) | (Run.last_epoch < row["epoch"]))
+            .values(last_epoch=row["epoch"], eta_seconds=row["eta_seconds"])
+        )
+    for run_id, row in best.items():
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, (Run.best_epoch.is_(None)) | (Run.best_epoch < row["epoch"]))
+            .values(best_epoch=row["epoch"], best_f1=row["f1"], best_shd=row["shd"])
+        )

@@ -1,0 +1,300 @@
+"""Spawn, stop and reap trainer processes; keep the run states true to what the processes do.
+
+A run is `queued` until a slot (`max_runs`) frees, `running` while its trainer lives, then
+`completed`, `stopped` or `failed` (with the reason and the last lines of its log). Trainers
+run in their own session: a backend that dies leaves them training (they buffer and resend),
+and the next backend re-attaches to the ones still alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from backend.schemas import RunPublic, RunStatus
+from backend.settings import Settings
+from backend.store import Store
+
+logger = logging.getLogger("causalwatch.supervisor")
+
+REQUEST_FILE = "request.json"
+OUTPUT_FILE = "trainer.out"
+LOG_FILE = "train.log"
+
+
+@dataclass
+class TrainerProcess:
+    run_id: str
+    process: subprocess.Popen[bytes] | None  # None when re-attached after a backend restart
+    pid: int
+    stop_requested_at: float | None = None
+    killed: bool = False
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    def returncode(self) -> int | None:
+        """Exit code once the process ended (None while alive; -1 if unknowable)."""
+        if self.process is not None:
+            return self.process.poll()
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
+            pass
+        return -1  # not our child: its exit code is gone
+
+
+def describe_exit(code: int) -> str:
+    if code < 0 and code != -1:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"trainer killed by signal {name}"
+    if code == -1:
+        return "trainer ended while the backend was away; exit code unknown"
+    return f"trainer exited with code {code}"
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+class Supervisor:
+    def __init__(
+        self, settings: Settings, store: Store, notify: Callable[[RunPublic], None]
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.notify = notify
+        self.runs_dir = settings.runs_dir.resolve()
+        self._procs: dict[str, TrainerProcess] = {}
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._reconcile)
+        self._task = asyncio.create_task(self._monitor(), name="supervisor")
+
+    async def shutdown(self) -> None:
+        """Stop every trainer (gracefully, then by force) and record how each ended."""
+        if self._task is not None:
+            self._task.cancel()
+        for tp in list(self._procs.values()):
+            self._signal(tp, signal.SIGTERM)
+            tp.stop_requested_at = time.monotonic()
+        deadline = time.monotonic() + self.settings.stop_timeout
+        while self._procs and time.monotonic() < deadline:
+            self._reap()
+            await asyncio.sleep(0.05)
+        for tp in list(self._procs.values()):
+            self._signal(tp, signal.SIGKILL)
+            tp.killed = True
+        await asyncio.sleep(0.1)
+        self._reap(shutting_down=True)
+
+    def _reconcile(self) -> None:
+        """Runs a previous backend left `running`: re-attach live trainers, fail the rest."""
+        for run in self.store.runs_in_status(RunStatus.running):
+            pid = self.store.get_pid(run.id)
+            if pid is not None and _is_trainer_of(pid, run.id):
+                logger.info("re-attached to trainer of %s (pid %s)", run.id, pid)
+                self._procs[run.id] = TrainerProcess(run.id, None, pid)
+            else:
+                updated = self.store.set_status(
+                    run.id, RunStatus.failed, "backend restarted; its trainer was gone"
+                )
+                if updated:
+                    self.notify(updated)
+
+    # --- commands --------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """A run was queued or a slot freed: start what can start now."""
+        self._wake.set()
+
+    def stop(self, run_id: str) -> RunPublic | None:
+        run = self.store.get_run(run_id)
+        if run is None or run.status.finished:
+            return run
+        tp = self._procs.get(run_id)
+        if tp is None:  # still queued
+            updated = self.store.set_status(run_id, RunStatus.stopped, "stopped before it started")
+            if updated:
+                self.notify(updated)
+            return updated
+        if tp.stop_requested_at is None:
+            tp.stop_requested_at = time.monotonic()
+            self._signal(tp, signal.SIGTERM)
+        return run
+
+    def report(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """The trainer's own word on how it ended (`finished` / `failed` message)."""
+        self._reports.setdefault(run_id, {})[kind] = payload
+
+    @property
+    def active(self) -> int:
+        return len(self._procs)
+
+    def pid_of(self, run_id: str) -> int | None:
+        tp = self._procs.get(run_id)
+        return tp.pid if tp else None
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def _monitor(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._tick)
+            except Exception:  # the loop must outlive any single bad run
+                logger.exception("supervisor tick failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        self._reap()
+        self._escalate_stops()
+        self._fill_slots()
+
+    def _fill_slots(self) -> None:
+        free = self.settings.max_runs - len(self._procs)
+        if free <= 0:
+            return
+        queued = sorted(self.store.runs_in_status(RunStatus.queued), key=lambda r: r.created_at)
+        for run in queued[:free]:
+            self._spawn(run)
+
+    def _spawn(self, run: RunPublic) -> None:
+        run_dir = self.runs_dir / run.id
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            request = run_dir / REQUEST_FILE
+            # The whole validated config travels in a file: nothing user-typed on argv.
+            request.write_text(json.dumps(run.config, indent=2), "utf-8")
+            argv = [
+                self.settings.python, "-m", "trainer",
+                "--preset", run.preset,
+                "--config", str(request),
+                "--run-id", run.id,
+                "--runs-dir", str(self.runs_dir),
+                "--backend", self.settings.ingest_base_url,
+                "--quiet",
+            ]
+            if self.settings.data:
+                argv += ["--data", self.settings.data]
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            token = self.store.get_ingest_token(run.id)
+            if token:
+                env["CAUSALWATCH_INGEST_TOKEN"] = token
+            with (run_dir / OUTPUT_FILE).open("ab") as out:
+                process = subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=run_dir, env=env, start_new_session=True,
+                )
+        except OSError as err:
+            updated = self.store.set_status(run.id, RunStatus.failed, f"could not start: {err}")
+            if updated:
+                self.notify(updated)
+            return
+        self._procs[run.id] = TrainerProcess(run.id, process, process.pid)
+        updated = self.store.set_status(run.id, RunStatus.running, None, pid=process.pid)
+        logger.info("started trainer for %s (pid %s)", run.id, process.pid)
+        if updated:
+            self.notify(updated)
+
+    def _escalate_stops(self) -> None:
+        now = time.monotonic()
+        for tp in self._procs.values():
+            if (
+                tp.stop_requested_at is not None
+                and not tp.killed
+                and now - tp.stop_requested_at > self.settings.stop_timeout
+            ):
+                logger.warning("trainer of %s ignored SIGTERM; killing it", tp.run_id)
+                self._signal(tp, signal.SIGKILL)
+                tp.killed = True
+
+    def _reap(self, shutting_down: bool = False) -> None:
+        for run_id, tp in list(self._procs.items()):
+            code = tp.returncode()
+            if code is None:
+                continue
+            del self._procs[run_id]
+            status, reason = self._outcome(tp, code, shutting_down)
+            updated = self.store.set_status(run_id, status, reason)
+            first_line = reason.splitlines()[0]
+            logger.info("trainer of %s ended: %s (%s)", run_id, status.value, first_line)
+            if updated:
+                self.notify(updated)
+            self._wake.set()
+
+    def _outcome(
+        self, tp: TrainerProcess, code: int, shutting_down: bool
+    ) -> tuple[RunStatus, str]:
+        reports = self._reports.pop(tp.run_id, {})
+        finished = reports.get("finished")
+        failed = reports.get("failed")
+        if tp.stop_requested_at is not None:
+            how = "killed after the stop timeout" if tp.killed else "stopped"
+            why = "backend shut down" if shutting_down else "stop requested"
+            return RunStatus.stopped, f"{why}; trainer {how}"
+        if code == 0 or (code == -1 and finished is not None):
+            if finished and finished.get("status") == "stopped":
+                return RunStatus.stopped, finished.get("reason") or "stopped"
+            reason = (finished or {}).get("reason") or "trainer exited normally"
+            return RunStatus.completed, reason
+        reason = (failed or {}).get("reason") or describe_exit(code)
+        lines = tail(self.runs_dir / tp.run_id / OUTPUT_FILE, self.settings.log_tail_lines)
+        if not lines:
+            lines = tail(self.runs_dir / tp.run_id / LOG_FILE, self.settings.log_tail_lines)
+        if lines:
+            reason += "\nlast lines of the trainer's output:\n" + "\n".join(lines)
+        return RunStatus.failed, reason
+
+    @staticmethod
+    def _signal(tp: TrainerProcess, sig: signal.Signals) -> None:
+        try:
+            if tp.process is not None:
+                tp.process.send_signal(sig)
+            else:
+                os.kill(tp.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _is_trainer_of(pid: int, run_id: str) -> bool:
+    """A live process whose command line is our trainer for this run (pids get reused)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "trainer" in cmdline and run_id in cmdline

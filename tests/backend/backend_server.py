@@ -1,0 +1,128 @@
+"""A real backend for tests: `causalwatch up` in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BackendServer:
+    """Start, kill -9 and restart a backend on the same port, runs dir and database."""
+
+    def __init__(self, root: Path, data: Path, max_runs: int = 2, port: int | None = None) -> None:
+        self.root = root
+        self.runs_dir = root / "runs"
+        self.data = data
+        self.max_runs = max_runs
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def db_path(self) -> Path:
+        return self.runs_dir / "causalwatch.db"
+
+    def start(self) -> BackendServer:
+        self.starts += 1
+        log = (self.root / f"backend-{self.starts}.log").open("wb")
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "backend.cli", "up",
+                "--port", str(self.port), "--runs-dir", str(self.runs_dir),
+                "--max-runs", str(self.max_runs), "--data", str(self.data),
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"backend exited: {self.log_text()[-3000:]}")
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"backend did not become healthy: {self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return (self.root / f"backend-{self.starts}.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, exactly like a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    # --- helpers the tests share ---------------------------------------------------------
+
+    def create(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
+        resp = self.client.post("/api/runs", json={"preset": preset, "overrides": overrides})
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        resp = self.client.get(f"/api/runs/{run_id}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait_for(
+        self, run_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 120
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        run = self.run(run_id)
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if until(run):
+                return run
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting on {run_id}: {json.dumps(run)[:2000]}")
+
+    def wait_finished(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
+        return self.wait_for(
+            run_id, lambda r: r["status"] in ("completed", "stopped", "failed"), timeout
+        )
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        resp = self.client.get(f"/api/runs/{run_id}/metrics")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+def kill_leftover_trainers(runs_dir: Path) -> None:
+    """Trainers outlive a killed backend by design; a test must not leave them behind."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "trainer" in cmd and str(runs_dir) in cmd:
+            proc.kill()

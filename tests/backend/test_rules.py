@@ -1,0 +1,522 @@
+"""Red-flag rules driven by hand-made metric histories (backend/rules.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from backend.rules import (
+    RULE_NAMES,
+    RULES,
+    Finding,
+    RunContext,
+    Severity,
+    evaluate,
+)
+from trainer.config import PATCHES, TrainConfig, build_config
+from trainer.protocol import EpochRecord
+
+UCI_REFERENCE_EDGES = 13
+# An evaluation epoch of the empty graph against the 13-edge reference.
+EMPTY = {"edges_tuned": 0, "shd": UCI_REFERENCE_EDGES, "f1": 0.0, "precision": 0.0, "recall": 0.0}
+
+
+def make_record(epoch: int, **overrides: Any) -> dict[str, Any]:
+    """A healthy EpochRecord-shaped dict; even epochs are evaluation epochs."""
+    record: dict[str, Any] = {
+        "run_id": "run-1",
+        "epoch": epoch,
+        "step": 10 * epoch,
+        "time": 1.7e9 + epoch,
+        "lr": 1e-4,
+        "loss_total": 1.0,
+        "loss_recon": 0.9,
+        "loss_sparse": 0.05,
+        "loss_acyclic": 0.03,
+        "loss_disen": 0.02,
+        "share_recon": 90.0,
+        "share_sparse": 5.0,
+        "share_acyclic": 3.0,
+        "share_disen": 2.0,
+        "clip_pct": 0.0,
+        "grad_norm_mean": 0.2,
+        "grad_norm_max": 0.4,
+        "logit_mean": -1.0,
+        "logit_std": 1.0,
+        "edges_at_05": 12,
+        "threshold_tuned": 0.5,
+        "edges_tuned": 12,
+        "edges_topk": 13,
+        "epoch_seconds": 0.3,
+        "eta_seconds": 10.0,
+    }
+    if epoch % 2 == 0:
+        record |= {
+            "shd": 10,
+            "f1": min(0.2 + 0.005 * epoch, 0.95),  # rising: a healthy run is not stalled
+            "precision": 0.3,
+            "recall": 0.3,
+            "f1_skeleton": 0.4,
+            "val_recon": 0.5,
+        }
+    record |= overrides
+    # Keeps the factory honest: every record a rule sees could have come off the wire.
+    return EpochRecord.model_validate(record).model_dump()
+
+
+def make_history(epochs: Iterable[int], **overrides: Any) -> list[dict[str, Any]]:
+    return [make_record(e, **overrides) for e in epochs]
+
+
+def make_data(
+    *, standardized: bool = True, ratio: float = 2.0, near: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The `started` message's data payload, UCI-shaped."""
+    return {
+        "name": "uci",
+        "variables": [f"v{i}" for i in range(13)],
+        "reference_kind": "plausibility reference",
+        "reference_edges": [[f"v{i}", f"v{i + 1}"] for i in range(UCI_REFERENCE_EDGES)],
+        "standardized": standardized,
+        "stats": {
+            "variance_ratio": ratio,
+            "raw_variances": {"T": 0.16, "NOx(GT)": 0.16 * ratio},
+            "near_deterministic": near or [],
+        },
+    }
+
+
+def make_context(
+    preset: str = "standard",
+    overrides: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    data: dict[str, Any] | None = None,
+    failure: str | None = None,
+) -> RunContext:
+    config = build_config(preset, overrides).model_dump()
+    return RunContext(config=config, history=history or [], data=data, failure=failure)
+
+
+def stream(ctx: RunContext) -> list[Finding]:
+    """Evaluate as the ingest does: after each record, remembering what fired."""
+    fired: set[str] = set()
+    found: list[Finding] = []
+    for n in range(len(ctx.history) + 1):
+        step = RunContext(ctx.config, ctx.history[:n], ctx.data, ctx.failure)
+        new = evaluate(step, fired)
+        fired |= {f.rule for f in new}
+        found += new
+    return found
+
+
+def only(findings: list[Finding], rule: str) -> Finding:
+    matching = [f for f in findings if f.rule == rule]
+    assert len(matching) == 1, f"{rule}: {findings}"
+    return matching[0]
+
+
+def names(findings: list[Finding]) -> set[str]:
+    return {f.rule for f in findings}
+
+
+def assert_patch_applies(preset: str, overrides: dict[str, Any], finding: Finding) -> TrainConfig:
+    """The suggested change validates on the run's config and changes what it names."""
+    before = build_config(preset, overrides)
+    after = build_config(preset, {**overrides, **finding.suggested_changes})
+    for key, value in finding.suggested_changes.items():
+        assert getattr(after, key) == value
+        assert getattr(before, key) != value, f"{key} already {value}: the patch is a no-op"
+    return after
+
+
+# --- the catalogue -----------------------------------------------------------------------
+
+
+def test_rule_names_and_severities_are_the_api() -> None:
+    assert RULE_NAMES == tuple(r.name for r in RULES)
+    assert {r.name: r.severity for r in RULES} == {
+        "clip_high": Severity.WARNING,
+        "logit_collapse": Severity.WARNING,
+        "recon_share_low": Severity.WARNING,
+        "threshold_tuning_broken": Severity.WARNING,
+        "f1_stalled": Severity.INFO,
+        "non_finite": Severity.CRITICAL,
+        "empty_graph_collapse": Severity.CRITICAL,
+        "raw_variance": Severity.WARNING,
+        "near_deterministic": Severity.INFO,
+    }
+    assert all(r.description for r in RULES)
+
+
+def test_a_healthy_run_raises_nothing() -> None:
+    ctx = make_context("uci", history=make_history(range(1, 61)), data=make_data())
+    assert stream(ctx) == []
+
+
+def broken_history() -> list[dict[str, Any]]:
+    """Everything wrong at once: clipped, collapsed, regularizer-dominated, empty, stalled."""
+    broken = {
+        "clip_pct": 100.0,
+        "logit_std": 0.001,
+        "share_recon": 20.0,
+        "share_sparse": 80.0,
+        "share_acyclic": 0.0,
+        "share_disen": 0.0,
+        "edges_tuned": 0,
+        "edges_at_05": 0,
+    }
+    return [make_record(e, **(broken | EMPTY if e % 2 == 0 else broken)) for e in range(1, 41)]
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [
+        ("standard", {}),
+        ("synthetic", {}),
+        ("uci", {}),
+        ("uci", {"acyclicity": "dagma", "lambda_acyclic": 1.0}),
+        ("uci", {"sparsify_method": "sigmoid", "adjacency_lr_scale": 1.0}),
+        ("standard", {"latent_dim": 32, "hidden_dim": 64, "lambda_recon": 1000.0}),
+    ],
+)
+def test_every_rule_fires_once_and_its_patch_validates(
+    preset: str, overrides: dict[str, Any]
+) -> None:
+    standardized = build_config(preset, overrides).standardize_effective
+    ctx = make_context(
+        preset,
+        overrides,
+        history=broken_history(),
+        data=make_data(standardized=standardized, ratio=1e6, near=[{"column": "AH", "r2": 0.9995}]),
+        failure="non-finite gradient norm (nan) at epoch 42 step 3",
+    )
+    findings = stream(ctx)
+    expected = set(RULE_NAMES) - ({"raw_variance"} if standardized else set())
+    assert sorted(f.rule for f in findings) == sorted(expected)
+    for finding in findings:
+        assert finding.severity == next(r.severity for r in RULES if r.name == finding.rule)
+        assert finding.message and finding.cause and finding.evidence
+        assert_patch_applies(preset, overrides, finding)
+        assert finding.as_dict()["severity"] == str(finding.severity)
+
+
+def test_already_fired_rules_are_skipped() -> None:
+    ctx = make_context(history=make_history(range(1, 13), clip_pct=100.0))
+    assert names(evaluate(ctx, set())) == {"clip_high"}
+    assert evaluate(ctx, {"clip_high"}) == []
+    fired = {"clip_high"}
+    evaluate(ctx, fired)
+    assert fired == {"clip_high"}  # evaluate never edits the caller's set
+
+
+# --- clip_high ----------------------------------------------------------------------------
+
+
+def test_clip_high_fires_at_the_first_epoch_after_10() -> None:
+    history = make_history(range(1, 20), clip_pct=100.0, grad_norm_mean=1.2e4, grad_norm_max=2.2e4)
+    finding = only(stream(make_context("standard", history=history)), "clip_high")
+    assert finding.epoch == 11
+    assert finding.severity is Severity.WARNING
+    for text in ("100%", "> 50%", "epoch 11", "1.2e+04", "2.2e+04", "grad_clip_norm 1"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["lower_lr"]
+    assert finding.evidence["clip_pct"] == 100.0
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_clip_high_stays_silent_through_epoch_10_and_at_exactly_50() -> None:
+    assert stream(make_context(history=make_history(range(1, 11), clip_pct=100.0))) == []
+    at_threshold = make_history(range(1, 40), clip_pct=50.0)
+    assert stream(make_context(history=at_threshold)) == []
+    just_above = make_history(range(1, 12), clip_pct=50.5)
+    assert "50.5%" in only(stream(make_context(history=just_above)), "clip_high").message
+
+
+def test_clip_high_keeps_a_stronger_user_setting() -> None:
+    overrides = {"learning_rate_init": 1e-7, "learning_rate_max": 1e-5, "grad_clip_norm": 1.0}
+    ctx = make_context("uci", overrides, history=make_history(range(1, 12), clip_pct=90.0))
+    finding = only(evaluate(ctx, set()), "clip_high")
+    assert finding.suggested_changes == {"grad_clip_norm": 0.3}
+    assert_patch_applies("uci", overrides, finding)
+
+
+def test_clip_high_with_lower_lr_already_applied_suggests_nothing_and_says_why() -> None:
+    ctx = make_context(
+        "uci", PATCHES["lower_lr"], history=make_history(range(1, 12), clip_pct=100.0)
+    )
+    finding = only(evaluate(ctx, set()), "clip_high")
+    assert finding.suggested_changes == {}
+    assert "already applied" in finding.message
+
+
+# --- logit_collapse ----------------------------------------------------------------------
+
+
+def test_logit_collapse_fires_after_epoch_15_with_the_seed_fix() -> None:
+    history = make_history(range(1, 20), logit_std=0.04, logit_mean=-0.3)
+    finding = only(stream(make_context("standard", history=history)), "logit_collapse")
+    assert finding.epoch == 16
+    assert finding.severity is Severity.WARNING
+    for text in ("0.04", "< 0.05", "epoch 16", "-0.3"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["sigmoid_sparsify"]
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_logit_collapse_silent_through_epoch_15_and_at_exactly_005() -> None:
+    assert stream(make_context(history=make_history(range(1, 16), logit_std=0.001))) == []
+    assert stream(make_context(history=make_history(range(1, 30), logit_std=0.05))) == []
+
+
+def test_logit_collapse_restores_a_slow_logit_learning_rate() -> None:
+    # The real reproduction (docs/presets.md): uci with adjacency_lr_scale=1.
+    overrides = {"adjacency_lr_scale": 1.0}
+    ctx = make_context("uci", overrides, history=make_history(range(1, 17), logit_std=0.04))
+    finding = only(evaluate(ctx, set()), "logit_collapse")
+    default = TrainConfig.model_fields["adjacency_lr_scale"].default
+    assert finding.suggested_changes == {
+        "sparsify_method": "sigmoid",
+        "adjacency_lr_scale": default,
+    }
+    assert_patch_applies("uci", overrides, finding)
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(20.0, 200.0), (2e5, 1e6), (1e6, None)])
+def test_logit_collapse_under_sigmoid_speeds_up_the_logits(
+    scale: float, expected: float | None
+) -> None:
+    overrides = {"sparsify_method": "sigmoid", "adjacency_lr_scale": scale}
+    ctx = make_context("uci", overrides, history=make_history(range(1, 17), logit_std=0.01))
+    finding = only(evaluate(ctx, set()), "logit_collapse")
+    assert "already sigmoid" in finding.message
+    want = {} if expected is None else {"adjacency_lr_scale": expected}
+    assert finding.suggested_changes == want
+    assert_patch_applies("uci", overrides, finding)
+
+
+# --- recon_share_low ---------------------------------------------------------------------
+
+LOW_SHARES = {"share_recon": 34.0, "share_sparse": 66.0, "share_acyclic": 0.0, "share_disen": 0.0}
+
+
+def test_recon_share_low_needs_three_consecutive_epochs() -> None:
+    history = make_history(range(1, 5)) + make_history(range(5, 12), **LOW_SHARES)
+    finding = only(stream(make_context("uci", history=history)), "recon_share_low")
+    assert finding.epoch == 7
+    for text in ("34%", "below 50%", "3 consecutive", "epochs 5–7", "sparse at 66.0%"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["rebalance_losses"]
+    assert_patch_applies("uci", {}, finding)
+
+
+def test_recon_share_low_silent_on_two_epochs_exactly_50_or_all_zero() -> None:
+    two = make_history(range(1, 3), **LOW_SHARES) + make_history(range(3, 5))
+    assert stream(make_context(history=two)) == []
+    dip = [*make_history(range(1, 3), **LOW_SHARES), make_record(3, share_recon=50.0)]
+    assert stream(make_context(history=dip + make_history(range(4, 6), **LOW_SHARES))) == []
+    zero = {"share_recon": 0.0, "share_sparse": 0.0, "share_acyclic": 0.0, "share_disen": 0.0}
+    assert stream(make_context(history=make_history(range(1, 10), **zero))) == []
+
+
+def test_recon_share_low_never_lowers_lambda_recon() -> None:
+    overrides = {"lambda_recon": 1000.0}
+    ctx = make_context("uci", overrides, history=make_history(range(1, 4), **LOW_SHARES))
+    finding = only(evaluate(ctx, set()), "recon_share_low")
+    assert finding.suggested_changes == {"lambda_sparse": 5e-7, "lambda_disen": 5e-7}
+    assert_patch_applies("uci", overrides, finding)
+    past = {"lambda_recon": 1000.0, "lambda_sparse": 1e-8, "lambda_disen": 1e-8}
+    ctx = make_context("uci", past, history=make_history(range(1, 4), **LOW_SHARES))
+    finding = only(evaluate(ctx, set()), "recon_share_low")
+    assert finding.suggested_changes == {"lambda_recon": 10_000.0}
+    assert_patch_applies("uci", past, finding)
+
+
+# --- threshold_tuning_broken ----------------------------------------------------------------
+
+
+def test_threshold_tuning_broken_fires_when_topk_finds_edges_but_tuning_none() -> None:
+    history = [*make_history(range(1, 4)), make_record(5, edges_tuned=0, logit_std=1e-6)]
+    finding = only(stream(make_context(history=history)), "threshold_tuning_broken")
+    assert finding.epoch == 5
+    for text in ("edges_tuned is 0", "edges_topk is 13", "(> 0)", "epoch 5", "1e-06"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["sigmoid_sparsify"]
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_threshold_tuning_broken_silent_when_topk_is_empty_too() -> None:
+    history = make_history(range(1, 4), edges_tuned=0, edges_topk=0)
+    assert "threshold_tuning_broken" not in names(stream(make_context(history=history)))
+    assert stream(make_context(history=make_history(range(1, 4), edges_tuned=1))) == []
+
+
+def test_threshold_tuning_broken_under_sigmoid_speeds_up_the_logits() -> None:
+    overrides = {"sparsify_method": "sigmoid"}
+    ctx = make_context("uci", overrides, history=[make_record(3, edges_tuned=0)])
+    finding = only(evaluate(ctx, set()), "threshold_tuning_broken")
+    assert finding.suggested_changes == {"adjacency_lr_scale": 200.0}
+    assert_patch_applies("uci", overrides, finding)
+
+
+# --- f1_stalled ------------------------------------------------------------------------------
+
+
+def f1_history(f1_by_epoch: dict[int, float], last: int) -> list[dict[str, Any]]:
+    """Evaluation at even epochs, F1 0.07 unless given."""
+    return [
+        make_record(e, f1=f1_by_epoch.get(e, 0.07)) if e % 2 == 0 else make_record(e)
+        for e in range(1, last + 1)
+    ]
+
+
+def test_f1_stalled_fires_20_epochs_after_the_best() -> None:
+    history = f1_history({2: 0.05, 4: 0.083}, last=40)
+    finding = only(stream(make_context("standard", history=history)), "f1_stalled")
+    assert finding.epoch == 24
+    assert finding.severity is Severity.INFO
+    for text in ("20 epochs", "epoch 24", "0.083 (epoch 4)", "up to epoch 4", "0.070"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["bigger_model"]
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_f1_stalled_waits_for_a_new_best_to_age_and_counts_ties_as_no_improvement() -> None:
+    improved = f1_history({4: 0.083, 22: 0.09}, last=50)
+    assert only(stream(make_context(history=improved)), "f1_stalled").epoch == 42
+    tied = f1_history({4: 0.083, 22: 0.083}, last=30)
+    assert only(stream(make_context(history=tied)), "f1_stalled").epoch == 24
+
+
+def test_f1_stalled_silent_before_20_epochs_of_evaluations_and_on_rising_f1() -> None:
+    assert stream(make_context(history=f1_history({2: 0.5}, last=21))) == []
+    rising = f1_history({e: e / 100 for e in range(2, 61, 2)}, last=60)
+    assert stream(make_context(history=rising)) == []
+
+
+def test_f1_stalled_on_an_already_bigger_model_doubles_it() -> None:
+    overrides = {"latent_dim": 32, "hidden_dim": 64}
+    ctx = make_context("uci", overrides, history=f1_history({2: 0.3}, last=22))
+    finding = only(evaluate(ctx, set()), "f1_stalled")
+    assert finding.suggested_changes == {"latent_dim": 64, "hidden_dim": 128}
+    assert_patch_applies("uci", overrides, finding)
+
+
+# --- non_finite --------------------------------------------------------------------------------
+
+DAGMA_FAILURE = "non-finite loss_acyclic (inf) at epoch 1 step 1"
+
+
+def test_non_finite_under_dagma_suggests_notears_and_a_lower_lr() -> None:
+    overrides = {"acyclicity": "dagma", "lambda_acyclic": 1.0}
+    finding = only(stream(make_context("uci", overrides, failure=DAGMA_FAILURE)), "non_finite")
+    assert finding.severity is Severity.CRITICAL
+    assert finding.epoch == 1
+    assert DAGMA_FAILURE in finding.message and "dagma" in finding.message
+    assert finding.suggested_changes == {**PATCHES["lower_lr"], "acyclicity": "notears"}
+    assert_patch_applies("uci", overrides, finding)
+
+
+def test_non_finite_under_notears_lowers_the_lr_and_takes_the_epoch_from_history() -> None:
+    ctx = make_context(
+        "standard", history=make_history(range(1, 8)), failure="Non-finite gradient norm (nan)"
+    )
+    finding = only(evaluate(ctx, set()), "non_finite")
+    assert finding.epoch == 7
+    assert finding.suggested_changes == PATCHES["lower_lr"]
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_non_finite_silent_on_other_failures() -> None:
+    assert stream(make_context(failure="trainer exited with code -9")) == []
+    assert stream(make_context(failure=None)) == []
+
+
+# --- empty_graph_collapse ----------------------------------------------------------------------
+
+
+def test_empty_graph_collapse_with_dominant_regularizers_rebalances() -> None:
+    collapsed = make_record(6, share_recon=30.0, share_sparse=60.0, **EMPTY)
+    history = [*make_history(range(1, 6)), collapsed]
+    finding = only(
+        stream(make_context("uci", history=history, data=make_data())), "empty_graph_collapse"
+    )
+    assert finding.severity is Severity.CRITICAL
+    assert finding.epoch == 6
+    for text in ("edges_tuned is 0", "SHD is 13", "13 edges", "plausibility reference", "30.0%"):
+        assert text in finding.message
+    assert finding.suggested_changes == PATCHES["rebalance_losses"]
+    assert_patch_applies("uci", {}, finding)
+
+
+def test_empty_graph_collapse_with_tied_logits_lets_them_separate() -> None:
+    history = [make_record(2, logit_std=0.0, **EMPTY)]
+    finding = only(
+        evaluate(make_context(history=history, data=make_data()), set()), "empty_graph_collapse"
+    )
+    assert finding.suggested_changes == PATCHES["sigmoid_sparsify"]
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_empty_graph_collapse_silent_otherwise() -> None:
+    data = make_data()
+    cases = [
+        make_record(2, edges_tuned=1, shd=UCI_REFERENCE_EDGES),  # not empty
+        make_record(2, edges_tuned=0, shd=12),  # not the reference size
+        make_record(3, edges_tuned=0),  # not an evaluation epoch
+    ]
+    for record in cases:
+        assert "empty_graph_collapse" not in names(
+            evaluate(make_context(history=[record], data=data), set())
+        )
+    # Without the started payload the reference size is unknown.
+    no_data = evaluate(make_context(history=[make_record(2, **EMPTY)]), set())
+    assert "empty_graph_collapse" not in names(no_data)
+
+
+# --- data flags --------------------------------------------------------------------------------
+
+
+def test_raw_variance_flags_unstandardized_data_at_start() -> None:
+    ctx = make_context("standard", data=make_data(standardized=False, ratio=1.08e6))
+    finding = only(evaluate(ctx, set()), "raw_variance")
+    assert finding.epoch is None
+    assert finding.severity is Severity.WARNING
+    for text in ("1.08e+06", "above 10", "not standardized", "from T 0.16 to NOx(GT)"):
+        assert text in finding.message
+    assert finding.suggested_changes == {"standardize": True}
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_raw_variance_silent_when_standardized_or_at_exactly_10() -> None:
+    assert evaluate(make_context("uci", data=make_data(standardized=True, ratio=1e6)), set()) == []
+    assert evaluate(make_context(data=make_data(standardized=False, ratio=10.0)), set()) == []
+    assert evaluate(make_context(data=None), set()) == []
+
+
+def test_near_deterministic_names_the_columns_and_suggests_no_config_change() -> None:
+    near = [{"column": "C6H6(GT)", "r2": 0.99996}, {"column": "AH", "r2": 0.99931}]
+    finding = only(
+        evaluate(make_context("uci", data=make_data(near=near)), set()), "near_deterministic"
+    )
+    assert finding.epoch is None
+    assert finding.severity is Severity.INFO
+    for text in (
+        "C6H6(GT) (R² 0.99996)",
+        "AH (R² 0.99931)",
+        "≥ 0.999",
+        "dropping or merging",
+        "no config field",
+    ):
+        assert text in finding.message
+    assert finding.suggested_changes == {}
+    assert finding.evidence["columns"] == near
+
+
+def test_near_deterministic_silent_without_such_columns() -> None:
+    assert evaluate(make_context("uci", data=make_data(near=[])), set()) == []
+
+
+def test_f1_stalled_silent_once_the_reference_is_recovered_exactly() -> None:
+    assert stream(make_context("synthetic", history=f1_history({2: 1.0}, last=40))) == []

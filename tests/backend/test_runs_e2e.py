@@ -1,0 +1,314 @@
+"""The backend end to end: real uvicorn, real SQLite file, real trainer processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_server import BackendServer
+from websockets.sync.client import connect
+
+from trainer.config import TrainConfig
+from trainer.protocol import EpochRecord
+
+SHORT = {"epochs": 4, "synthetic_samples": 300}
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> None:
+    run = backend.create("synthetic", **SHORT)
+    assert run["status"] == "queued" and run["epochs_total"] == 4
+    done = backend.wait_finished(run["id"])
+    assert done["status"] == "completed", done["status_reason"]
+    assert done["last_epoch"] == 4 and done["progress"] == 1.0
+    assert done["data"]["reference_kind"] == "ground truth"
+
+    streamed = jsonl(backend.runs_dir / run["id"] / "metrics.jsonl")
+    stored = backend.metrics(run["id"])
+    assert stored == streamed  # every field, exactly as the trainer wrote it
+
+    csv_resp = backend.client.get(f"/api/runs/{run['id']}/metrics", params={"format": "csv"})
+    assert csv_resp.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_resp.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(csv_resp.text)))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert list(rows[0]) == list(EpochRecord.model_fields)
+    for row, rec in zip(rows, streamed, strict=True):
+        assert float(row["loss_total"]) == pytest.approx(rec["loss_total"], rel=1e-12)
+        assert row["f1"] == ("" if rec["f1"] is None else str(rec["f1"]))
+
+    json_resp = backend.client.get(f"/api/runs/{run['id']}/metrics", params={"format": "json"})
+    assert "attachment" in json_resp.headers["content-disposition"]
+    assert json_resp.json() == streamed
+
+    log = backend.client.get(f"/api/runs/{run['id']}/log")
+    assert log.status_code == 200 and "attachment" in log.headers["content-disposition"]
+    assert log.text == (backend.runs_dir / run["id"] / "train.log").read_text()
+
+    events = backend.client.get(f"/api/runs/{run['id']}/events").json()
+    assert [e["status"] for e in events] == ["queued", "running", "completed"]
+    card = backend.client.get(f"/api/runs/{run['id']}/scorecard").json()
+    assert [lvl["level"] for lvl in card["levels"]] == ["Minimum", "Good", "Excellent"]
+
+
+def test_presets_and_healthz(backend: BackendServer) -> None:
+    names = [p["name"] for p in backend.client.get("/api/presets").json()]
+    assert names == ["standard", "synthetic", "uci"]
+    uci = backend.client.get("/api/presets/uci").json()
+    assert uci["config"]["lambda_recon"] == 100.0 and uci["config"]["standardize"] is True
+    assert backend.client.get("/api/presets/nope").status_code == 404
+    health = backend.client.get("/healthz").json()
+    assert health["status"] == "ok" and health["database"] == "sqlite"
+
+
+def _bad_values(name: str) -> list[Any]:
+    """A wrong-type value and, where the field has bounds, an out-of-range one."""
+    field = TrainConfig.model_fields[name]
+    bad: list[Any] = [{"not": "a value"}]
+    for meta in field.metadata:
+        for attr, delta in (("gt", 0), ("ge", -1), ("lt", 0), ("le", 1)):
+            bound = getattr(meta, attr, None)
+            if bound is not None:
+                if attr in ("gt", "ge"):
+                    bad.append(bound - (1 if attr == "ge" else 0) if isinstance(bound, int)
+                               else bound - abs(bound) - 1)
+                else:
+                    bad.append(bound + delta if isinstance(bound, int) else bound * 2 + 1)
+    return bad
+
+
+def test_every_bad_config_field_is_named_in_a_422(backend: BackendServer) -> None:
+    tried = 0
+    for name in TrainConfig.model_fields:
+        for value in _bad_values(name):
+            resp = backend.client.post(
+                "/api/runs", json={"preset": "synthetic", "overrides": {name: value}}
+            )
+            assert resp.status_code == 422, (name, value, resp.text)
+            detail = resp.json()["detail"][0]
+            assert detail["field"] == f"overrides.{name}", (name, value, detail)
+            assert name in detail["msg"] and "allowed" in detail["msg"]
+            tried += 1
+    assert tried > 2 * len(TrainConfig.model_fields) - 5
+    unknown = backend.client.post(
+        "/api/runs", json={"preset": "uci", "overrides": {"learning_rate": 1}}
+    )
+    assert unknown.status_code == 422
+    assert "unknown field 'learning_rate'" in unknown.json()["detail"][0]["msg"]
+    preset = backend.client.post("/api/runs", json={"preset": "fast"})
+    assert preset.status_code == 422 and preset.json()["detail"][0]["field"] == "preset"
+    assert backend.client.get("/api/runs").json()["count"] == 0, "nothing half-created"
+
+
+def _ingest(backend: BackendServer, run_id: str):  # type: ignore[no-untyped-def]
+    return connect(f"{backend.ws_url}/ws/ingest/{run_id}", open_timeout=10)
+
+
+def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
+    record = {name: 0.0 for name in EpochRecord.model_fields}
+    record.update(
+        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-4,
+        loss_total=2.0, loss_recon=2.0, share_recon=100.0, share_sparse=0.0,
+        share_acyclic=0.0, share_disen=0.0, clip_pct=0.0, logit_std=0.5,
+        edges_at_05=3, edges_tuned=3, edges_topk=13, threshold_tuned=0.5,
+        shd=None, f1=None, precision=None, recall=None, f1_skeleton=None, val_recon=None,
+        is_best=False, epoch_seconds=0.1, eta_seconds=1.0,
+    )
+    record.update(fields)
+    return EpochRecord.model_validate(record).model_dump()
+
+
+def _msg(run_id: str, seq: int, msg_type: str = "epoch", **payload: Any) -> str:
+    return json.dumps({"v": 1, "type": msg_type, "run_id": run_id, "seq": seq, **payload})
+
+
+def _queued_run(backend: BackendServer) -> str:
+    """A run whose trainer never starts (stopped while queued), to feed by hand."""
+    run = backend.create("synthetic", epochs=50)
+    backend.client.post(f"/api/runs/{run['id']}/stop")
+    return str(run["id"])
+
+
+def test_malformed_frames_get_error_frames_and_the_connection_goes_on(
+    backend: BackendServer,
+) -> None:
+    run_id = _queued_run(backend)
+    bad_frames: list[str | bytes] = [
+        "not json",
+        b"\x00\x01binary",
+        json.dumps([1, 2]),
+        _msg(run_id, 0).replace('"v": 1', '"v": 99'),
+        _msg(run_id, -1),
+        _msg("someone-else", 1),
+        _msg(run_id, 2, "gossip"),
+        _msg(run_id, 3, record={"epoch": 1}),
+        _msg(run_id, 4, record={**_record(run_id, 1), "loss_total": "big"}),
+        _msg(run_id, 5, record={**_record(run_id, 1), "clip_pct": 250.0}),
+        _msg(run_id, 6, record=_record(run_id, 1)).replace('"lr": 0.0001', '"lr": NaN'),
+        _msg(run_id, 7, record=_record(run_id, 51)),
+        "x" * 1_500_000,
+    ]
+    with _ingest(backend, run_id) as ws:
+        for frame in bad_frames:
+            ws.send(frame)
+            reply = json.loads(ws.recv(timeout=10))
+            assert reply["type"] == "error", (str(frame)[:80], reply)
+            assert reply["detail"]
+        ws.send(_msg(run_id, 8, record=_record(run_id, 1)))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "seq": 8}
+    stored = backend.metrics(run_id)
+    assert [r["epoch"] for r in stored] == [1]
+    assert stored[0]["lr"] == 1e-4
+
+
+def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServer) -> None:
+    run_id = _queued_run(backend)
+    order = [3, 1, 2, 2, 3, 5, 4, 1]
+    with _ingest(backend, run_id) as ws:
+        for seq, epoch in enumerate(order):
+            ws.send(_msg(run_id, seq, record=_record(run_id, epoch, loss_total=float(epoch))))
+            assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "seq": seq}
+    stored = backend.metrics(run_id)
+    assert [r["epoch"] for r in stored] == [1, 2, 3, 4, 5]
+    assert [r["loss_total"] for r in stored] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    with sqlite3.connect(backend.db_path) as db:
+        count = db.execute("select count(*) from metrics where run_id = ?", (run_id,)).fetchone()
+    assert count[0] == 5
+
+
+def test_browser_websocket_receives_live_records(backend: BackendServer) -> None:
+    run = backend.create("synthetic", epochs=6, synthetic_samples=600)
+    seen: list[int] = []
+    statuses: list[str] = []
+    with connect(f"{backend.ws_url}/ws/runs/{run['id']}", open_timeout=10) as ws:
+        snapshot = json.loads(ws.recv(timeout=10))
+        assert snapshot["type"] == "snapshot" and snapshot["run"]["id"] == run["id"]
+        seen += [m["epoch"] for m in snapshot["metrics"]]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "completed" not in statuses:
+            event = json.loads(ws.recv(timeout=60))
+            if event["type"] == "metric":
+                seen.append(event["record"]["epoch"])
+                assert event["record"]["run_id"] == run["id"]
+            elif event["type"] == "status":
+                statuses.append(event["run"]["status"])
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert statuses[-1] == "completed"
+
+
+def test_all_runs_stream_sends_status_changes(backend: BackendServer) -> None:
+    with connect(f"{backend.ws_url}/ws/runs", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+        run = backend.create("synthetic", **SHORT)
+        statuses = []
+        while "completed" not in statuses:
+            event = json.loads(ws.recv(timeout=120))
+            if event["type"] == "status" and event["run_id"] == run["id"]:
+                statuses.append(event["run"]["status"])
+    assert statuses == ["queued", "running", "completed"]
+
+
+def test_killed_trainer_marks_the_run_failed_and_keeps_its_metrics(
+    backend: BackendServer,
+) -> None:
+    run = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
+    running = backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 3)
+    pid = _trainer_pid(backend, run["id"])
+    os.kill(pid, signal.SIGKILL)
+    failed = backend.wait_finished(run["id"], timeout=30)
+    assert failed["status"] == "failed"
+    assert "SIGKILL" in failed["status_reason"]
+    kept = backend.metrics(run["id"])
+    assert len(kept) >= running["last_epoch"]
+    assert [r["epoch"] for r in kept] == list(range(1, len(kept) + 1))
+
+
+def test_stop_ends_a_running_run_gracefully(backend: BackendServer) -> None:
+    run = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
+    backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2)
+    resp = backend.client.post(f"/api/runs/{run['id']}/stop")
+    assert resp.status_code == 200
+    stopped = backend.wait_finished(run["id"], timeout=30)
+    assert stopped["status"] == "stopped"
+    log = (backend.runs_dir / run["id"] / "train.log").read_text()
+    assert "STOPPED" in log  # the trainer ended its epoch and wrote its outcome
+    assert backend.client.post(f"/api/runs/{run['id']}/stop").status_code == 409
+
+
+def test_backend_killed_mid_run_restarts_and_reconciles(backend: BackendServer) -> None:
+    alive = backend.create("synthetic", epochs=40, synthetic_samples=2000, patience=0)
+    doomed = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
+    backend.wait_for(alive["id"], lambda r: (r["last_epoch"] or 0) >= 2)
+    backend.wait_for(doomed["id"], lambda r: (r["last_epoch"] or 0) >= 2)
+    doomed_pid = _trainer_pid(backend, doomed["id"])
+    backend.kill()
+    os.kill(doomed_pid, signal.SIGKILL)  # this one dies while nobody watches
+    with sqlite3.connect(backend.db_path) as db:
+        assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    time.sleep(1.0)  # the surviving trainer trains on and buffers
+    backend.start()
+    gone = backend.wait_finished(doomed["id"], timeout=30)
+    assert gone["status"] == "failed" and "backend restarted" in gone["status_reason"]
+    done = backend.wait_finished(alive["id"], timeout=120)
+    assert done["status"] == "completed", done["status_reason"]
+    stored = backend.metrics(alive["id"])
+    assert [r["epoch"] for r in stored] == list(range(1, 41)), "every epoch exactly once"
+    assert stored == jsonl(backend.runs_dir / alive["id"] / "metrics.jsonl")
+
+
+def test_restart_with_fix_links_runs_and_applies_the_patch(backend: BackendServer) -> None:
+    parent = backend.create("standard", epochs=3)
+    backend.wait_finished(parent["id"])
+    alerts = backend.client.get(f"/api/runs/{parent['id']}/alerts").json()
+    raw = next(a for a in alerts if a["rule"] == "raw_variance")
+    assert raw["suggested_changes"] == {"standardize": True}
+    assert raw["epoch"] is None and "1.08e+06" in raw["message"]
+
+    resp = backend.client.post(
+        f"/api/runs/{parent['id']}/restart",
+        json={"alert_id": raw["id"], "overrides": {"epochs": 2}},
+    )
+    assert resp.status_code == 201, resp.text
+    child = resp.json()
+    assert child["parent_id"] == parent["id"] and child["parent_alert_id"] == raw["id"]
+    assert child["config"]["standardize"] is True and child["config"]["epochs"] == 2
+    assert child["config"]["lambda_recon"] == parent["config"]["lambda_recon"]
+    assert child["preset"] == "standard"
+    assert backend.run(parent["id"])["children"] == [child["id"]]
+    done = backend.wait_finished(child["id"])
+    assert done["status"] == "completed"
+    assert "raw_variance" not in {
+        a["rule"] for a in backend.client.get(f"/api/runs/{child['id']}/alerts").json()
+    }
+    other = backend.create("synthetic", **SHORT)
+    wrong = backend.client.post(f"/api/runs/{other['id']}/restart", json={"alert_id": raw["id"]})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "alert_id"
+
+
+def test_log_download_is_safe_against_path_tricks(backend: BackendServer) -> None:
+    for path in ["/api/runs/..%2F..%2Fetc%2Fpasswd/log", "/api/runs/../../etc/passwd/log",
+                 "/api/runs/%2Fetc%2Fpasswd/log", "/api/runs/no-such-run/log"]:
+        resp = backend.client.get(path)
+        assert resp.status_code in (404, 422), (path, resp.status_code)
+        assert "root:" not in resp.text
+
+
+def _trainer_pid(backend: BackendServer, run_id: str) -> int:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "trainer" in cmd and run_id in cmd:
+            return int(proc.pid)
+    raise AssertionError(f"no trainer process for {run_id}")

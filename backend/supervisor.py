@@ -91,6 +91,7 @@ class Supervisor:
         self._reports: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._shutting_down = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """Stop every trainer (gracefully, then by force) and record how each ended."""
+        self._shutting_down = True
         if self._task is not None:
             self._task.cancel()
         for tp in list(self._procs.values()):
@@ -114,7 +116,7 @@ class Supervisor:
             self._signal(tp, signal.SIGKILL)
             tp.killed = True
         await asyncio.sleep(0.1)
-        self._reap(shutting_down=True)
+        self._reap()
 
     def _reconcile(self) -> None:
         """Runs a previous backend left `running`: re-attach live trainers, fail the rest."""
@@ -240,13 +242,13 @@ class Supervisor:
                 self._signal(tp, signal.SIGKILL)
                 tp.killed = True
 
-    def _reap(self, shutting_down: bool = False) -> None:
+    def _reap(self) -> None:
         for run_id, tp in list(self._procs.items()):
             code = tp.returncode()
             if code is None:
                 continue
             del self._procs[run_id]
-            status, reason = self._outcome(tp, code, shutting_down)
+            status, reason = self._outcome(tp, code)
             updated = self.store.set_status(run_id, status, reason)
             first_line = reason.splitlines()[0]
             logger.info("trainer of %s ended: %s (%s)", run_id, status.value, first_line)
@@ -254,15 +256,13 @@ class Supervisor:
                 self.notify(updated)
             self._wake.set()
 
-    def _outcome(
-        self, tp: TrainerProcess, code: int, shutting_down: bool
-    ) -> tuple[RunStatus, str]:
+    def _outcome(self, tp: TrainerProcess, code: int) -> tuple[RunStatus, str]:
         reports = self._reports.pop(tp.run_id, {})
         finished = reports.get("finished")
         failed = reports.get("failed")
         if tp.stop_requested_at is not None:
             how = "killed after the stop timeout" if tp.killed else "stopped"
-            why = "backend shut down" if shutting_down else "stop requested"
+            why = "backend shut down" if self._shutting_down else "stop requested"
             return RunStatus.stopped, f"{why}; trainer {how}"
         if code == 0 or (code == -1 and finished is not None):
             if finished and finished.get("status") == "stopped":

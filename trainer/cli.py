@@ -212,7 +212,8 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
             emitter.send("failed", reason=result.reason, summary=summary)
         else:
             emitter.send("finished", summary=summary)
-        stats = emitter.close(timeout=10.0)
+        # A stop request means someone waits on us (the backend's stop timeout): flush briefly.
+        stats = emitter.close(timeout=2.0 if stop.requested else 10.0)
         if stats["unacked"]:
             print(
                 f"warning: {stats['unacked']} messages not acknowledged by {args.backend}; "

@@ -10,7 +10,10 @@ DATA ?= $(or $(CAUSALWATCH_DATA),$(wildcard ../shared/data/AirQualityUCI.csv))
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 EPOCHS ?= 40
 
-.PHONY: run test lint bench clean
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run train test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +25,9 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 run: $(STAMP)
+	$(BIN)/causalwatch up --host $(HOST) --port $(PORT) $(DATA_ARG)
+
+train: $(STAMP)
 	$(BIN)/causalwatch train --preset uci --epochs $(EPOCHS) $(DATA_ARG)
 
 lint: $(STAMP)
@@ -33,6 +39,7 @@ test: lint
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)
 	$(BIN)/python bench/causal_quality.py $(DATA_ARG)
+	$(BIN)/python bench/backend_ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

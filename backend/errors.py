@@ -25,7 +25,7 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         item: dict[str, Any] = {"msg": self.message, "type": "causalwatch_error"}
         if self.field is not None:
-            item["loc"] = ["body", self.field]
+            item["loc"] = ["body", *self.field.split(".")]
             item["field"] = self.field
         return {"detail": [item]}
 

@@ -21,7 +21,7 @@ from backend import rules
 from backend.hub import Hub
 from backend.schemas import RunPublic
 from backend.store import Store
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot
 
 logger = logging.getLogger("causalwatch.ingest")
 
@@ -130,7 +130,7 @@ class Ingest:
         if message.get("run_id") != run_id:
             raise MessageError(f"run_id: {message.get('run_id')!r} does not match the URL")
         msg_type = message.get("type")
-        if msg_type not in ("started", "epoch", "alert", "finished", "failed"):
+        if msg_type not in ("started", "epoch", "graph", "alert", "finished", "failed"):
             raise MessageError(f"type: unknown message type {msg_type!r}")
         return str(msg_type)
 
@@ -148,6 +148,8 @@ class Ingest:
         state = await self._state(run)
         if msg_type == "epoch":
             await self._epoch(run, state, message.get("record"))
+        elif msg_type == "graph":
+            await self._graph(run, message)
         elif msg_type == "started":
             data = message.get("data")
             if not isinstance(data, dict):
@@ -194,6 +196,22 @@ class Ingest:
         _insert_sorted(state.history, record)
         self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
         await self._evaluate(run, state)
+
+    async def _graph(self, run: RunPublic, message: dict[str, Any]) -> None:
+        try:
+            graph = GraphSnapshot.model_validate(
+                {"epoch": message.get("epoch"), "probabilities": message.get("probabilities")}
+            )
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "graph"
+            raise MessageError(f"{loc}: {first['msg']}") from None
+        stored = await asyncio.to_thread(
+            self.store.add_graph, run_id=run.id, epoch=graph.epoch,
+            probabilities=graph.probabilities,
+        )
+        if stored:
+            self.hub.publish({"type": "graph", "run_id": run.id, **graph.model_dump()})
 
     async def _evaluate(self, run: RunPublic, state: RunState) -> None:
         ctx = rules.RunContext(

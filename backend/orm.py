@@ -185,6 +185,21 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Graph(Base):
+    """The learned edge probabilities at one evaluation epoch (d × d, P[i][j] = i → j)."""
+
+    __tablename__ = "graphs"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_graphs_run_id_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    epoch: Mapped[int]
+    probabilities: Mapped[list[list[float]]] = mapped_column(JSON())
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StatusEvent(Base):
     __tablename__ = "status_events"
     __table_args__ = (Index("ix_status_events_run_id", "run_id"),)

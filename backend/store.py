@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.db import StoreError, make_engine, managed_session, migrate
-from backend.orm import RUN_ID_LENGTH, Alert, Metric, Run, StatusEvent, utcnow
+from backend.orm import RUN_ID_LENGTH, Alert, Graph, Metric, Run, StatusEvent, utcnow
 from backend.schemas import AlertPublic, RunPublic, RunStatus, StatusEventPublic
 from trainer.protocol import EpochRecord
 
@@ -31,6 +31,7 @@ T = TypeVar("T")
 METRIC_FIELDS: tuple[str, ...] = tuple(EpochRecord.model_fields)
 _METRICS: Table = Metric.__table__  # type: ignore[assignment]
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
+_GRAPHS: Table = Graph.__table__  # type: ignore[assignment]
 
 # Dialects with INSERT ... ON CONFLICT DO NOTHING ... RETURNING.
 _INSERT_BY_DIALECT: dict[str, Callable[[Table], Any]] = {
@@ -288,6 +289,36 @@ class Store:
                 dict(zip(METRIC_FIELDS, row, strict=True)) for row in session.execute(stmt)
             ]
         )
+
+    # --- graphs ------------------------------------------------------------------------------
+
+    def add_graph(self, *, run_id: str, epoch: int, probabilities: list[list[float]]) -> bool:
+        """Store one evaluation epoch's edge probabilities; False if already stored."""
+
+        def work(session: Session) -> bool:
+            row = {
+                "run_id": run_id,
+                "epoch": epoch,
+                "probabilities": probabilities,
+                "received_at": utcnow(),
+            }
+            return bool(_insert_skipping_duplicates(session, _GRAPHS, [row], ("run_id", "epoch")))
+
+        return self._write(work)
+
+    def get_graph(self, run_id: str, *, epoch: int | None = None) -> dict[str, Any] | None:
+        """`{"epoch", "probabilities"}` at `epoch`, or the latest one; None if none yet."""
+
+        def work(session: Session) -> dict[str, Any] | None:
+            query = select(Graph).where(Graph.run_id == run_id)
+            if epoch is not None:
+                query = query.where(Graph.epoch == epoch)
+            row = session.scalars(query.order_by(Graph.epoch.desc()).limit(1)).first()
+            if row is None:
+                return None
+            return {"epoch": row.epoch, "probabilities": row.probabilities}
+
+        return self._read(work)
 
     # --- alerts ------------------------------------------------------------------------------
 

@@ -194,10 +194,15 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
         )
         bar.update(1)
 
+    def on_graph(epoch: int, probabilities: list[list[float]]) -> None:
+        if emitter is not None:
+            emitter.send("graph", epoch=epoch, probabilities=probabilities)
+
     try:
         result = train(
             cfg, data, run_id,
             on_record=on_record,
+            on_graph=on_graph,
             checkpoint_path=files.checkpoint_path,
             should_stop=lambda: stop.requested,
         )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 EVAL_FIELDS = ("shd", "f1", "precision", "recall", "f1_skeleton", "val_recon")
 RecordSink = Callable[[dict[str, Any]], None]
+GraphSink = Callable[[int, list[list[float]]], None]
 
 
 class NonFiniteError(RuntimeError):
@@ -95,6 +96,7 @@ def train(
     run_id: str,
     *,
     on_record: RecordSink | None = None,
+    on_graph: GraphSink | None = None,
     checkpoint_path: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
@@ -228,6 +230,8 @@ def train(
             best_record = record
         if on_record is not None:
             on_record(record)
+        if is_eval and on_graph is not None:
+            on_graph(epoch, np.round(probs_np, 4).tolist())
 
         if (
             is_eval

@@ -8,6 +8,8 @@ the receiver answers ``{"type": "ack", "seq": n}`` once the message is stored, a
 Message types:
 - ``started``  ``{"config": {...}, "data": {...}}`` once, first;
 - ``epoch``    ``{"record": EpochRecord}`` once per epoch;
+- ``graph``    ``{"epoch": n, "probabilities": [[...]]}`` edge probabilities P (d × d,
+  P[i][j] = edge i → j) on evaluation epochs, for the adjacency heatmap;
 - ``alert``    ``{"alert": {...}}`` data checks the trainer makes at start;
 - ``finished`` ``{"summary": {...}}`` the run ended normally (completed or early-stopped);
 - ``failed``   ``{"reason": "..."}`` the run stopped on an error (e.g. non-finite loss).
@@ -23,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
-MessageType = Literal["started", "epoch", "alert", "finished", "failed"]
+MessageType = Literal["started", "epoch", "graph", "alert", "finished", "failed"]
 
 
 class EpochRecord(BaseModel):
@@ -71,6 +73,25 @@ class EpochRecord(BaseModel):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+
+class GraphSnapshot(BaseModel):
+    """The learned edge probabilities at one evaluation epoch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=1)
+    probabilities: list[list[float]]
+
+    @field_validator("probabilities", mode="after")
+    @classmethod
+    def _square_unit(cls, rows: list[list[float]]) -> list[list[float]]:
+        d = len(rows)
+        if d == 0 or d > 500 or any(len(row) != d for row in rows):
+            raise ValueError("must be a non-empty square matrix (at most 500 × 500)")
+        if any(not (0.0 <= p <= 1.0) for row in rows for p in row):
+            raise ValueError("every probability must be in [0, 1]")
+        return rows
 
 
 def make_message(msg_type: MessageType, run_id: str, seq: int, **payload: Any) -> dict[str, Any]:

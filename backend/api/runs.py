@@ -119,6 +119,24 @@ def get_metrics(
     return JSONResponse(records, headers=headers)
 
 
+@router.get("/{run_id}/graph")
+def get_graph(
+    run: RunDep, services: ServicesDep, epoch: Annotated[int | None, Query(ge=1)] = None
+) -> dict[str, Any]:
+    """The learned edge probabilities (latest evaluation epoch, or `epoch`), the variable
+    names and the reference edges, for the adjacency heatmap."""
+    graph = services.store.get_graph(run.id, epoch=epoch)
+    if graph is None:
+        raise not_found(f"graph of run {run.id!r}" + (f" at epoch {epoch}" if epoch else ""))
+    data = run.data or {}
+    return {
+        **graph,
+        "variables": data.get("variables"),
+        "reference_edges": data.get("reference_edges", []),
+        "reference_kind": data.get("reference_kind"),
+    }
+
+
 @router.get("/{run_id}/alerts", response_model=list[AlertPublic])
 def get_alerts(run: RunDep, services: ServicesDep) -> list[AlertPublic]:
     return services.store.list_alerts(run.id)

@@ -69,6 +69,7 @@ async def run_stream(ws: WebSocket, run_id: str) -> None:
             return
         metrics = await asyncio.to_thread(services.store.get_metrics, run_id)
         alerts = await asyncio.to_thread(services.store.list_alerts, run_id)
+        graph = await asyncio.to_thread(services.store.get_graph, run_id)
         await ws.send_json(
             {
                 "type": "snapshot",
@@ -76,6 +77,7 @@ async def run_stream(ws: WebSocket, run_id: str) -> None:
                 "run": run.model_dump(mode="json"),
                 "metrics": metrics,
                 "alerts": [a.model_dump(mode="json") for a in alerts],
+                "graph": graph,
             }
         )
         seen_epochs = {m["epoch"] for m in metrics}

@@ -17,7 +17,7 @@ from backend.orm import Base
 from backend.schemas import RunStatus
 from backend.store import Store, StoreError
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_migration_scripts_live_in_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
     names = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
-    assert names == ["0001_initial.py", "0002_ingest_token.py"]
+    assert names == ["0001_initial.py", "0002_ingest_token.py", "0003_graphs.py"]
 
 
 def test_head_schema_equals_the_orm(engine: Engine) -> None:

@@ -58,6 +58,15 @@ def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> N
 
     events = backend.client.get(f"/api/runs/{run['id']}/events").json()
     assert [e["status"] for e in events] == ["queued", "running", "completed"]
+    graph = backend.client.get(f"/api/runs/{run['id']}/graph").json()
+    assert graph["epoch"] == 4 and len(graph["variables"]) == 13
+    assert len(graph["probabilities"]) == 13
+    assert all(len(row) == 13 and all(0 <= p <= 1 for p in row) for row in graph["probabilities"])
+    assert all(graph["probabilities"][i][i] == 0 for i in range(13))
+    earlier = backend.client.get(f"/api/runs/{run['id']}/graph", params={"epoch": 2}).json()
+    assert earlier["epoch"] == 2
+    missing = backend.client.get(f"/api/runs/{run['id']}/graph", params={"epoch": 3})
+    assert missing.status_code == 404
     card = backend.client.get(f"/api/runs/{run['id']}/scorecard").json()
     assert [lvl["level"] for lvl in card["levels"]] == ["Minimum", "Good", "Excellent"]
 

@@ -6,11 +6,14 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from typing import Any
 
 from pydantic import ValidationError
+
+from backend.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -51,6 +54,7 @@ def up_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="where run folders and the SQLite file live (default runs)")
     p.add_argument("--max-runs", type=int, help="trainer processes at once (default 2)")
     p.add_argument("--data", help="UCI Air Quality CSV handed to trainers")
+    p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -59,7 +63,6 @@ def up(argv: list[str]) -> int:
     import uvicorn
 
     from backend.main import create_app
-    from backend.settings import Settings
 
     args = up_parser().parse_args(argv)
     given = {
@@ -75,15 +78,39 @@ def up(argv: list[str]) -> int:
             print(f"causalwatch up: --{field.replace('_', '-')}: {e['msg']}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(args.log_level.upper())
-    logging.getLogger("causalwatch").info(
+    log = logging.getLogger("causalwatch")
+    log.info(
         "causalwatch API on http://%s:%s (database %s, runs in %s)",
         settings.host, settings.port, settings.db_url.split("@")[-1], settings.runs_dir,
     )
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port,
-        log_config=None, ws_max_size=2**21, timeout_graceful_shutdown=settings.stop_timeout + 5,
-    )
+    dashboard = None if args.no_dashboard else _start_dashboard(settings)
+    try:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_config=None,
+            ws_max_size=2**21, timeout_graceful_shutdown=settings.stop_timeout + 5,
+        )
+    finally:
+        if dashboard is not None:
+            dashboard.terminate()
+            try:
+                dashboard.wait(10)
+            except subprocess.TimeoutExpired:
+                dashboard.kill()
     return 0
+
+
+def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
+    """The dashboard is its own process: a client of this API over HTTP/WS, nothing more."""
+    api = settings.ingest_base_url
+    process = subprocess.Popen(  # fixed argv, no shell
+        [sys.executable, "-m", "dashboard", "--host", settings.host,
+         "--port", str(settings.dashboard_port), "--api", api],
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://{settings.host}:{settings.dashboard_port}"
+    logging.getLogger("causalwatch").info("causalwatch dashboard on %s", url)
+    print(f"\n  causalwatch dashboard: {url}\n  API: {api}/docs\n", file=sys.stderr, flush=True)
+    return process
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,33 @@
+"""`python -m dashboard --port 8050 --api http://127.0.0.1:8000`: serve the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dashboard.client import Endpoints
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--api", default="http://127.0.0.1:8000", help="backend URL for the server")
+    p.add_argument("--public-api", help="backend URL as the browser sees it (default --api)")
+    p.add_argument("--threads", type=int, default=8)
+    args = p.parse_args(argv)
+
+    from waitress import serve
+
+    from dashboard.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(Endpoints(api_url=args.api, public_url=args.public_api or args.api))
+    # waitress: a production WSGI server (Dash runs on Flask), unlike Flask's dev server.
+    serve(app.server, host=args.host, port=args.port, threads=args.threads, ident="causalwatch")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The Dash app: pages, the shell (navigation, backend banner), and the API endpoints store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, dcc, html
+
+from dashboard import client, ids
+from dashboard.client import BackendError, Endpoints
+
+HERE = Path(__file__).parent
+
+
+def create_app(endpoints: Endpoints) -> Dash:
+    client.configure(endpoints)
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        suppress_callback_exceptions=True,
+        title="causalwatch",
+        update_title=None,
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id=ids.URL),
+            dcc.Store(id=ids.API, data={"http": endpoints.public_url, "ws": endpoints.public_ws}),
+            dcc.Interval(id=ids.HEALTH_TICK, interval=2000),
+            _navbar(),
+            dbc.Container(
+                [
+                    dbc.Alert(id=ids.BANNER, color="danger", is_open=False, className="mt-3"),
+                    dash.page_container,
+                ],
+                fluid=True,
+                className="pb-5",
+            ),
+        ]
+    )
+    return app
+
+
+def _navbar() -> dbc.Navbar:
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("causalwatch", href="/", className="fw-bold"),
+                dbc.Nav(
+                    [
+                        dbc.NavItem(dbc.NavLink("Runs", href="/", active="exact")),
+                        dbc.NavItem(dbc.NavLink("New run", href="/new", active="exact")),
+                        dbc.NavItem(dbc.NavLink("Compare", href="/compare", active="exact")),
+                    ],
+                    navbar=True,
+                ),
+            ],
+            fluid=True,
+        ),
+        color="primary",
+        dark=True,
+    )
+
+
+@dash.callback(
+    Output(ids.BANNER, "children"),
+    Output(ids.BANNER, "is_open"),
+    Input(ids.HEALTH_TICK, "n_intervals"),
+)
+def backend_banner(_tick: int | None) -> tuple[str, bool]:
+    """A clear banner while the backend is down; it goes away by itself when it is back."""
+    try:
+        client.get().health()
+    except BackendError as err:
+        return f"{err.message[0].upper()}{err.message[1:]}. Retrying every 2 s…", True
+    return "", False

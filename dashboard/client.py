@@ -1,0 +1,146 @@
+"""The only code that talks to the backend: its public HTTP API, nothing else.
+
+Every failure becomes a `BackendError` with a sentence fit for the page; callers never see
+a raw response body or a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class BackendError(Exception):
+    """Something the page can show: `message` is human, `field` names a bad input."""
+
+    def __init__(self, message: str, *, status: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    api_url: str  # how the dashboard server reaches the backend
+    public_url: str  # how the browser reaches it (downloads, live websocket)
+
+    @property
+    def public_ws(self) -> str:
+        return self.public_url.replace("https://", "wss://").replace("http://", "ws://")
+
+
+class BackendClient:
+    def __init__(self, endpoints: Endpoints, timeout: float = 10.0) -> None:
+        self.endpoints = endpoints
+        self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            raise BackendError(
+                f"the causalwatch backend at {self.endpoints.api_url} is not reachable"
+            ) from None
+        if resp.status_code >= 400:
+            raise _error_from(resp)
+        return resp.json()
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/healthz")  # type: ignore[no-any-return]
+
+    def presets(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/presets")  # type: ignore[no-any-return]
+
+    def preset(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/presets/{name}")  # type: ignore[no-any-return]
+
+    def config_schema(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/config-schema")  # type: ignore[no-any-return]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/runs")["runs"]  # type: ignore[no-any-return]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/runs/{run_id}")  # type: ignore[no-any-return]
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"/api/runs/{run_id}/metrics")  # type: ignore[no-any-return]
+
+    def alerts(self, run_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"/api/runs/{run_id}/alerts")  # type: ignore[no-any-return]
+
+    def scorecard(self, run_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/runs/{run_id}/scorecard")  # type: ignore[no-any-return]
+
+    def graph(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return self._request("GET", f"/api/runs/{run_id}/graph")  # type: ignore[no-any-return]
+        except BackendError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def create_run(
+        self, preset: str, overrides: dict[str, Any], name: str | None
+    ) -> dict[str, Any]:
+        body = {"preset": preset, "overrides": overrides, "name": name or None}
+        return self._request("POST", "/api/runs", json=body)  # type: ignore[no-any-return]
+
+    def stop(self, run_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/api/runs/{run_id}/stop")  # type: ignore[no-any-return]
+
+    def restart(self, run_id: str, alert_id: int | None = None) -> dict[str, Any]:
+        body = {"alert_id": alert_id} if alert_id is not None else {}
+        return self._request(  # type: ignore[no-any-return]
+            "POST", f"/api/runs/{run_id}/restart", json=body
+        )
+
+    # --- links for the browser -------------------------------------------------------------
+
+    def download_url(self, run_id: str, what: str) -> str:
+        base = f"{self.endpoints.public_url}/api/runs/{run_id}"
+        return {
+            "csv": f"{base}/metrics?format=csv",
+            "json": f"{base}/metrics?format=json",
+            "log": f"{base}/log",
+        }[what]
+
+
+def _error_from(resp: httpx.Response) -> BackendError:
+    """The backend's `detail` as one sentence; the field it names, if any."""
+    message, field = f"the backend answered {resp.status_code}", None
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        detail = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        message = str(first.get("msg", message))
+        field = first.get("field")
+        if field is None and isinstance(first.get("loc"), list):
+            field = ".".join(str(p) for p in first["loc"][1:]) or None
+    elif isinstance(detail, str):
+        message = detail
+    return BackendError(message, status=resp.status_code, field=field)
+
+
+_client: BackendClient | None = None
+
+
+def configure(endpoints: Endpoints) -> BackendClient:
+    global _client  # noqa: PLW0603 - one client per dashboard process, set at start-up
+    _client = BackendClient(endpoints)
+    return _client
+
+
+def get() -> BackendClient:
+    if _client is None:
+        raise RuntimeError("dashboard.client.configure() was not called")
+    return _client

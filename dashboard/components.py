@@ -1,0 +1,164 @@
+"""Reusable pieces of the pages: status badge, alert card, scorecard, config diff, form field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from dashboard import ids
+
+STATUS_COLORS = {
+    "queued": "secondary",
+    "running": "info",
+    "completed": "success",
+    "stopped": "warning",
+    "failed": "danger",
+}
+SEVERITY_COLORS = {"info": "info", "warning": "warning", "critical": "danger"}
+CRITERION_COLORS = {"met": "success", "missed": "danger", "pending": "secondary"}
+
+
+def status_badge(status: str) -> dbc.Badge:
+    return dbc.Badge(status, color=STATUS_COLORS.get(status, "secondary"),
+                     className="ms-2 text-uppercase", id="run-status-badge")
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:g}"
+    return str(value)
+
+
+def config_diff(old: Mapping[str, Any], patch: Mapping[str, Any]) -> html.Table | html.Div:
+    """A suggested change as a readable diff: field, current value → suggested value."""
+    if not patch:
+        return html.Div("no config change suggested", className="text-muted small")
+    rows = [
+        html.Tr([
+            html.Td(html.Code(field)),
+            html.Td(html.Del(format_value(old.get(field)), className="text-danger")),
+            html.Td("→"),
+            html.Td(html.Ins(format_value(value), className="text-success fw-bold")),
+        ])
+        for field, value in patch.items()
+    ]
+    return html.Table(html.Tbody(rows), className="table table-sm mb-2 config-diff")
+
+
+def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart: bool) -> dbc.Card:
+    where = "at start" if alert.get("epoch") is None else f"epoch {alert['epoch']}"
+    button = dbc.Button(
+        "Restart with this fix",
+        id={"type": ids.RESTART, "alert": alert["id"]},
+        color="primary", size="sm", disabled=not (can_restart and alert["suggested_changes"]),
+    )
+    return dbc.Card(
+        dbc.CardBody([
+            html.Div([
+                dbc.Badge(alert["severity"], color=SEVERITY_COLORS.get(alert["severity"], "info"),
+                          className="me-2 text-uppercase"),
+                html.Strong(alert["rule"].replace("_", " ")),
+                html.Span(f" · {where}", className="text-muted small"),
+            ], className="mb-1"),
+            html.Div(alert["cause"], className="fw-semibold"),
+            html.P(alert["message"], className="small mb-2 alert-message"),
+            config_diff(config, alert["suggested_changes"]),
+            button,
+        ]),
+        className=f"mb-2 border-{SEVERITY_COLORS.get(alert['severity'], 'info')} alert-card",
+        id=f"alert-{alert['rule']}",
+    )
+
+
+def scorecard_table(card: Mapping[str, Any]) -> html.Div:
+    blocks = []
+    for level in card.get("levels", []):
+        achieved = level.get("achieved")
+        head = {True: ("achieved", "success"), False: ("not achieved", "danger")}.get(
+            achieved, ("pending", "secondary"))
+        rows = [
+            html.Tr([
+                html.Td(c["name"]),
+                html.Td(c["description"], className="small text-muted"),
+                html.Td(dbc.Badge(c["status"], color=CRITERION_COLORS.get(c["status"], "secondary"),
+                                  className="criterion-status")),
+                html.Td("—" if c.get("observed") is None else format_value(c["observed"]),
+                        className="small"),
+            ])
+            for c in level.get("criteria", [])
+        ]
+        blocks.append(html.Div([
+            html.Div([html.Strong(level["level"]),
+                      dbc.Badge(head[0], color=head[1], className="ms-2")]),
+            html.Table(html.Tbody(rows), className="table table-sm mb-3"),
+        ], className="scorecard-level"))
+    return html.Div(blocks)
+
+
+def field_input(info: Mapping[str, Any], value: Any) -> dbc.Col:
+    """One config field of the launch form, with room for the backend's message under it."""
+    name = info["name"]
+    allowed = info.get("allowed", "")
+    literal = allowed.startswith("one of ")
+    if literal:
+        options = [o.strip().strip("'") for o in allowed.removeprefix("one of ").split(",")]
+        control: Any = dbc.Select(
+            id={"type": ids.FIELD, "name": name},
+            options=[{"label": o, "value": o} for o in options],
+            value=value,
+        )
+    else:
+        shown = "" if value is None else str(value)
+        if isinstance(value, bool):
+            shown = shown.lower()
+        control = dbc.Input(id={"type": ids.FIELD, "name": name}, value=shown, type="text",
+                            debounce=False, placeholder="default" if value is None else None)
+    return dbc.Col(
+        html.Div([
+            dbc.Label(name, html_for=name, className="small fw-semibold mb-0"),
+            control,
+            dbc.FormFeedback(id={"type": ids.FIELD_FEEDBACK, "name": name}, type="invalid"),
+            dbc.FormText(allowed, className="small"),
+        ], className="mb-2"),
+        md=4, lg=3,
+    )
+
+
+def parse_field(text: Any) -> Any:
+    """A form value as the JSON type it spells; the backend validates ranges and names."""
+    if not isinstance(text, str):
+        return text
+    value = text.strip()
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("", "none", "null", "default"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    return value
+
+
+def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in runs:
+        epoch = r.get("last_epoch") or 0
+        rows.append({
+            "id": r["id"],
+            "run": f"[{r.get('name') or r['id']}](/run/{r['id']})",
+            "status": r["status"],
+            "preset": r["preset"],
+            "progress": f"{epoch}/{r['epochs_total']}",
+            "best_f1": None if r.get("best_f1") is None else round(r["best_f1"], 3),
+            "best_shd": r.get("best_shd"),
+            "alerts": r.get("open_alerts", 0),
+            "started": (r.get("started_at") or r["created_at"])[:19].replace("T", " "),
+            "parent": f"[{r['parent_id']}](/run/{r['parent_id']})" if r.get("parent_id") else "",
+        })
+    return rows

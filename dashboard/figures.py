@@ -1,0 +1,208 @@
+"""Metric records → Plotly figures. Pure functions, testable without a browser.
+
+Every time-series trace carries `meta = {"field": <record field>}`: assets/live.js extends
+each trace with that field of new records (`extendData`), so the live path never needs to
+know how a figure was built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+Record = Mapping[str, Any]
+
+COLORS = {
+    "recon": "#2c3e50",
+    "sparse": "#18bc9c",
+    "acyclic": "#f39c12",
+    "disen": "#3498db",
+    "guide": "#95a5a6",
+    "bad": "#e74c3c",
+}
+SHARES = ("recon", "sparse", "acyclic", "disen")
+COMPARE_METRICS = {
+    "clip_pct": "clip %",
+    "loss_total": "total loss",
+    "share_recon": "recon share %",
+    "logit_std": "logit std",
+    "lr": "learning rate",
+    "edges_at_05": "edges > 0.5",
+    "edges_tuned": "edges (tuned threshold)",
+    "f1": "F1",
+    "f1_skeleton": "skeleton F1",
+    "shd": "SHD",
+    "val_recon": "validation recon MSE",
+    "grad_norm_mean": "pre-clip grad norm (mean)",
+}
+EVAL_FIELDS = {"shd", "f1", "precision", "recall", "f1_skeleton", "val_recon"}
+
+
+def _base(title: str, y_title: str, *, log_y: bool = False) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 15}},
+        margin={"l": 55, "r": 20, "t": 40, "b": 40},
+        height=280,
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        xaxis_title="epoch",
+        yaxis_title=y_title,
+        uirevision="keep",  # live extensions keep the user's zoom
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def _series(records: Sequence[Record], field: str) -> tuple[list[int], list[Any]]:
+    pairs = [(r["epoch"], r.get(field)) for r in records if r.get(field) is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _line(records: Sequence[Record], field: str, name: str, **style: Any) -> go.Scatter:
+    x, y = _series(records, field)
+    return go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+                      meta={"field": field}, **style)
+
+
+def _guides(
+    fig: go.Figure, values: Sequence[float], labels: Sequence[str], yref: str = "y"
+) -> None:
+    for value, label in zip(values, labels, strict=True):
+        fig.add_hline(
+            y=value, yref=yref, line={"dash": "dot", "color": COLORS["guide"], "width": 1},
+            annotation_text=label, annotation_position="top left",
+            annotation_font={"size": 10, "color": COLORS["guide"]},
+        )
+
+
+def clip_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Clipped steps", "% of steps clipped")
+    fig.add_trace(_line(records, "clip_pct", "clip %", line={"color": COLORS["bad"]}))
+    _guides(fig, (50, 10, 5), ("50% minimum", "10% good", "5% excellent"))
+    fig.update_yaxes(range=[-2, 102])
+    return fig
+
+
+def loss_shares_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Loss breakdown (share of the summed terms)", "% of loss")
+    for term in SHARES:
+        x, y = _series(records, f"share_{term}")
+        fig.add_trace(go.Scatter(
+            x=x, y=y, name=term, stackgroup="shares", mode="lines",
+            line={"width": 0.5, "color": COLORS[term]}, meta={"field": f"share_{term}"},
+        ))
+    fig.update_yaxes(range=[0, 100])
+    return fig
+
+
+def loss_total_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Loss (weighted terms, log axis)", "loss", log_y=True)
+    fig.add_trace(_line(records, "loss_total", "total", line={"color": "black", "width": 2}))
+    for term in SHARES:
+        fig.add_trace(_line(records, f"loss_{term}", term, line={"color": COLORS[term]}))
+    return fig
+
+
+def logit_std_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Adjacency logit spread", "std of logits")
+    fig.add_trace(_line(records, "logit_std", "logit std", line={"color": COLORS["recon"]}))
+    _guides(fig, (0.05, 0.1, 0.2), ("0.05 minimum", "0.1 good", "0.2 excellent"))
+    return fig
+
+
+def lr_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Learning rate (SEM weights)", "lr", log_y=True)
+    fig.add_trace(_line(records, "lr", "lr", line={"color": COLORS["disen"]}))
+    return fig
+
+
+def edges_figure(records: Sequence[Record]) -> go.Figure:
+    fig = _base("Edges", "edge count")
+    fig.add_trace(_line(records, "edges_at_05", "p > 0.5", line={"color": COLORS["recon"]}))
+    fig.add_trace(
+        _line(records, "edges_tuned", "tuned threshold", line={"color": COLORS["sparse"]})
+    )
+    fig.add_trace(_line(records, "edges_topk", "top-k", line={"color": COLORS["guide"]}))
+    return fig
+
+
+def accuracy_figure(
+    records: Sequence[Record], reference_edges: int, reference_kind: str
+) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    base = _base(f"SHD and F1 vs the {reference_kind}", "SHD")
+    fig.update_layout(base.layout)
+    fig.add_trace(_line(records, "shd", "SHD", line={"color": COLORS["bad"]}), secondary_y=False)
+    fig.add_trace(_line(records, "f1", "F1", line={"color": COLORS["sparse"]}), secondary_y=True)
+    fig.add_trace(_line(records, "f1_skeleton", "skeleton F1",
+                        line={"color": COLORS["disen"], "dash": "dash"}), secondary_y=True)
+    fig.update_yaxes(title_text="F1", range=[0, 1.02], secondary_y=True)
+    fig.update_yaxes(rangemode="tozero", secondary_y=False)
+    _guides(fig, (reference_edges,), (f"SHD {reference_edges} = empty graph",))
+    _guides(fig, (0.2, 0.4, 0.5), ("F1 0.2", "F1 0.4", "F1 0.5"), yref="y2")
+    return fig
+
+
+def live_figures(records: Sequence[Record], reference_edges: int, reference_kind: str
+                 ) -> dict[str, go.Figure]:
+    """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`."""
+    return {
+        "clip": clip_figure(records),
+        "loss-shares": loss_shares_figure(records),
+        "loss-total": loss_total_figure(records),
+        "logit-std": logit_std_figure(records),
+        "lr": lr_figure(records),
+        "edges": edges_figure(records),
+        "accuracy": accuracy_figure(records, reference_edges, reference_kind),
+    }
+
+
+def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] | None,
+                     reference_edges: Sequence[Sequence[str]]) -> go.Figure:
+    """Learned edge probabilities beside the reference graph (row = cause, column = effect)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "learned P(edge)" + (f" · epoch {graph['epoch']}" if graph else " · waiting"),
+        "reference graph",
+    ))
+    names = list(variables or [])
+    if names:
+        index = {v: i for i, v in enumerate(names)}
+        reference = [[0] * len(names) for _ in names]
+        for cause, effect in reference_edges:
+            if cause in index and effect in index:
+                reference[index[cause]][index[effect]] = 1
+        probs = graph["probabilities"] if graph else [[None] * len(names) for _ in names]
+        short = [_short(n) for n in names]
+        fig.add_trace(go.Heatmap(z=probs, x=short, y=short, zmin=0, zmax=1, colorscale="Blues",
+                                 colorbar={"x": 0.44, "len": 0.9, "thickness": 10},
+                                 hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"), 1, 1)
+        fig.add_trace(go.Heatmap(z=reference, x=short, y=short, zmin=0, zmax=1,
+                                 colorscale=[[0, "#ffffff"], [1, "#2c3e50"]], showscale=False,
+                                 hovertemplate="%{y} → %{x}: %{z}<extra></extra>"), 1, 2)
+        fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=380, margin={"l": 90, "r": 20, "t": 40, "b": 90},
+                      template="plotly_white")
+    fig.update_xaxes(tickangle=45, tickfont={"size": 9})
+    fig.update_yaxes(tickfont={"size": 9})
+    return fig
+
+
+def compare_figure(runs: Mapping[str, Sequence[Record]], metric: str) -> go.Figure:
+    """One metric of several runs overlaid; WebGL keeps 10 runs × 500 epochs responsive."""
+    label = COMPARE_METRICS.get(metric, metric)
+    fig = _base(f"{label} by run", label, log_y=metric in ("loss_total", "lr", "val_recon"))
+    for name, records in runs.items():
+        x, y = _series(records, metric)
+        fig.add_trace(go.Scattergl(x=x, y=y, name=name, mode="lines+markers",
+                                   marker={"size": 3}, meta={"field": metric}))
+    fig.update_layout(height=460, legend={"orientation": "v", "y": 1, "x": 1.02})
+    return fig
+
+
+def _short(name: str) -> str:
+    return name.replace("PT08.", "").replace("(GT)", "")

@@ -1,0 +1,53 @@
+"""Component ids, in one place so pages, callbacks, JS and tests agree."""
+
+# shell
+API = "api-config"
+BANNER = "backend-banner"
+HEALTH_TICK = "health-tick"
+URL = "url"
+
+# launch page
+PRESET = "launch-preset"
+RUN_NAME = "launch-name"
+FIELDS = "launch-fields"
+FIELD = "cfg-field"  # pattern-matching: {"type": FIELD, "name": <config field>}
+FIELD_FEEDBACK = "cfg-feedback"  # {"type": FIELD_FEEDBACK, "name": <config field>}
+START = "launch-start"
+LAUNCH_ERROR = "launch-error"
+LAUNCH_REDIRECT = "launch-redirect"
+
+# run page
+RUN_ID = "run-id"
+LIVE_SNAPSHOT = "live-snapshot"  # written by assets/live.js
+LIVE_METRICS = "live-metrics"  # written by assets/live.js
+LIVE_EVENT = "live-event"  # written by assets/live.js
+LIVE_STATUS = "live-status"  # written by assets/live.js
+RUN_HEADER = "run-header"
+RUN_PROGRESS = "run-progress"
+RUN_PROGRESS_TEXT = "run-progress-text"
+RUN_STOP = "run-stop"
+RUN_MESSAGE = "run-message"
+RUN_REDIRECT = "run-redirect"
+ALERTS = "run-alerts"
+RESTART = "restart-with-fix"  # pattern-matching: {"type": RESTART, "alert": <alert id>}
+SCORECARD = "run-scorecard"
+HEATMAP = "graph-adjacency"
+GRAPH_PREFIX = "graph-"
+LIVE_GRAPHS = ("clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy")
+
+# runs page
+RUNS_TABLE = "runs-table"
+RUNS_TICK = "runs-tick"
+RUNS_COMPARE = "runs-compare"
+RUNS_STOP = "runs-stop"
+RUNS_MESSAGE = "runs-message"
+
+# compare page
+COMPARE_RUNS = "compare-runs"
+COMPARE_METRIC = "compare-metric"
+COMPARE_GRAPH = "compare-graph"
+COMPARE_CONFIG = "compare-config"
+
+
+def graph_id(name: str) -> str:
+    return GRAPH_PREFIX + name

@@ -1,0 +1,199 @@
+"""One run, live: progress, health charts, adjacency, red flags with one-click fixes, scorecard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import client, ids
+from dashboard.client import BackendError
+from dashboard.components import alert_card, scorecard_table, status_badge
+from dashboard.figures import adjacency_figure, live_figures
+
+dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def _reference(run: dict[str, Any]) -> tuple[int, str]:
+    data = run.get("data") or {}
+    edges = data.get("reference_edges")
+    if isinstance(edges, list):
+        return len(edges), data.get("reference_kind") or "reference"
+    if run["config"].get("dataset") == "synthetic":
+        return int(run["config"].get("synthetic_edges", 13)), "ground truth"
+    return 13, "plausibility reference"
+
+
+def layout(run_id: str | None = None, **_query: Any) -> html.Div:
+    if not run_id:
+        return dbc.Alert("No run given.", color="warning")
+    try:
+        run = client.get().run(run_id)
+    except BackendError as err:
+        return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
+                         className="mt-3")
+    ref_size, ref_kind = _reference(run)
+    # Charts start empty: every point, history included, arrives through the live channel.
+    figures = live_figures([], ref_size, ref_kind)
+    graphs = {
+        name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
+        for name, fig in figures.items()
+    }
+    api = client.get()
+    downloads = dbc.ButtonGroup([
+        dbc.Button("metrics CSV", href=api.download_url(run_id, "csv"), external_link=True,
+                   color="secondary", outline=True, size="sm", id="download-csv"),
+        dbc.Button("metrics JSON", href=api.download_url(run_id, "json"), external_link=True,
+                   color="secondary", outline=True, size="sm", id="download-json"),
+        dbc.Button("log", href=api.download_url(run_id, "log"), external_link=True,
+                   color="secondary", outline=True, size="sm", id="download-log"),
+    ])
+    return html.Div([
+        dcc.Store(id=ids.RUN_ID, data=run_id),
+        dcc.Store(id=ids.LIVE_METRICS),
+        dcc.Store(id=ids.LIVE_EVENT),
+        dcc.Store(id=ids.LIVE_STATUS),
+        dcc.Location(id=ids.RUN_REDIRECT, refresh=True),
+        html.Div(id=ids.RUN_HEADER, children=_header(run), className="mt-3"),
+        dbc.Row([
+            dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0, label="", striped=True,
+                                 style={"height": "22px"}), md=6),
+            dbc.Col(html.Span(id=ids.RUN_PROGRESS_TEXT, className="small"), md=4),
+            dbc.Col(downloads, md=2, className="text-end"),
+        ], className="my-2 align-items-center"),
+        dbc.Alert(id=ids.RUN_MESSAGE, is_open=False, dismissable=True),
+        dbc.Row([
+            dbc.Col([
+                dbc.Row([dbc.Col(graphs["clip"], lg=6), dbc.Col(graphs["logit-std"], lg=6)]),
+                dbc.Row([dbc.Col(graphs["loss-shares"], lg=6),
+                         dbc.Col(graphs["loss-total"], lg=6)]),
+                dbc.Row([dbc.Col(graphs["edges"], lg=6), dbc.Col(graphs["accuracy"], lg=6)]),
+                dbc.Row([dbc.Col(graphs["lr"], lg=6)]),
+                dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG,
+                          figure=adjacency_figure(None, None, [])),
+            ], xl=8),
+            dbc.Col([
+                html.H5("Red flags"),
+                html.Div(id=ids.ALERTS, children=html.Div("none yet", className="text-muted")),
+                html.H5("Scorecard", className="mt-3"),
+                html.Div(id=ids.SCORECARD),
+            ], xl=4),
+        ]),
+    ])
+
+
+def _header(run: dict[str, Any]) -> html.Div:
+    parent = run.get("parent_id")
+    lineage: list[Any] = []
+    if parent:
+        lineage = [" · restarted from ", dcc.Link(parent, href=f"/run/{parent}"), " · ",
+                   dcc.Link("compare with parent", href=f"/compare?runs={parent},{run['id']}",
+                            id="compare-with-parent")]
+    children = run.get("children") or []
+    if children:
+        lineage += [" · restarts: "] + [
+            dcc.Link(c, href=f"/run/{c}", className="me-1") for c in children
+        ]
+    reason = run.get("status_reason")
+    return html.Div([
+        html.H3([run.get("name") or run["id"], status_badge(run["status"])]),
+        html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
+                 className="text-muted small"),
+        html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,
+        dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2",
+                   disabled=run["status"] not in ("queued", "running")),
+    ])
+
+
+# Subscribe the page to the backend's live stream (assets/live.js).
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatch", function_name="watch"),
+    Output(ids.LIVE_STATUS, "id"),
+    Input(ids.RUN_ID, "data"),
+    State(ids.API, "data"),
+)
+
+# New records → extendData of every chart, without a server round trip.
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatch", function_name="extend"),
+    [Output(ids.graph_id(name), "extendData") for name in ids.LIVE_GRAPHS],
+    Input(ids.LIVE_METRICS, "data"),
+    [State(ids.graph_id(name), "id") for name in ids.LIVE_GRAPHS],
+)
+
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatch", function_name="progress"),
+    Output(ids.RUN_PROGRESS, "value"),
+    Output(ids.RUN_PROGRESS, "label"),
+    Output(ids.RUN_PROGRESS_TEXT, "children"),
+    Input(ids.LIVE_METRICS, "data"),
+)
+
+
+@dash.callback(
+    Output(ids.RUN_HEADER, "children"),
+    Output(ids.ALERTS, "children"),
+    Output(ids.SCORECARD, "children"),
+    Output(ids.HEATMAP, "figure"),
+    Input(ids.LIVE_EVENT, "data"),
+    State(ids.RUN_ID, "data"),
+)
+def refresh_panels(_event: dict[str, Any] | None, run_id: str) -> tuple[Any, ...]:
+    """Status, alerts, scorecard and adjacency: re-read from the API when one changes."""
+    api = client.get()
+    try:
+        run = api.run(run_id)
+        alerts = api.alerts(run_id)
+        card = api.scorecard(run_id)
+        graph = api.graph(run_id)
+    except BackendError as err:
+        raise PreventUpdate from err  # the banner already says the backend is away
+    data = run.get("data") or {}
+    cards = [alert_card(a, run["config"], can_restart=True) for a in alerts] or [
+        html.Div("none yet", className="text-muted")
+    ]
+    heatmap = adjacency_figure(graph, data.get("variables"), data.get("reference_edges", []))
+    return _header(run), cards, scorecard_table(card), heatmap
+
+
+@dash.callback(
+    Output(ids.RUN_MESSAGE, "children", allow_duplicate=True),
+    Output(ids.RUN_MESSAGE, "color", allow_duplicate=True),
+    Output(ids.RUN_MESSAGE, "is_open", allow_duplicate=True),
+    Input(ids.RUN_STOP, "n_clicks"),
+    State(ids.RUN_ID, "data"),
+    prevent_initial_call=True,
+)
+def stop_run(clicks: int | None, run_id: str) -> tuple[str, str, bool]:
+    if not clicks:
+        raise PreventUpdate
+    try:
+        client.get().stop(run_id)
+    except BackendError as err:
+        return f"Could not stop the run: {err.message}.", "danger", True
+    return "Stopping: the trainer finishes its current epoch, then ends.", "info", True
+
+
+@dash.callback(
+    Output(ids.RUN_REDIRECT, "href"),
+    Output(ids.RUN_MESSAGE, "children", allow_duplicate=True),
+    Output(ids.RUN_MESSAGE, "color", allow_duplicate=True),
+    Output(ids.RUN_MESSAGE, "is_open", allow_duplicate=True),
+    Input({"type": ids.RESTART, "alert": ALL}, "n_clicks"),
+    State(ids.RUN_ID, "data"),
+    prevent_initial_call=True,
+)
+def restart_with_fix(clicks: list[int | None], run_id: str) -> tuple[Any, ...]:
+    """Start the fixed run and open the comparison of parent and child."""
+    if not any(clicks) or not isinstance(ctx.triggered_id, dict):
+        raise PreventUpdate
+    try:
+        child = client.get().restart(run_id, alert_id=int(ctx.triggered_id["alert"]))
+    except BackendError as err:
+        return dash.no_update, f"Could not restart: {err.message}.", "danger", True
+    return f"/compare?runs={run_id},{child['id']}", dash.no_update, dash.no_update, False

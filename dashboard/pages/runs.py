@@ -1,0 +1,119 @@
+"""Every run: status, progress, best F1/SHD, alerts, lineage; filter, sort, compare, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dash_table, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import client, ids
+from dashboard.client import BackendError
+from dashboard.components import runs_table_rows
+
+dash.register_page(__name__, path="/", title="Runs · causalwatch", name="Runs")
+
+COLUMNS = [
+    {"name": "run", "id": "run", "presentation": "markdown"},
+    {"name": "status", "id": "status"},
+    {"name": "preset", "id": "preset"},
+    {"name": "epoch", "id": "progress"},
+    {"name": "best F1", "id": "best_f1", "type": "numeric"},
+    {"name": "best SHD", "id": "best_shd", "type": "numeric"},
+    {"name": "alerts", "id": "alerts", "type": "numeric"},
+    {"name": "started", "id": "started"},
+    {"name": "parent", "id": "parent", "presentation": "markdown"},
+]
+
+
+def layout(**_query: Any) -> html.Div:
+    return html.Div([
+        dbc.Row([
+            dbc.Col(html.H3("Runs", className="mt-3"), md=6),
+            dbc.Col([
+                dbc.Button("New run", href="/new", color="primary", className="me-2"),
+                dbc.Button("Compare selected", id=ids.RUNS_COMPARE, color="secondary",
+                           className="me-2"),
+                dbc.Button("Stop selected", id=ids.RUNS_STOP, color="danger", outline=True),
+            ], md=6, className="text-end mt-3"),
+        ]),
+        dbc.Alert(id=ids.RUNS_MESSAGE, is_open=False, dismissable=True, className="mt-2"),
+        dash_table.DataTable(
+            id=ids.RUNS_TABLE,
+            columns=COLUMNS,
+            data=[],
+            row_selectable="multi",
+            selected_rows=[],
+            filter_action="native",
+            sort_action="native",
+            sort_by=[{"column_id": "started", "direction": "desc"}],
+            page_size=25,
+            markdown_options={"link_target": "_self"},
+            style_cell={"fontFamily": "inherit", "fontSize": "14px", "padding": "6px"},
+            style_header={"fontWeight": "bold"},
+            style_data_conditional=[
+                {"if": {"filter_query": '{status} = "failed"', "column_id": "status"},
+                 "color": "#e74c3c", "fontWeight": "bold"},
+                {"if": {"filter_query": '{status} = "running"', "column_id": "status"},
+                 "color": "#3498db", "fontWeight": "bold"},
+                {"if": {"filter_query": "{alerts} > 0", "column_id": "alerts"},
+                 "color": "#f39c12", "fontWeight": "bold"},
+            ],
+        ),
+        dcc.Interval(id=ids.RUNS_TICK, interval=1500),
+        dcc.Location(id="runs-redirect", refresh=True),
+    ])
+
+
+@dash.callback(Output(ids.RUNS_TABLE, "data"), Input(ids.RUNS_TICK, "n_intervals"))
+def refresh(_tick: int | None) -> list[dict[str, Any]]:
+    try:
+        return runs_table_rows(client.get().runs())
+    except BackendError as err:
+        raise PreventUpdate from err
+
+
+def _selected(rows: list[dict[str, Any]], selected: list[int]) -> list[str]:
+    return [rows[i]["id"] for i in selected if i < len(rows)]
+
+
+@dash.callback(
+    Output("runs-redirect", "href"),
+    Input(ids.RUNS_COMPARE, "n_clicks"),
+    State(ids.RUNS_TABLE, "data"),
+    State(ids.RUNS_TABLE, "selected_rows"),
+    prevent_initial_call=True,
+)
+def compare(_clicks: int | None, rows: list[dict[str, Any]], selected: list[int]) -> str:
+    chosen = _selected(rows, selected or [])
+    if not chosen:
+        raise PreventUpdate
+    return "/compare?runs=" + ",".join(chosen)
+
+
+@dash.callback(
+    Output(ids.RUNS_MESSAGE, "children"),
+    Output(ids.RUNS_MESSAGE, "is_open"),
+    Output(ids.RUNS_MESSAGE, "color"),
+    Input(ids.RUNS_STOP, "n_clicks"),
+    State(ids.RUNS_TABLE, "data"),
+    State(ids.RUNS_TABLE, "selected_rows"),
+    prevent_initial_call=True,
+)
+def stop_selected(
+    _clicks: int | None, rows: list[dict[str, Any]], selected: list[int]
+) -> tuple[str, bool, str]:
+    chosen = [r for r in _selected(rows, selected or [])]
+    if not chosen:
+        return "Select the runs to stop first.", True, "warning"
+    problems = []
+    for run_id in chosen:
+        try:
+            client.get().stop(run_id)
+        except BackendError as err:
+            problems.append(f"{run_id}: {err.message}")
+    if problems:
+        return "Not stopped — " + "; ".join(problems), True, "warning"
+    return f"Stopping {len(chosen)} run(s).", True, "info"

@@ -13,7 +13,7 @@ EPOCHS ?= 40
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run train test lint bench clean
+.PHONY: run train test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,16 @@ train: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+# Browser tests drive Debian's chromium + chromium-driver; installed here when missing.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test: lint browser
 	$(BIN)/pytest
 
 bench: $(BENCH_STAMP)

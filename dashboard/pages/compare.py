@@ -6,7 +6,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
@@ -41,26 +41,36 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
         dcc.Graph(id=ids.COMPARE_GRAPH, config={"displaylogo": False}),
         html.Div(id=ids.COMPARE_CONFIG),
         dcc.Interval(id="compare-tick", interval=REFRESH_MS),
+        dcc.Store(id="compare-signature"),
     ])
 
 
 @dash.callback(
     Output(ids.COMPARE_GRAPH, "figure"),
     Output(ids.COMPARE_CONFIG, "children"),
+    Output("compare-signature", "data"),
     Input(ids.COMPARE_RUNS, "value"),
     Input(ids.COMPARE_METRIC, "value"),
     Input("compare-tick", "n_intervals"),
+    State("compare-signature", "data"),
 )
-def overlay(run_ids: list[str] | None, metric: str, _tick: int | None) -> tuple[Any, Any]:
+def overlay(
+    run_ids: list[str] | None, metric: str, _tick: int | None, shown: list[Any] | None
+) -> tuple[Any, Any, Any]:
     if not run_ids:
-        return compare_figure({}, metric), html.Div("Pick runs to compare.", className="text-muted")
+        empty = html.Div("Pick runs to compare.", className="text-muted")
+        return compare_figure({}, metric), empty, None
     api = client.get()
     try:
         runs = [api.run(r) for r in run_ids]
+        # Refetch the metrics only when a run moved on: finished runs cost nothing per tick.
+        signature = [metric] + [[r["id"], r["status"], r.get("last_epoch")] for r in runs]
+        if signature == shown:
+            raise PreventUpdate
         series = {_label(run): api.metrics(run["id"]) for run in runs}
     except BackendError as err:
         raise PreventUpdate from err
-    return compare_figure(series, metric), _config_table(runs)
+    return compare_figure(series, metric), _config_table(runs), signature
 
 
 def _label(run: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend import rules
+from backend.db import StoreError
 from backend.hub import Hub
 from backend.schemas import RunPublic
 from backend.store import Store
@@ -30,6 +31,14 @@ MAX_BATCH = 500
 
 class MessageError(ValueError):
     """A message we refuse; the detail goes back to the trainer in an error frame."""
+
+
+class StorageUnavailable(RuntimeError):
+    """The database could not take a valid record now (locked, down): neither ack nor refuse.
+
+    The connection is closed instead, so the trainer reconnects with backoff and resends
+    everything unacknowledged: a busy database delays records, it never drops them.
+    """
 
 
 @dataclass
@@ -66,17 +75,31 @@ class IngestWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                inserted = await asyncio.to_thread(self.store.add_metrics, [r for r, _ in batch])
-            except Exception as err:  # resolve every waiter; they answer with error frames
-                logger.exception("storing %d records failed", len(batch))
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(err)
-                continue
-            for (_, fut), ok in zip(batch, inserted, strict=True):
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        try:
+            inserted = await asyncio.to_thread(self.store.add_metrics, [r for r, _ in batch])
+        except StoreError as err:
+            if err.code == "integrity" and len(batch) > 1:
+                # One bad record must not hold the others hostage: commit one by one.
+                for item in batch:
+                    await self._commit([item])
+                return
+            logger.warning("storing %d records failed: %s", len(batch), err)
+            for _, fut in batch:
                 if not fut.done():
-                    fut.set_result(ok)
+                    fut.set_exception(err)
+            return
+        except Exception as err:  # resolve every waiter, whatever happened
+            logger.exception("storing %d records failed", len(batch))
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        for (_, fut), ok in zip(batch, inserted, strict=True):
+            if not fut.done():
+                fut.set_result(ok)
 
     async def close(self) -> None:
         """Let queued records commit, then stop."""
@@ -112,7 +135,12 @@ class Ingest:
         try:
             msg_type = self._check_envelope(run.id, message)
             async with self._locks.setdefault(run.id, asyncio.Lock()):
-                await self._dispatch(run, msg_type, message)
+                try:
+                    await self._dispatch(run, msg_type, message)
+                except StoreError as err:
+                    if err.code == "integrity":
+                        raise MessageError(f"refused by the database: {err.message}") from None
+                    raise StorageUnavailable(err.message) from None
         except MessageError as err:
             logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
             return {"type": "error", "seq": seq, "detail": str(err)}
@@ -188,8 +216,12 @@ class Ingest:
             )
         try:
             inserted = await self.writer.submit(record)
+        except StoreError as err:
+            if err.code == "integrity":
+                raise MessageError(f"record refused by the database: {err.message}") from None
+            raise StorageUnavailable(err.message) from None
         except Exception as err:
-            raise MessageError(f"could not store the record: {type(err).__name__}") from None
+            raise StorageUnavailable(type(err).__name__) from None
         if not inserted or record["epoch"] in state.epochs:
             return  # a resend: stored once, acked again, nothing new to evaluate
         state.epochs.add(record["epoch"])

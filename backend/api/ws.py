@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from backend.hub import ALL_RUNS, Subscription
+from backend.ingest import StorageUnavailable
 from backend.services import Services
 
 router = APIRouter(tags=["websockets"])
@@ -17,6 +18,7 @@ logger = logging.getLogger("causalwatch.ws")
 
 MAX_FRAME_BYTES = 1_000_000  # one epoch record is ~1 KB; a started message a few KB
 UNKNOWN_RUN = 4404
+TRY_AGAIN_LATER = 1013
 
 
 def _services(ws: WebSocket) -> Services:
@@ -52,7 +54,13 @@ async def ingest(ws: WebSocket, run_id: str) -> None:
             except ValueError:
                 await ws.send_json({"type": "error", "seq": None, "detail": "frame is not JSON"})
                 continue
-            await ws.send_json(await services.ingest.handle(run, message))
+            try:
+                reply = await services.ingest.handle(run, message)
+            except StorageUnavailable as err:
+                logger.warning("database unavailable (%s): %s must resend", err, run_id)
+                await ws.close(code=TRY_AGAIN_LATER, reason="database busy; resend")
+                return
+            await ws.send_json(reply)
     except WebSocketDisconnect:
         pass
 

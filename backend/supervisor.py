@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._shutting_down = False
+        # Held while a queued run is claimed and spawned, and while a stop decides whether a
+        # run is still queued: a run stopped in that window must never get a trainer.
+        self._claim = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -139,15 +143,18 @@ class Supervisor:
         self._wake.set()
 
     def stop(self, run_id: str) -> RunPublic | None:
-        run = self.store.get_run(run_id)
-        if run is None or run.status.finished:
-            return run
-        tp = self._procs.get(run_id)
-        if tp is None:  # still queued
-            updated = self.store.set_status(run_id, RunStatus.stopped, "stopped before it started")
-            if updated:
-                self.notify(updated)
-            return updated
+        with self._claim:
+            run = self.store.get_run(run_id)
+            if run is None or run.status.finished:
+                return run
+            tp = self._procs.get(run_id)
+            if tp is None:  # still queued
+                updated = self.store.set_status(
+                    run_id, RunStatus.stopped, "stopped before it started"
+                )
+                if updated:
+                    self.notify(updated)
+                return updated
         if tp.stop_requested_at is None:
             tp.stop_requested_at = time.monotonic()
             self._signal(tp, signal.SIGTERM)
@@ -190,7 +197,10 @@ class Supervisor:
             return
         queued = sorted(self.store.runs_in_status(RunStatus.queued), key=lambda r: r.created_at)
         for run in queued[:free]:
-            self._spawn(run)
+            with self._claim:
+                current = self.store.get_run(run.id)
+                if current is not None and current.status == RunStatus.queued:
+                    self._spawn(current)
 
     def _spawn(self, run: RunPublic) -> None:
         run_dir = self.runs_dir / run.id

@@ -64,11 +64,13 @@ class IngestWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
-    async def submit(self, record: dict[str, Any]) -> bool:
-        """True if stored now, False if it was already stored (a resend)."""
+    def enqueue(self, record: dict[str, Any]) -> asyncio.Future[bool]:
+        """Queue a record for the next commit; the future says True if stored now, False if
+        it was already stored (a resend). Never blocks: callers bound what they have in flight.
+        """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put((record, future))
-        return await future
+        self._queue.put_nowait((record, future))
+        return future
 
     async def _run(self) -> None:
         while True:
@@ -130,6 +132,29 @@ class Ingest:
         self._states: dict[str, RunState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def begin(self, run: RunPublic, message: Any) -> asyncio.Future[dict[str, Any]]:
+        """Start handling one message; the future resolves to its ack or error frame.
+
+        Epoch records are validated now and queued for the shared commit at once, so a
+        connection can have many records in flight and one commit covers them all; the work
+        after the commit (history, live event, rules) runs in arrival order per run.
+        """
+        if isinstance(message, dict) and message.get("type") == "epoch":
+            seq = message.get("seq")
+            try:
+                self._check_envelope(run.id, message)
+                record = self._validate_record(run, message.get("record"))
+            except MessageError as err:
+                return _done(self._refusal(run, seq, err))
+            committed = self.writer.enqueue(record)
+            return asyncio.ensure_future(self._after_commit(run, seq, record, committed))
+        return asyncio.ensure_future(self.handle(run, message))
+
+    @staticmethod
+    def _refusal(run: RunPublic, seq: Any, err: MessageError) -> dict[str, Any]:
+        logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
+        return {"type": "error", "seq": seq, "detail": str(err)}
+
     async def handle(self, run: RunPublic, message: Any) -> dict[str, Any]:
         seq = message.get("seq") if isinstance(message, dict) else None
         try:
@@ -142,8 +167,7 @@ class Ingest:
                         raise MessageError(f"refused by the database: {err.message}") from None
                     raise StorageUnavailable(err.message) from None
         except MessageError as err:
-            logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
-            return {"type": "error", "seq": seq, "detail": str(err)}
+            return self._refusal(run, seq, err)
         return {"type": "ack", "seq": seq}
 
     @staticmethod
@@ -174,8 +198,9 @@ class Ingest:
 
     async def _dispatch(self, run: RunPublic, msg_type: str, message: dict[str, Any]) -> None:
         state = await self._state(run)
-        if msg_type == "epoch":
-            await self._epoch(run, state, message.get("record"))
+        if msg_type == "epoch":  # reached only through handle(); begin() pipelines epochs
+            record = self._validate_record(run, message.get("record"))
+            await self._record_committed(run, state, record, self.writer.enqueue(record))
         elif msg_type == "graph":
             await self._graph(run, message)
         elif msg_type == "started":
@@ -199,7 +224,8 @@ class Ingest:
             await asyncio.to_thread(self.store.set_summary, run.id, summary)
         # "alert" messages are reserved for trainer-side checks; accepted and ignored.
 
-    async def _epoch(self, run: RunPublic, state: RunState, raw: Any) -> None:
+    @staticmethod
+    def _validate_record(run: RunPublic, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise MessageError("record: an epoch message needs a record object")
         try:
@@ -214,8 +240,33 @@ class Ingest:
             raise MessageError(
                 f"record.epoch: {record['epoch']} is beyond the run's {run.epochs_total} epochs"
             )
+        return record
+
+    async def _after_commit(
+        self, run: RunPublic, seq: Any, record: dict[str, Any], committed: asyncio.Future[bool]
+    ) -> dict[str, Any]:
         try:
-            inserted = await self.writer.submit(record)
+            async with self._locks.setdefault(run.id, asyncio.Lock()):
+                state = await self._state(run)
+                try:
+                    await self._record_committed(run, state, record, committed)
+                except StoreError as err:  # from the rules' alert writes
+                    if err.code == "integrity":
+                        raise MessageError(f"refused by the database: {err.message}") from None
+                    raise StorageUnavailable(err.message) from None
+        except MessageError as err:
+            return self._refusal(run, seq, err)
+        return {"type": "ack", "seq": seq}
+
+    async def _record_committed(
+        self,
+        run: RunPublic,
+        state: RunState,
+        record: dict[str, Any],
+        committed: asyncio.Future[bool],
+    ) -> None:
+        try:
+            inserted = await committed
         except StoreError as err:
             if err.code == "integrity":
                 raise MessageError(f"record refused by the database: {err.message}") from None
@@ -291,3 +342,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _done(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future.set_result(reply)
+    return future

@@ -17,6 +17,7 @@ router = APIRouter(tags=["websockets"])
 logger = logging.getLogger("causalwatch.ws")
 
 MAX_FRAME_BYTES = 1_000_000  # one epoch record is ~1 KB; a started message a few KB
+MAX_IN_FLIGHT = 256  # messages of one connection being stored at once
 UNKNOWN_RUN = 4404
 TRY_AGAIN_LATER = 1013
 
@@ -27,42 +28,77 @@ def _services(ws: WebSocket) -> Services:
 
 @router.websocket("/ws/ingest/{run_id}")
 async def ingest(ws: WebSocket, run_id: str) -> None:
-    """One JSON message per frame from a trainer; each answered with an ack or an error."""
+    """JSON messages from a trainer, each answered in order with an ack or an error frame.
+
+    Reading and answering are two tasks: up to MAX_IN_FLIGHT messages of one connection are
+    being stored at once (a resending trainer sends its whole buffer), and the answers leave
+    in arrival order.
+    """
     services = _services(ws)
     run = await asyncio.to_thread(services.store.get_run, run_id)
     await ws.accept()
     if run is None:
         await ws.close(code=UNKNOWN_RUN, reason=f"unknown run {run_id!r}"[:120])
         return
+    in_flight: asyncio.Queue[asyncio.Future[dict[str, Any]]] = asyncio.Queue(MAX_IN_FLIGHT)
+    answering = asyncio.create_task(_answer(ws, run_id, in_flight))
     try:
-        while True:
+        while not answering.done():
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
                 break
-            text = frame.get("text")
-            if text is None:
-                await ws.send_json({"type": "error", "seq": None, "detail": "frames must be text"})
-                continue
-            if len(text) > MAX_FRAME_BYTES:
-                await ws.send_json(
-                    {"type": "error", "seq": None,
-                     "detail": f"frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}"}
-                )
-                continue
+            item = _ingest_frame(services, run, frame)
+            if in_flight.full():  # wait for room, unless the answering side gave up
+                put = asyncio.ensure_future(in_flight.put(item))
+                await asyncio.wait({put, answering}, return_when=asyncio.FIRST_COMPLETED)
+                if not put.done():
+                    put.cancel()
+                    break
+            else:
+                in_flight.put_nowait(item)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        answering.cancel()
+
+
+def _ingest_frame(
+    services: Services, run: Any, frame: dict[str, Any]
+) -> asyncio.Future[dict[str, Any]]:
+    text = frame.get("text")
+    if text is None:
+        return _answered({"type": "error", "seq": None, "detail": "frames must be text"})
+    if len(text) > MAX_FRAME_BYTES:
+        detail = f"frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}"
+        return _answered({"type": "error", "seq": None, "detail": detail})
+    try:
+        message: Any = json.loads(text)
+    except ValueError:
+        return _answered({"type": "error", "seq": None, "detail": "frame is not JSON"})
+    return services.ingest.begin(run, message)
+
+
+async def _answer(
+    ws: WebSocket, run_id: str, in_flight: asyncio.Queue[asyncio.Future[dict[str, Any]]]
+) -> None:
+    try:
+        while True:
+            pending = await in_flight.get()
             try:
-                message: Any = json.loads(text)
-            except ValueError:
-                await ws.send_json({"type": "error", "seq": None, "detail": "frame is not JSON"})
-                continue
-            try:
-                reply = await services.ingest.handle(run, message)
+                reply = await pending
             except StorageUnavailable as err:
                 logger.warning("database unavailable (%s): %s must resend", err, run_id)
                 await ws.close(code=TRY_AGAIN_LATER, reason="database busy; resend")
                 return
             await ws.send_json(reply)
-    except WebSocketDisconnect:
-        pass
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+def _answered(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future.set_result(reply)
+    return future
 
 
 @router.websocket("/ws/runs/{run_id}")

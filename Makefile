@@ -13,7 +13,7 @@ EPOCHS ?= 40
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run train test lint bench clean browser
+.PHONY: run train test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,16 +33,22 @@ train: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Browser tests drive Debian's chromium + chromium-driver; installed here when missing.
-browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-		echo "installing chromium and chromium-driver (apt-get)"; \
+# Browser tests drive Debian's chromium + chromium-driver, the backend suite also runs on a
+# real PostgreSQL: both installed here when missing (PostgreSQL tests skip where it cannot be).
+APT_PACKAGES := chromium chromium-driver postgresql
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt-get)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: lint browser
+test: lint system-deps
 	$(BIN)/pytest
 
 bench: $(BENCH_STAMP)

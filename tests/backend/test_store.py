@@ -29,8 +29,9 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    store = Store.from_url(db_url)
+def store(any_db_url: str) -> Iterator[Store]:
+    """Every store test runs on a SQLite file and on PostgreSQL."""
+    store = Store.from_url(any_db_url)
     try:
         yield store
     finally:
@@ -102,8 +103,8 @@ def test_sqlite_engine_uses_wal_and_enforces_foreign_keys(tmp_path: Path) -> Non
         engine.dispose()
 
 
-def test_ping_names_the_dialect(store: Store) -> None:
-    assert store.ping() == "sqlite"
+def test_ping_names_the_dialect(store: Store, any_db_url: str) -> None:
+    assert store.ping() == any_db_url.split(":", maxsplit=1)[0].split("+", maxsplit=1)[0]
 
 
 def test_metric_columns_mirror_the_epoch_record() -> None:
@@ -440,9 +441,9 @@ def test_alerts_fire_once_per_rule(store: Store) -> None:
     assert run is not None and run.open_alerts == 2
 
 
-def test_concurrent_alerts_for_one_rule_store_one(db_url: str, store: Store) -> None:
+def test_concurrent_alerts_for_one_rule_store_one(any_db_url: str, store: Store) -> None:
     new_run(store, "r")
-    stores = [Store.from_url(db_url) for _ in range(4)]
+    stores = [Store.from_url(any_db_url) for _ in range(4)]
     barrier = threading.Barrier(len(stores))
     results: list[object] = []
 
@@ -517,6 +518,9 @@ def test_schema_has_the_lookup_indexes(store: Store) -> None:
     insp = inspect(store.engine)
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("metrics")}
     assert ("run_id", "epoch") in uniques
-    with store.engine.connect() as conn:
-        indexed = conn.execute(text("PRAGMA index_list('metrics')")).all()
-    assert any(row.unique for row in indexed)
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            indexed = conn.execute(text("PRAGMA index_list('metrics')")).all()
+        assert any(row.unique for row in indexed)
+    else:
+        assert any(i["unique"] for i in insp.get_indexes("metrics")) or uniques

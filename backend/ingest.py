@@ -74,10 +74,12 @@ class IngestWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._commit(batch)
+            waiting = [await self._queue.get()]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait())
+            # Take runs in turn so one trainer's backlog cannot delay everyone else's records.
+            for batch in _fair_batches(waiting, MAX_BATCH):
+                await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         try:
@@ -273,10 +275,12 @@ class Ingest:
             raise StorageUnavailable(err.message) from None
         except Exception as err:
             raise StorageUnavailable(type(err).__name__) from None
-        if not inserted or record["epoch"] in state.epochs:
+        if not inserted:
             return  # a resend: stored once, acked again, nothing new to evaluate
-        state.epochs.add(record["epoch"])
-        _insert_sorted(state.history, record)
+        # The state may have been loaded after this commit and hold the record already.
+        if record["epoch"] not in state.epochs:
+            state.epochs.add(record["epoch"])
+            _insert_sorted(state.history, record)
         self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
         await self._evaluate(run, state)
 
@@ -348,3 +352,18 @@ def _done(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
     future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     future.set_result(reply)
     return future
+
+
+def _fair_batches(
+    items: list[tuple[dict[str, Any], asyncio.Future[bool]]], size: int
+) -> list[list[tuple[dict[str, Any], asyncio.Future[bool]]]]:
+    """Batches of at most `size`, interleaving runs round-robin (order kept within a run)."""
+    per_run: dict[str, list[tuple[dict[str, Any], asyncio.Future[bool]]]] = {}
+    for item in items:
+        per_run.setdefault(item[0]["run_id"], []).append(item)
+    interleaved = []
+    queues = list(per_run.values())
+    depth = max(len(q) for q in queues)
+    for i in range(depth):
+        interleaved.extend(q[i] for q in queues if i < len(q))
+    return [interleaved[i : i + size] for i in range(0, len(interleaved), size)]

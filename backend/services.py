@@ -35,6 +35,9 @@ class Services:
                 "type": "status", "run_id": run.id, "run": run.model_dump(mode="json")
             }
             loop.call_soon_threadsafe(hub.publish, event)
+            if run.status.finished:
+                # Its rule state is no longer needed in memory (reloaded if a resend comes).
+                loop.call_soon_threadsafe(ingest.forget, run.id)
 
         supervisor = Supervisor(settings, store, notify)
         writer = IngestWriter(store)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, func, insert, select, text, tuple_, update
+from sqlalchemy import Engine, Table, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,23 @@ METRIC_FIELDS: tuple[str, ...] = tuple(EpochRecord.model_fields)
 _METRICS: Table = Metric.__table__  # type: ignore[assignment]
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 _GRAPHS: Table = Graph.__table__  # type: ignore[assignment]
+_RUNS: Table = Run.__table__  # type: ignore[assignment]
+_ADVANCE_LAST = (
+    update(_RUNS)
+    .where(
+        _RUNS.c.id == bindparam("rid"),
+        _RUNS.c.last_epoch.is_(None) | (_RUNS.c.last_epoch < bindparam("epoch")),
+    )
+    .values(last_epoch=bindparam("epoch"), eta_seconds=bindparam("eta"))
+)
+_ADVANCE_BEST = (
+    update(_RUNS)
+    .where(
+        _RUNS.c.id == bindparam("rid"),
+        _RUNS.c.best_epoch.is_(None) | (_RUNS.c.best_epoch < bindparam("epoch")),
+    )
+    .values(best_epoch=bindparam("epoch"), best_f1=bindparam("f1"), best_shd=bindparam("shd"))
+)
 
 # Dialects with INSERT ... ON CONFLICT DO NOTHING ... RETURNING.
 _INSERT_BY_DIALECT: dict[str, Callable[[Table], Any]] = {
@@ -520,15 +537,17 @@ def _update_run_progress(session: Session, rows: Iterable[dict[str, Any]]) -> No
             latest[run_id] = row
         if row["is_best"] and (run_id not in best or row["epoch"] > best[run_id]["epoch"]):
             best[run_id] = row
-    for run_id, row in latest.items():
+    # One prepared Core statement each, executed for every run at once: an ORM update per
+    # run per batch was half of the backend's ingest time.
+    if latest:
         session.execute(
-            update(Run)
-            .where(Run.id == run_id, (Run.last_epoch.is_(None)) | (Run.last_epoch < row["epoch"]))
-            .values(last_epoch=row["epoch"], eta_seconds=row["eta_seconds"])
+            _ADVANCE_LAST,
+            [{"rid": r, "epoch": row["epoch"], "eta": row["eta_seconds"]}
+             for r, row in latest.items()],
         )
-    for run_id, row in best.items():
+    if best:
         session.execute(
-            update(Run)
-            .where(Run.id == run_id, (Run.best_epoch.is_(None)) | (Run.best_epoch < row["epoch"]))
-            .values(best_epoch=row["epoch"], best_f1=row["f1"], best_shd=row["shd"])
+            _ADVANCE_BEST,
+            [{"rid": r, "epoch": row["epoch"], "f1": row["f1"], "shd": row["shd"]}
+             for r, row in best.items()],
         )

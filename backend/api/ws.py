@@ -17,7 +17,7 @@ router = APIRouter(tags=["websockets"])
 logger = logging.getLogger("causalwatch.ws")
 
 MAX_FRAME_BYTES = 1_000_000  # one epoch record is ~1 KB; a started message a few KB
-MAX_IN_FLIGHT = 256  # messages of one connection being stored at once
+MAX_IN_FLIGHT = 64  # messages of one connection being stored at once
 UNKNOWN_RUN = 4404
 TRY_AGAIN_LATER = 1013
 
@@ -159,23 +159,30 @@ async def all_runs_stream(ws: WebSocket) -> None:
 async def _pump(ws: WebSocket, sub: Subscription, keep: Any) -> None:
     """Forward events until the browser leaves or the subscription lags out."""
     receiver = asyncio.create_task(_drain_client(ws))
+    getter: asyncio.Task[dict[str, Any] | None] | None = None
     try:
         while True:
             getter = asyncio.create_task(sub.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if receiver in done:
-                getter.cancel()
                 return
-            event = getter.result()
-            if event is None:
-                await ws.close(code=1013, reason="client too slow; reconnect to catch up")
-                return
-            if keep(event):
-                await ws.send_json(event)
+            # One wake-up sends everything already queued: a task per event cannot keep up
+            # with a busy event loop.
+            events = [getter.result()]
+            while not sub.queue.empty():
+                events.append(sub.queue.get_nowait())
+            for event in events:
+                if event is None:
+                    await ws.close(code=1013, reason="client too slow; reconnect to catch up")
+                    return
+                if keep(event):
+                    await ws.send_json(event)
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
         receiver.cancel()
+        if getter is not None:
+            getter.cancel()
 
 
 async def _drain_client(ws: WebSocket) -> None:

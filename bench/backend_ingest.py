@@ -1,0 +1,892 @@
+"""Backend ingest throughput and ingest → browser latency, against a real `causalwatch up`.
+
+Starts the backend (`python -m backend.cli up`) on a free loopback port with a fresh runs
+dir (SQLite file), creates runs with the `synthetic` preset and stops each while queued, so
+no trainer process runs: what is measured is the backend alone. Trainer-like websocket
+clients then feed `WS /ws/ingest/{run_id}` with valid ~1 KB epoch messages:
+
+- throughput: 1 stream and N concurrent streams (default 20), each strictly one at a time
+  (send, wait for the ack) and pipelined (up to `--window` unacked messages in flight, like
+  a buffering trainer resending its backlog), for `--duration` seconds each; records/s
+  stored and acked. Load runs in worker processes (`--client-procs`), whose CPU is reported
+  so a client-bound figure is recognisable;
+- latency: a browser client on `WS /ws/runs/{run_id}` while a trainer-like client sends at a
+  steady `--rate`; per record, from just before `send` to the browser receiving that epoch's
+  `metric` event (same process, monotonic clock). With the backend otherwise idle, while N
+  one-at-a-time streams load it, and while N pipelined streams load it;
+- backend RSS (idle, peak) and CPU; at the end, every run's stored metrics are fetched and
+  checked: each record acked is stored exactly once.
+
+    .venv/bin/python bench/backend_ingest.py [--duration 15] [--streams 20] [--quick]
+        [--window 64] [--rate 50] [--latency-records 600] [--client-procs 1] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import random
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
+RUN_EPOCHS = 100_000  # the config's maximum: no stream runs out of epochs
+TARGET_RATE = 2_000.0  # records/s with 20 streams
+TARGET_P95_MS = 250.0  # ingest → browser on loopback
+DRAIN_TIMEOUT = 60.0  # seconds to wait for the last acks after a phase
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Backend:
+    """`causalwatch up` in a subprocess, with an RSS sampler on its pid."""
+
+    def __init__(self, root: Path, data: Path | None) -> None:
+        self.root = root
+        self.runs_dir = root / "runs"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log_path = root / "backend.log"
+        self.argv = [
+            sys.executable, "-m", "backend.cli", "up", "--port", str(self.port),
+            "--runs-dir", str(self.runs_dir), "--max-runs", "1",
+        ]
+        if data is not None:
+            self.argv += ["--data", str(data)]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ps: psutil.Process | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.rss_samples: list[tuple[float, int]] = []
+        self._sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def start(self) -> Backend:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
+        self.ps = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"backend exited: {self.log_text()[-3000:]}")
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"backend did not become healthy: {self.log_text()[-3000:]}")
+        self._sampling.set()
+        self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
+        self._sampler.start()
+        return self
+
+    def _sample_rss(self) -> None:
+        assert self.ps is not None
+        while self._sampling.is_set():
+            try:
+                self.rss_samples.append((time.monotonic(), self.ps.memory_info().rss))
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def rss(self) -> int:
+        assert self.ps is not None
+        return int(self.ps.memory_info().rss)
+
+    def peak_rss(self, since: float = 0.0) -> int:
+        return max((rss for t, rss in self.rss_samples if t >= since), default=0)
+
+    def cpu_seconds(self) -> float:
+        assert self.ps is not None
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def trainers(self) -> dict[str, psutil.Process]:
+        """Trainer processes the backend spawned, by run id."""
+        assert self.ps is not None
+        found: dict[str, psutil.Process] = {}
+        for child in self.ps.children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.Error:
+                continue
+            if "trainer" in cmd and "--run-id" in cmd:
+                found[cmd[cmd.index("--run-id") + 1]] = child
+        return found
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        self._sampling.clear()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.client.close()
+
+
+@dataclass
+class RunPool:
+    """Runs stopped while queued (no trainer), handed out phase by phase."""
+
+    ids: list[str]
+    excluded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def take(self, n: int) -> list[str]:
+        if n > len(self.ids):
+            raise SystemExit(f"run pool exhausted: wanted {n}, have {len(self.ids)}")
+        taken, self.ids = self.ids[:n], self.ids[n:]
+        return taken
+
+
+def _create(backend: Backend, name: str, **overrides: Any) -> str:
+    resp = backend.client.post(
+        "/api/runs",
+        json={"preset": "synthetic", "overrides": {"epochs": RUN_EPOCHS, **overrides},
+              "name": name},
+    )
+    if resp.status_code != 201:
+        raise SystemExit(f"POST /api/runs: {resp.status_code} {resp.text[:500]}")
+    return str(resp.json()["id"])
+
+
+def _stop(backend: Backend, run_id: str) -> str:
+    resp = backend.client.post(f"/api/runs/{run_id}/stop")
+    if resp.status_code != 200:
+        raise SystemExit(f"POST /api/runs/{run_id}/stop: {resp.status_code} {resp.text}")
+    return str(resp.json()["status"])
+
+
+def queued_runs(backend: Backend, n: int) -> RunPool:
+    """`n` runs created then stopped while queued; any run a trainer started is left out.
+
+    With `--max-runs 1`, a first run (early stopping off) takes the only trainer slot while
+    the others are created and stopped, so none of them can be picked up by the supervisor
+    meanwhile; then it is stopped too and left out.
+    """
+    pool = RunPool([])
+    holder = _create(backend, "bench-ingest-slot-holder", patience=0)
+    pool.excluded.append(holder)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if backend.client.get(f"/api/runs/{holder}").json()["status"] != "queued":
+            break
+        time.sleep(0.1)
+    status_after_stop: dict[str, str] = {}
+    for i in range(3 * n + 10):
+        if len(pool.ids) >= n:
+            break
+        run_id = _create(backend, f"bench-ingest-{i}")
+        status_after_stop[run_id] = _stop(backend, run_id)
+        if status_after_stop[run_id] == "stopped" and run_id not in backend.trainers():
+            pool.ids.append(run_id)
+        else:
+            pool.excluded.append(run_id)
+            pool.notes.append(f"run {run_id}: POST /stop answered {status_after_stop[run_id]!r}")
+    _stop(backend, holder)
+    # Let the supervisor tick (poll_interval 0.2 s) so a late spawn would show up.
+    time.sleep(1.0)
+    for run_id, proc in backend.trainers().items():
+        if run_id in pool.ids:
+            pool.ids.remove(run_id)
+            pool.excluded.append(run_id)
+            pool.notes.append(
+                f"run {run_id} was stopped while queued (POST /stop answered 'stopped') yet a "
+                f"trainer (pid {proc.pid}) started for it; killed it: POST /stop cannot reach it"
+            )
+            proc.kill()
+    # The holder got SIGTERM from POST /stop; wait so no trainer competes for the CPU.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and backend.trainers():
+        time.sleep(0.2)
+    for run_id, proc in backend.trainers().items():
+        pool.notes.append(f"trainer of {run_id} (pid {proc.pid}) still alive after 30 s: killed")
+        proc.kill()
+    if len(pool.ids) < n:
+        raise SystemExit(f"only {len(pool.ids)} of {n} runs stayed queued: {pool.notes}")
+    pool.ids = pool.ids[:n]
+    return pool
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+class RecordMaker:
+    """Valid, healthy-looking epoch records (~1 KB as JSON) of one run.
+
+    No red flag fires on them except `f1_stalled`, once per run (F1 plateaus after epoch 50,
+    as most long runs do), so the per-record path is the one a healthy run takes.
+    """
+
+    def __init__(self, run_id: str, seed: int) -> None:
+        self.run_id = run_id
+        self.rng = random.Random(seed)
+
+    def record(self, epoch: int) -> dict[str, Any]:
+        r = self.rng.random
+        recon = 2.0 / (1.0 + 0.01 * epoch) + 1e-3 * r()
+        sparse, acyclic, disen = 1e-3 * r(), 1e-4 * r(), 1e-4 * r()
+        total = recon + sparse + acyclic + disen
+        evaluated = epoch % 2 == 0
+        f1 = min(50, epoch) / 100 + 0.2 if evaluated else None
+        return {
+            "run_id": self.run_id, "epoch": epoch, "step": epoch * 37, "time": time.time(),
+            "lr": 5e-4 * (1.0 - r() * 1e-3),
+            "loss_total": total, "loss_recon": recon, "loss_sparse": sparse,
+            "loss_acyclic": acyclic, "loss_disen": disen,
+            "share_recon": 100 * recon / total, "share_sparse": 100 * sparse / total,
+            "share_acyclic": 100 * acyclic / total, "share_disen": 100 * disen / total,
+            "clip_pct": 10.0 * r(), "grad_norm_mean": 0.5 * r(), "grad_norm_max": 0.5 + r(),
+            "logit_mean": -1.0 + 0.1 * r(), "logit_std": 0.5 + 0.1 * r(),
+            "edges_at_05": 12, "threshold_tuned": 0.4 + 0.1 * r(), "edges_tuned": 13,
+            "edges_topk": 13,
+            "shd": 4 if evaluated else None, "f1": f1,
+            "precision": f1, "recall": f1, "f1_skeleton": f1,
+            "val_recon": recon * (1 + 0.01 * r()) if evaluated else None,
+            "is_best": evaluated and epoch <= 50,
+            "epoch_seconds": 0.05 + 0.01 * r(), "eta_seconds": 1000.0 * r(),
+        }
+
+    def message(self, seq: int, epoch: int) -> str:
+        return json.dumps(
+            {"v": PROTOCOL_VERSION, "type": "epoch", "run_id": self.run_id, "seq": seq,
+             "record": self.record(epoch)}
+        )
+
+
+def check_record_shape() -> int:
+    """The records are valid EpochRecords; their message size in bytes."""
+    maker = RecordMaker("0123456789abcdef", 0)
+    for epoch in (1, 2, 60):
+        EpochRecord.model_validate(maker.record(epoch))
+    return len(maker.message(0, 2).encode())
+
+
+# --- load streams (worker processes) -------------------------------------------------------
+
+
+@dataclass
+class StreamStats:
+    run_id: str
+    sent: int = 0
+    acked: int = 0
+    errors: int = 0
+    disconnects: int = 0
+    out_of_order: int = 0
+    first_ack: float = math.inf
+    last_ack: float = 0.0
+    per_second: dict[int, int] = field(default_factory=dict)
+    detail: list[str] = field(default_factory=list)
+
+
+async def _feed(
+    ws: ClientConnection, run_id: str, *, window: int, t0: float, stop_at: float, seed: int
+) -> StreamStats:
+    """Send epochs 1, 2, ... with at most `window` unacked; stop at `stop_at`, drain the acks."""
+    stats = StreamStats(run_id)
+    maker = RecordMaker(run_id, seed)
+    slots = asyncio.Semaphore(window)
+    sending_done = False
+    finished = asyncio.Event()
+
+    async def read() -> None:
+        expected = 0
+        try:
+            async for frame in ws:
+                now = time.monotonic()
+                reply = json.loads(frame)
+                if reply.get("type") == "ack":
+                    stats.acked += 1
+                    stats.first_ack = min(stats.first_ack, now)
+                    stats.last_ack = now
+                    second = int(now - t0)
+                    stats.per_second[second] = stats.per_second.get(second, 0) + 1
+                    if reply.get("seq") != expected:
+                        stats.out_of_order += 1
+                    expected = int(reply.get("seq", expected)) + 1
+                else:
+                    stats.errors += 1
+                    if len(stats.detail) < 3:
+                        stats.detail.append(f"{run_id}: {str(frame)[:200]}")
+                slots.release()
+                if sending_done and stats.acked + stats.errors >= stats.sent:
+                    break
+        except ConnectionClosed as err:
+            stats.disconnects += 1
+            stats.detail.append(f"{run_id}: disconnected ({err})")
+        finished.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        epoch = 0
+        while epoch < RUN_EPOCHS:
+            await slots.acquire()
+            if time.monotonic() >= stop_at or reader.done():
+                break
+            epoch += 1
+            text = maker.message(epoch - 1, epoch)
+            await ws.send(text)
+            stats.sent += 1
+    except ConnectionClosed:
+        pass  # the reader counts the disconnect
+    sending_done = True
+    if stats.acked + stats.errors >= stats.sent:
+        reader.cancel()
+        finished.set()
+    try:
+        await asyncio.wait_for(finished.wait(), DRAIN_TIMEOUT)
+    except TimeoutError:
+        stats.detail.append(f"{run_id}: {stats.sent - stats.acked - stats.errors} never answered")
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    return stats
+
+
+async def _worker_async(
+    ws_url: str, run_ids: list[str], *, window: int, duration: float, seed: int,
+    ready: Any, go: Any, t0_value: Any,
+) -> dict[str, Any]:
+    conns = await asyncio.gather(
+        *(connect(f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21)
+          for run_id in run_ids)
+    )
+    ready.put(len(conns))
+    await asyncio.to_thread(go.wait)
+    t0 = float(t0_value.value)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    results = await asyncio.gather(
+        *(_feed(ws, run_id, window=window, t0=t0, stop_at=t0 + duration, seed=seed + i)
+          for i, (ws, run_id) in enumerate(zip(conns, run_ids, strict=True)))
+    )
+    wall = time.monotonic() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    for ws in conns:
+        await ws.close()
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"streams": [vars(s) for s in results], "cpu": cpu, "wall": wall}
+
+
+def _worker(ws_url: str, run_ids: list[str], settings: dict[str, Any], out: Any) -> None:
+    """A load worker process: `settings` holds window, duration, seed, ready, go, t0_value."""
+    ready = settings["ready"]
+    try:
+        result = asyncio.run(_worker_async(ws_url, run_ids, **settings))
+    except Exception as err:  # report instead of hanging the parent
+        ready.put(-1)
+        result = {"streams": [], "cpu": 0.0, "wall": 0.0, "crash": repr(err)}
+    out.put(result)
+
+
+@dataclass
+class LoadResult:
+    name: str
+    streams: list[StreamStats]
+    t0: float
+    duration: float
+    client_cpu: list[float]
+    backend_cpu: float
+    system_cpu: float
+    crashes: list[str]
+
+    @property
+    def acked(self) -> int:
+        return sum(s.acked for s in self.streams)
+
+    @property
+    def elapsed(self) -> float:
+        last = max((s.last_ack for s in self.streams), default=self.t0)
+        return max(last - self.t0, 1e-9)
+
+    @property
+    def rate(self) -> float:
+        return self.acked / self.elapsed
+
+    def per_second(self) -> list[int]:
+        """Acks per whole second of the phase (the partial last second left out)."""
+        totals: dict[int, int] = {}
+        for s in self.streams:
+            for sec, n in s.per_second.items():
+                totals[sec] = totals.get(sec, 0) + n
+        return [totals.get(sec, 0) for sec in range(int(self.duration))]
+
+
+class Load:
+    """N ingest streams over `procs` worker processes; `start()` returns once all connected."""
+
+    def __init__(
+        self, name: str, backend: Backend, run_ids: list[str], *, window: int, duration: float,
+        procs: int, seed: int,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.duration = duration
+        ctx = mp.get_context("spawn")
+        self.ready: Any = ctx.Queue()
+        self.out: Any = ctx.Queue()
+        self.go: Any = ctx.Event()
+        self.t0_value: Any = ctx.Value("d", 0.0)
+        procs = max(1, min(procs, len(run_ids)))
+        shares = [run_ids[i::procs] for i in range(procs)]
+        self.workers = [
+            ctx.Process(
+                target=_worker,
+                args=(backend.ws_url, share,
+                      {"window": window, "duration": duration, "seed": seed + 1000 * i,
+                       "ready": self.ready, "go": self.go, "t0_value": self.t0_value},
+                      self.out),
+                daemon=True,
+            )
+            for i, share in enumerate(shares)
+        ]
+        self.t0 = 0.0
+        self._cpu0 = 0.0
+
+    def start(self) -> float:
+        for w in self.workers:
+            w.start()
+        deadline = time.monotonic() + 120
+        connected = 0
+        while connected < len(self.workers):
+            try:
+                if self.ready.get(timeout=0.5) < 0:
+                    raise SystemExit(f"{self.name}: a load worker failed to connect")
+                connected += 1
+            except queue.Empty:
+                dead = [w for w in self.workers if w.exitcode is not None]
+                if dead or time.monotonic() > deadline:
+                    raise SystemExit(f"{self.name}: load workers did not start") from None
+        psutil.cpu_percent()  # resets the system-wide counter
+        self._cpu0 = self.backend.cpu_seconds()
+        self.t0 = time.monotonic()
+        self.t0_value.value = self.t0
+        self.go.set()
+        return self.t0
+
+    def join(self) -> LoadResult:
+        results = [self.out.get(timeout=self.duration + DRAIN_TIMEOUT + 60) for _ in self.workers]
+        backend_cpu = self.backend.cpu_seconds() - self._cpu0
+        wall = time.monotonic() - self.t0
+        system_cpu = psutil.cpu_percent()
+        for w in self.workers:
+            w.join(30)
+        streams = [StreamStats(**s) for r in results for s in r["streams"]]
+        return LoadResult(
+            name=self.name, streams=streams, t0=self.t0, duration=self.duration,
+            client_cpu=[r["cpu"] / max(r["wall"], 1e-9) for r in results],
+            backend_cpu=backend_cpu / wall, system_cpu=system_cpu,
+            crashes=[r["crash"] for r in results if "crash" in r],
+        )
+
+
+def run_load(
+    name: str, backend: Backend, run_ids: list[str], *, window: int, duration: float,
+    procs: int, seed: int,
+) -> LoadResult:
+    load = Load(name, backend, run_ids, window=window, duration=duration, procs=procs, seed=seed)
+    load.start()
+    result = load.join()
+    print(f"  {name}: {result.acked} acked in {result.elapsed:.1f} s = {result.rate:,.0f} rec/s "
+          f"(backend CPU {100 * result.backend_cpu:.0f}% of a core, client CPU "
+          f"{'/'.join(f'{100 * c:.0f}%' for c in result.client_cpu)}, machine "
+          f"{result.system_cpu:.0f}%)", file=sys.stderr)
+    return result
+
+
+# --- latency probe (this process) --------------------------------------------------------
+
+
+@dataclass
+class LatencyResult:
+    name: str
+    run_id: str
+    to_browser_ms: list[float]
+    to_ack_ms: list[float]
+    sent: int
+    errors: int
+    disconnects: int
+    missing: int
+    detail: list[str]
+    acked: int = 0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+async def _latency_probe(
+    name: str, ws_url: str, run_id: str, records: int, rate: float
+) -> LatencyResult:
+    maker = RecordMaker(run_id, 7)
+    sent_at: dict[int, float] = {}
+    browser_at: dict[int, float] = {}
+    ack_at: dict[int, float] = {}
+    result = LatencyResult(name, run_id, [], [], 0, 0, 0, 0, [])
+    async with connect(f"{ws_url}/ws/runs/{run_id}", open_timeout=30, max_size=2**24) as browser:
+        snapshot = json.loads(await asyncio.wait_for(browser.recv(), 30))
+        if snapshot.get("type") != "snapshot":
+            raise SystemExit(f"{name}: expected a snapshot first, got {str(snapshot)[:200]}")
+        all_seen = asyncio.Event()
+
+        async def watch() -> None:
+            try:
+                async for frame in browser:
+                    now = time.monotonic()
+                    event = json.loads(frame)
+                    if event.get("type") == "metric" and event.get("run_id") == run_id:
+                        browser_at.setdefault(int(event["record"]["epoch"]), now)
+                        if len(browser_at) >= records:
+                            all_seen.set()
+                            return
+            except ConnectionClosed as err:
+                result.disconnects += 1
+                result.detail.append(f"browser socket closed: {err}")
+            all_seen.set()
+
+        async with connect(
+            f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21
+        ) as trainer:
+
+            async def acks() -> None:
+                try:
+                    async for frame in trainer:
+                        now = time.monotonic()
+                        reply = json.loads(frame)
+                        if reply.get("type") == "ack":
+                            ack_at.setdefault(int(reply["seq"]), now)
+                        else:
+                            result.errors += 1
+                            result.detail.append(f"error frame: {str(frame)[:200]}")
+                except ConnectionClosed as err:
+                    result.disconnects += 1
+                    result.detail.append(f"ingest socket closed: {err}")
+
+            watcher = asyncio.create_task(watch())
+            acker = asyncio.create_task(acks())
+            start = time.monotonic() + 0.05
+            for i in range(records):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                epoch = i + 1
+                text = maker.message(i, epoch)
+                sent_at[epoch] = time.monotonic()
+                await trainer.send(text)
+                result.sent += 1
+            # Every metric event is published before its ack is sent: once all acks are
+            # in, a missing event gets a few seconds of grace, not more.
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while len(ack_at) < records and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            try:
+                await asyncio.wait_for(all_seen.wait(), 3)
+            except TimeoutError:
+                result.detail.append(
+                    f"{name}: {records - len(browser_at)} acked epoch(s) never reached the "
+                    f"browser: {sorted(set(sent_at) - set(browser_at))[:10]}"
+                )
+            watcher.cancel()
+            acker.cancel()
+            await asyncio.gather(watcher, acker, return_exceptions=True)
+    result.to_browser_ms = [
+        1000 * (browser_at[e] - sent_at[e]) for e in sent_at if e in browser_at
+    ]
+    result.to_ack_ms = [1000 * (ack_at[e - 1] - sent_at[e]) for e in sent_at if e - 1 in ack_at]
+    result.missing = records - len(result.to_browser_ms)
+    result.acked = len(ack_at)
+    return result
+
+
+def latency_probe(name: str, backend: Backend, run_id: str, records: int, rate: float
+                  ) -> LatencyResult:
+    result = asyncio.run(_latency_probe(name, backend.ws_url, run_id, records, rate))
+    b = result.to_browser_ms
+    print(f"  {name}: ingest→browser p50 {pct(b, 50):.1f} ms, p95 {pct(b, 95):.1f} ms, "
+          f"max {max(b, default=math.nan):.1f} ms over {len(b)} records", file=sys.stderr)
+    return result
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    runs: int = 0
+    runs_ok: int = 0
+    expected: int = 0
+    stored: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(backend: Backend, expected: dict[str, int]) -> Verification:
+    """Each run's stored epochs are exactly 1..acked (every record stored once, no gaps)."""
+    v = Verification(runs=len(expected), expected=sum(expected.values()))
+    for run_id, n in expected.items():
+        resp = backend.client.get(f"/api/runs/{run_id}/metrics")
+        if resp.status_code != 200:
+            v.problems.append(f"{run_id}: GET metrics {resp.status_code}")
+            continue
+        epochs = [int(r["epoch"]) for r in resp.json()]
+        v.stored += len(epochs)
+        if len(epochs) == n and set(epochs) == set(range(1, n + 1)):
+            v.runs_ok += 1
+        else:
+            dupes = len(epochs) - len(set(epochs))
+            v.problems.append(
+                f"{run_id}: {n} acked, {len(epochs)} stored ({dupes} duplicate epochs)"
+            )
+    return v
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def fmt_latency(values: list[float]) -> str:
+    return (f"{pct(values, 50):.1f} / {pct(values, 95):.1f} / {max(values, default=math.nan):.1f}"
+            f" ms (n={len(values)})")
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    t = time.monotonic()
+    print(f"{name} ...", file=sys.stderr)
+    yield
+    print(f"{name}: {time.monotonic() - t:.1f} s", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, help="seconds per throughput phase (15)")
+    parser.add_argument("--streams", type=int, default=20, help="concurrent streams (20)")
+    parser.add_argument("--window", type=int, default=64, help="unacked in flight (64)")
+    parser.add_argument("--rate", type=float, default=50.0, help="latency probe records/s")
+    parser.add_argument("--latency-records", type=int, help="per latency phase (600)")
+    parser.add_argument("--client-procs", type=int, default=1,
+                        help="load worker processes for the N-stream phases (1)")
+    parser.add_argument("--quick", action="store_true", help="3 s phases, 200 latency records")
+    parser.add_argument("--data", default=os.environ.get("CAUSALWATCH_DATA")
+                        or (str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None))
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (backend log)")
+    args = parser.parse_args()
+    duration = args.duration or (3.0 if args.quick else 15.0)
+    lat_records = args.latency_records or (200 if args.quick else 600)
+    n = args.streams
+    started = time.monotonic()
+    load_avg = os.getloadavg()[0]
+    msg_bytes = check_record_shape()
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/backend_ingest.py",
+                                                 *sys.argv[1:]])
+
+    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-ingest-"))
+    backend = Backend(tmp, Path(args.data) if args.data else None)
+    try:
+        with stage("backend start"):
+            backend.start()
+        with stage(f"create {4 * n + 5} runs, stop each while queued"):
+            pool = queued_runs(backend, 4 * n + 5)
+        time.sleep(1.0)
+        idle_rss = backend.rss()
+        idle_cpu0, idle_t0 = backend.cpu_seconds(), time.monotonic()
+        time.sleep(1.0)
+        idle_cpu = (backend.cpu_seconds() - idle_cpu0) / (time.monotonic() - idle_t0)
+        load_start = time.monotonic()
+        loads: list[LoadResult] = []
+        with stage("throughput"):
+            phases = [
+                ("1 stream, one at a time", 1, 1, 1),
+                (f"1 stream, window {args.window}", 1, args.window, 1),
+                (f"{n} streams, one at a time", n, 1, args.client_procs),
+                (f"{n} streams, window {args.window}", n, args.window, args.client_procs),
+            ]
+            for seed, (name, streams, window, procs) in enumerate(phases, start=1):
+                loads.append(run_load(name, backend, pool.take(streams), window=window,
+                                      duration=duration, procs=procs, seed=seed))
+        with stage("latency"):
+            probes = [latency_probe("idle", backend, pool.take(1)[0], lat_records, args.rate)]
+            probe_seconds = lat_records / args.rate
+            for seed, window, label in ((5, 1, "one at a time"),
+                                        (6, args.window, f"window {args.window}")):
+                load = Load(f"{n} streams, {label}, during the latency probe", backend,
+                            pool.take(n), window=window, duration=probe_seconds + 4.0,
+                            procs=args.client_procs, seed=seed)
+                load.start()
+                time.sleep(1.5)  # let the load reach its steady state
+                probes.append(latency_probe(f"while {n} streams ({label}) load", backend,
+                                            pool.take(1)[0], lat_records, args.rate))
+                loads.append(load.join())
+                print(f"  background load: {loads[-1].rate:,.0f} rec/s", file=sys.stderr)
+        peak_rss = backend.peak_rss(load_start)
+        end_rss = backend.rss()
+        with stage("verify"):
+            expected = {s.run_id: s.acked for r in loads for s in r.streams}
+            expected.update({r.run_id: r.acked for r in probes})
+            v = verify(backend, expected)
+        log = backend.log_text()
+        log_errors = sum(1 for line in log.splitlines() if '"level": "error"' in line)
+        log_warnings = sum(1 for line in log.splitlines() if '"level": "warning"' in line)
+    finally:
+        backend.stop()
+
+    errors = sum(s.errors for r in loads for s in r.streams) + sum(p.errors for p in probes)
+    disconnects = (sum(s.disconnects for r in loads for s in r.streams)
+                   + sum(p.disconnects for p in probes))
+    out_of_order = sum(s.out_of_order for r in loads for s in r.streams)
+    sent = sum(s.sent for r in loads for s in r.streams) + sum(p.sent for p in probes)
+    details = [d for p in probes for d in p.detail]
+    details += [d for r in loads for s in r.streams for d in s.detail]
+    details += [c for r in loads for c in r.crashes]
+    wall = time.monotonic() - started
+
+    rows: list[tuple[str, str, str]] = []
+    target_rate = f"≥ {TARGET_RATE:,.0f} records/s"
+    for r in loads[:4]:
+        many = len(r.streams) == n and n > 1
+        met = "" if not many else (" ✅" if r.rate >= TARGET_RATE else " ❌")
+        secs = r.per_second()
+        spread = f"; per second {min(secs):,}–{max(secs):,}" if secs else ""
+        rows.append((
+            f"ingest, {r.name}",
+            f"{r.rate:,.0f} records/s ({r.acked:,} in {r.elapsed:.1f} s{spread}){met}",
+            target_rate if many else "—",
+        ))
+    one, one_w, many, many_w = loads[:4]
+    rows.append((
+        "records per backend CPU-second (≈ the rate with one whole core; robust to other "
+        "load on the machine), per phase above",
+        " / ".join(f"{r.acked / max(r.backend_cpu * r.elapsed, 1e-9):,.0f}" for r in loads[:4]),
+        f"≥ {TARGET_RATE:,.0f} with {n} streams",
+    ))
+    rows.append((
+        "pipelining effect (window / one at a time)",
+        f"1 stream ×{one_w.rate / one.rate:.2f}; {n} streams ×{many_w.rate / many.rate:.2f}",
+        "—",
+    ))
+    for r in loads[4:]:
+        rows.append((f"ingest, {r.name}", f"{r.rate:,.0f} records/s", "—"))
+    for r in probes:
+        met = " ✅" if pct(r.to_browser_ms, 95) < TARGET_P95_MS and r.missing == 0 else " ❌"
+        rows.append((
+            f"ingest → browser p50 / p95 / max, {r.name} ({args.rate:g} records/s)",
+            fmt_latency(r.to_browser_ms)
+            + (f", {r.missing} acked record(s) never reached the browser" if r.missing else "")
+            + met,
+            f"p95 < {TARGET_P95_MS:.0f} ms",
+        ))
+        rows.append((f"send → ack p50 / p95 / max, {r.name}", fmt_latency(r.to_ack_ms), "—"))
+        tenth = max(1, len(r.to_browser_ms) // 10)
+        rows.append((
+            f"ingest → browser p50, first / last 10% of the records, {r.name} (growth = a "
+            "backlog on the probe's connection)",
+            f"{pct(r.to_browser_ms[:tenth], 50):.1f} / {pct(r.to_browser_ms[-tenth:], 50):.1f} ms",
+            "—",
+        ))
+    rows.append(("backend CPU (% of one core), idle / per load phase",
+                 f"{100 * idle_cpu:.0f}% / "
+                 + " / ".join(f"{100 * r.backend_cpu:.0f}%" for r in loads), "—"))
+    rows.append(("load-client CPU (% of one core per worker process), per load phase",
+                 " / ".join("+".join(f"{100 * c:.0f}%" for c in r.client_cpu) for r in loads)
+                , "—"))
+    cpus = os.cpu_count() or 1
+    others = [max(0.0, r.system_cpu * cpus - 100 * (r.backend_cpu + sum(r.client_cpu)))
+              for r in loads]
+    rows.append((
+        "machine: CPUs / load average at start / CPU busy per load phase (all processes) / "
+        "of which other processes (% of one core)",
+        f"{cpus} / {load_avg:.1f} / " + " / ".join(f"{r.system_cpu:.0f}%" for r in loads)
+        + " / " + " / ".join(f"{o:.0f}%" for o in others),
+        "—",
+    ))
+    rows.append(("backend RSS idle / peak under load / after the load",
+                 f"{mib(idle_rss)} / {mib(peak_rss)} / {mib(end_rss)}", "—"))
+    lat_sent = sum(p.sent for p in probes)
+    lat_seen = sum(len(p.to_browser_ms) for p in probes)
+    rows.append((
+        "records acked = stored exactly once (GET /api/runs/{id}/metrics)",
+        f"{v.stored:,} stored / {v.expected:,} acked / {sent:,} sent; "
+        f"{v.runs_ok}/{v.runs} runs exact" + (" ✅" if v.runs_ok == v.runs
+                                                and v.expected == sent else " ❌"),
+        "all",
+    ))
+    rows.append(("latency probe records seen by the browser",
+                 f"{lat_seen} / {lat_sent}", "all"))
+    rows.append(("error frames / disconnects / out-of-order acks",
+                 f"{errors} / {disconnects} / {out_of_order}", "0 / 0 / 0"))
+    rows.append(("backend log: errors / warnings", f"{log_errors} / {log_warnings}", "0 / 0"))
+    rows.append(("message size", f"{msg_bytes} bytes (one epoch message as JSON)", "~1 KB"))
+
+    lines = ["| figure | value | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.append("")
+    lines.append(f"Command (from the project root): `{command}`  ")
+    lines.append(f"Wall time {wall:.0f} s; {duration:g} s per throughput phase; "
+                 f"{lat_records} latency records per probe; backend `{' '.join(backend.argv[1:])}`"
+                 f" with SQLite in a temp dir.")
+    notes = pool.notes + v.problems + details[:10]
+    notes.insert(0, f"{len(pool.excluded)} run(s) a trainer started (or could have) were left "
+                    "out: a slot holder (early stopping off) kept the only trainer slot busy "
+                    "while the measured runs were created and stopped while queued")
+    for note in notes:
+        lines.append(f"- {note}")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    if args.keep:
+        print(f"temp dir kept: {tmp}", file=sys.stderr)
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +74,11 @@ def up(argv: list[str]) -> int:
     }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        if not settings.is_loopback and not settings.token:
+            # Reachable from other machines: nobody gets in without a token.
+            settings = settings.model_copy(update={"token": secrets.token_urlsafe(24)})
+            print(f"causalwatch up: binding {settings.host} requires a token; generated one:\n"
+                  f"  CAUSALWATCH_TOKEN={settings.token}", file=sys.stderr, flush=True)
     except ValidationError as err:
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"])
@@ -102,12 +109,26 @@ def up(argv: list[str]) -> int:
 def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
     """The dashboard is its own process: a client of this API over HTTP/WS, nothing more."""
     api = settings.ingest_base_url
+    with socket.socket() as probe:  # fail clearly now rather than serve a stale dashboard
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.dashboard_port))
+        except OSError:
+            raise SystemExit(
+                f"causalwatch up: port {settings.dashboard_port} is taken; "
+                "choose another with --dashboard-port"
+            ) from None
+    env = dict(os.environ)
+    if settings.token:
+        env["CAUSALWATCH_TOKEN"] = settings.token  # never on argv: ps would show it
     process = subprocess.Popen(  # fixed argv, no shell
         [sys.executable, "-m", "dashboard", "--host", settings.host,
          "--port", str(settings.dashboard_port), "--api", api],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, env=env,
     )
     url = f"http://{settings.host}:{settings.dashboard_port}"
+    if settings.token:
+        url += f"/?token={settings.token}"
     logging.getLogger("causalwatch").info("causalwatch dashboard on %s", url)
     print(f"\n  causalwatch dashboard: {url}\n  API: {api}/docs\n", file=sys.stderr, flush=True)
     return process

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from backend import __version__
 from backend.api import presets, runs, ws
+from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
+from backend.limits import BodySizeLimit
 from backend.schemas import Health, RunStatus
 from backend.services import Services
 from backend.settings import Settings
@@ -35,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.engine.dispose()
 
     app = FastAPI(title="causalwatch", version=__version__, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit)
+    if settings.token:  # outermost: nothing is read for a caller without the token
+        app.add_middleware(TokenMiddleware, token=settings.token)
     install_handlers(app)
     app.include_router(runs.router)
     app.include_router(presets.router)

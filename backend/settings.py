@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     python: str = Field(sys.executable, description="interpreter that runs `-m trainer`")
     log_tail_lines: int = Field(20, ge=1, le=1000)
     poll_interval: float = Field(0.2, gt=0, le=10)
+    token: str | None = Field(
+        None, min_length=16, max_length=256,
+        description="required on every API call and websocket when set (CAUSALWATCH_TOKEN)",
+    )
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
 
     @field_validator("host")
     @classmethod

@@ -290,12 +290,21 @@ class Store:
 
         return self._write(work)
 
-    def get_metrics(self, run_id: str, *, since_epoch: int = 0) -> list[dict[str, Any]]:
+    def get_metrics(
+        self, run_id: str, *, since_epoch: int = 0, fields: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """The run's records after epoch `since_epoch` (all by default), by epoch.
 
-        Each dict has exactly the EpochRecord field names, in its order; nulls stay None.
+        Each dict has exactly the EpochRecord field names, in its order (or only `fields`,
+        plus `epoch`); nulls stay None.
         """
-        columns = [_METRICS.c[name] for name in METRIC_FIELDS]
+        names = list(METRIC_FIELDS)
+        if fields is not None:
+            unknown = set(fields) - set(METRIC_FIELDS)
+            if unknown:
+                raise ValueError(f"fields: unknown {sorted(unknown)}")
+            names = [n for n in METRIC_FIELDS if n in fields or n == "epoch"]
+        columns = [_METRICS.c[name] for name in names]
         stmt = (
             select(*columns)
             .where(_METRICS.c.run_id == run_id, _METRICS.c.epoch > since_epoch)
@@ -303,7 +312,7 @@ class Store:
         )
         return self._read(
             lambda session: [
-                dict(zip(METRIC_FIELDS, row, strict=True)) for row in session.execute(stmt)
+                dict(zip(names, row, strict=True)) for row in session.execute(stmt)
             ]
         )
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
+import time
 
 from dashboard.client import Endpoints
 
@@ -16,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api", default="http://127.0.0.1:8000", help="backend URL for the server")
     p.add_argument("--public-api", help="backend URL as the browser sees it (default --api)")
     p.add_argument("--threads", type=int, default=8)
+    # The token comes from the environment only: a command line is visible to `ps`.
     args = p.parse_args(argv)
 
     from waitress import serve
@@ -23,10 +27,26 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(Endpoints(api_url=args.api, public_url=args.public_api or args.api))
+    _exit_with_parent()
+    token = os.environ.get("CAUSALWATCH_TOKEN") or None
+    app = create_app(
+        Endpoints(api_url=args.api, public_url=args.public_api or args.api, token=token)
+    )
     # waitress: a production WSGI server (Dash runs on Flask), unlike Flask's dev server.
     serve(app.server, host=args.host, port=args.port, threads=args.threads, ident="causalwatch")
     return 0
+
+
+def _exit_with_parent() -> None:
+    """Started by `causalwatch up`: never outlive it, even if it was killed with SIGKILL."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
@@ -28,7 +29,8 @@ def create_app(endpoints: Endpoints) -> Dash:
     app.layout = html.Div(
         [
             dcc.Location(id=ids.URL),
-            dcc.Store(id=ids.API, data={"http": endpoints.public_url, "ws": endpoints.public_ws}),
+            dcc.Store(id=ids.API, data={"http": endpoints.public_url, "ws": endpoints.public_ws,
+                                        "token": endpoints.token}),
             dcc.Interval(id=ids.HEALTH_TICK, interval=2000),
             _navbar(),
             dbc.Container(
@@ -41,7 +43,32 @@ def create_app(endpoints: Endpoints) -> Dash:
             ),
         ]
     )
+    if endpoints.token:
+        _require_token(app, endpoints.token)
     return app
+
+
+def _require_token(app: Dash, token: str) -> None:
+    """With a token, the dashboard opens to `?token=` once, then to its cookie."""
+    import hmac
+
+    from flask import request
+
+    cookie = "causalwatch_token"
+
+    @app.server.before_request
+    def _check() -> Any:
+        given = request.args.get("token") or request.cookies.get(cookie) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return ("causalwatch: this dashboard needs its token; open it with ?token=<token> "
+                    "(printed by causalwatch up).", 401, {"Content-Type": "text/plain"})
+        return None
+
+    @app.server.after_request
+    def _remember(response: Any) -> Any:
+        if request.args.get("token"):
+            response.set_cookie(cookie, token, httponly=True, samesite="Strict")
+        return response
 
 
 def _navbar() -> dbc.Navbar:

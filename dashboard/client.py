@@ -26,6 +26,7 @@ class BackendError(Exception):
 class Endpoints:
     api_url: str  # how the dashboard server reaches the backend
     public_url: str  # how the browser reaches it (downloads, live websocket)
+    token: str | None = None  # the backend's token, when it has one
 
     @property
     def public_ws(self) -> str:
@@ -35,7 +36,8 @@ class Endpoints:
 class BackendClient:
     def __init__(self, endpoints: Endpoints, timeout: float = 10.0) -> None:
         self.endpoints = endpoints
-        self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {endpoints.token}"} if endpoints.token else {}
+        self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout, headers=headers)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -68,8 +70,11 @@ class BackendClient:
     def run(self, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/runs/{run_id}")  # type: ignore[no-any-return]
 
-    def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        return self._request("GET", f"/api/runs/{run_id}/metrics")  # type: ignore[no-any-return]
+    def metrics(self, run_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
+        params = {"fields": ",".join(fields)} if fields else None
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/api/runs/{run_id}/metrics", params=params
+        )
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
         return self._request("GET", f"/api/runs/{run_id}/alerts")  # type: ignore[no-any-return]
@@ -106,11 +111,14 @@ class BackendClient:
 
     def download_url(self, run_id: str, what: str) -> str:
         base = f"{self.endpoints.public_url}/api/runs/{run_id}"
-        return {
+        url = {
             "csv": f"{base}/metrics?format=csv",
             "json": f"{base}/metrics?format=json",
             "log": f"{base}/log",
         }[what]
+        if self.endpoints.token:  # a link cannot carry a header
+            url += ("&" if "?" in url else "?") + f"token={self.endpoints.token}"
+        return url
 
 
 def _error_from(resp: httpx.Response) -> BackendError:

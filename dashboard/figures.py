@@ -8,6 +8,7 @@ know how a figure was built.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import plotly.graph_objects as go
@@ -63,9 +64,14 @@ def _series(records: Sequence[Record], field: str) -> tuple[list[int], list[Any]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _line(records: Sequence[Record], field: str, name: str, **style: Any) -> go.Scatter:
+def _line(
+    records: Sequence[Record], field: str, name: str, *, markers: bool = False, **style: Any
+) -> go.Scatter:
+    # Per-epoch series are lines: redrawing hundreds of SVG markers on every live update
+    # cost ~150 ms per record. Evaluation-only series are sparse and keep their markers.
     x, y = _series(records, field)
-    return go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4},
+    mode = "lines+markers" if markers else "lines"
+    return go.Scatter(x=x, y=y, name=name, mode=mode, marker={"size": 5},
                       meta={"field": field}, **style)
 
 
@@ -135,17 +141,31 @@ def accuracy_figure(
     records: Sequence[Record], reference_edges: int, reference_kind: str
 ) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    base = _base(f"SHD and F1 vs the {reference_kind}", "SHD")
-    fig.update_layout(base.layout)
-    fig.add_trace(_line(records, "shd", "SHD", line={"color": COLORS["bad"]}), secondary_y=False)
-    fig.add_trace(_line(records, "f1", "F1", line={"color": COLORS["sparse"]}), secondary_y=True)
-    fig.add_trace(_line(records, "f1_skeleton", "skeleton F1",
+    fig.update_layout(  # the same settings as _base, without copying a whole layout
+        title={"text": f"SHD and F1 vs the {reference_kind}", "x": 0.02, "font": {"size": 15}},
+        margin={"l": 55, "r": 55, "t": 40, "b": 40}, height=280, template="plotly_white",
+        legend={"orientation": "h", "y": -0.25, "x": 0}, xaxis_title="epoch",
+        yaxis_title="SHD", uirevision="keep",
+    )
+    fig.add_trace(_line(records, "shd", "SHD", markers=True, line={"color": COLORS["bad"]}),
+                  secondary_y=False)
+    fig.add_trace(_line(records, "f1", "F1", markers=True, line={"color": COLORS["sparse"]}),
+                  secondary_y=True)
+    fig.add_trace(_line(records, "f1_skeleton", "skeleton F1", markers=True,
                         line={"color": COLORS["disen"], "dash": "dash"}), secondary_y=True)
     fig.update_yaxes(title_text="F1", range=[0, 1.02], secondary_y=True)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
     _guides(fig, (reference_edges,), (f"SHD {reference_edges} = empty graph",))
     _guides(fig, (0.2, 0.4, 0.5), ("F1 0.2", "F1 0.4", "F1 0.5"), yref="y2")
     return fig
+
+
+@lru_cache(maxsize=16)
+def empty_live_figures(reference_edges: int, reference_kind: str) -> dict[str, dict[str, Any]]:
+    """The run page's charts before any record, as plain dicts: the same for every run with
+    this reference, so built once (figure construction is the slow part of a page load)."""
+    figs = live_figures([], reference_edges, reference_kind)
+    return {name: fig.to_plotly_json() for name, fig in figs.items()}
 
 
 def live_figures(records: Sequence[Record], reference_edges: int, reference_kind: str
@@ -193,13 +213,15 @@ def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] |
 
 
 def compare_figure(runs: Mapping[str, Sequence[Record]], metric: str) -> go.Figure:
-    """One metric of several runs overlaid; WebGL keeps 10 runs × 500 epochs responsive."""
+    """One metric of several runs overlaid. Plain SVG lines: with 10 runs × 500 epochs they
+    draw in ~0.2 s and zoom in ~50 ms, faster than WebGL without a GPU (docs/benchmarks.md)."""
     label = COMPARE_METRICS.get(metric, metric)
     fig = _base(f"{label} by run", label, log_y=metric in ("loss_total", "lr", "val_recon"))
     for name, records in runs.items():
         x, y = _series(records, metric)
-        fig.add_trace(go.Scattergl(x=x, y=y, name=name, mode="lines+markers",
-                                   marker={"size": 3}, meta={"field": metric}))
+        fig.add_trace({"type": "scatter", "x": x, "y": y, "name": name,
+                       "mode": "lines+markers" if metric in EVAL_FIELDS else "lines",
+                       "marker": {"size": 4}, "meta": {"field": metric}})
     fig.update_layout(height=460, legend={"orientation": "v", "y": 1, "x": 1.02})
     return fig
 

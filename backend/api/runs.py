@@ -65,6 +65,8 @@ def _launch(
         name=name,
         parent_id=parent_id,
         parent_alert_id=parent_alert_id,
+        # Its trainer's own key to the ingest socket: it can write into this run only.
+        ingest_token=secrets.token_urlsafe(24),
     )
     services.publish_status(run)
     services.loop.call_soon_threadsafe(services.supervisor.poke)
@@ -102,12 +104,25 @@ def get_metrics(
     services: ServicesDep,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
     since_epoch: Annotated[int, Query(ge=0)] = 0,
+    fields: Annotated[
+        str | None, Query(max_length=2000, description="comma-separated record fields")
+    ] = None,
 ) -> Response:
     """Every stored epoch record; `format=csv|json` downloads it as a file."""
-    records = services.store.get_metrics(run.id, since_epoch=since_epoch)
+    wanted = None
+    if fields:
+        wanted = [f.strip() for f in fields.split(",") if f.strip()]
+        unknown = sorted(set(wanted) - set(METRIC_FIELDS))
+        if unknown:
+            raise ApiError(
+                422, f"fields: unknown {', '.join(unknown)}; known: {', '.join(METRIC_FIELDS)}",
+                "fields",
+            )
+    records = services.store.get_metrics(run.id, since_epoch=since_epoch, fields=wanted)
     if format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
+        columns = list(records[0]) if records and wanted else METRIC_FIELDS
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
         return Response(

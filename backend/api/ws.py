@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from backend.auth import allow_websocket
 from backend.hub import ALL_RUNS, Subscription
 from backend.ingest import StorageUnavailable
 from backend.services import Services
@@ -36,7 +37,12 @@ async def ingest(ws: WebSocket, run_id: str) -> None:
     """
     services = _services(ws)
     run = await asyncio.to_thread(services.store.get_run, run_id)
+    run_token = await asyncio.to_thread(services.store.get_ingest_token, run_id)
     await ws.accept()
+    # With auth on, a trainer presents its run's own token (or the admin token).
+    admin = services.settings.token
+    if not await allow_websocket(ws, admin and (run_token or admin), also=admin):
+        return
     if run is None:
         await ws.close(code=UNKNOWN_RUN, reason=f"unknown run {run_id!r}"[:120])
         return
@@ -106,6 +112,8 @@ async def run_stream(ws: WebSocket, run_id: str) -> None:
     """A snapshot of the run (metrics, alerts, status), then every new event."""
     services = _services(ws)
     await ws.accept()
+    if not await allow_websocket(ws, services.settings.token):
+        return
     async with services.hub.subscribe(run_id) as sub:
         run = await asyncio.to_thread(services.store.get_run, run_id)
         if run is None:
@@ -148,6 +156,8 @@ async def all_runs_stream(ws: WebSocket) -> None:
     """The run list, then status changes, metrics and alerts of every run."""
     services = _services(ws)
     await ws.accept()
+    if not await allow_websocket(ws, services.settings.token):
+        return
     async with services.hub.subscribe(ALL_RUNS) as sub:
         runs = await asyncio.to_thread(services.store.list_runs)
         await ws.send_json(

@@ -19,6 +19,7 @@
     epochsTotal: null,
     flushTimer: null,
     seq: 0,
+    flushCost: 0, // ms the last flush kept the page busy; spaces the next one
   };
 
   function setProps(id, data) {
@@ -30,22 +31,30 @@
 
   function scheduleFlush(delay) {
     if (live.flushTimer) return;
+    // Adaptive: when drawing is slow (long runs, slow machines) batch more records per
+    // redraw instead of queueing redraws behind each other.
+    const wait = delay === undefined ? Math.max(25, Math.min(1000, 2 * live.flushCost)) : delay;
     live.flushTimer = setTimeout(function () {
       live.flushTimer = null;
       live.seq += 1;
+      const started = performance.now();
       setProps("live-metrics", {
         seq: live.seq,
         run_id: live.runId,
         epochs_total: live.epochsTotal,
         records: live.records,
       });
-    }, delay === undefined ? 25 : delay);
+      requestAnimationFrame(function () {
+        live.flushCost = performance.now() - started;
+      });
+    }, wait);
   }
 
   function connect() {
     if (!live.runId || !live.base) return;
     const runId = live.runId;
-    const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId));
+    const auth = live.token ? "?token=" + encodeURIComponent(live.token) : "";
+    const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId) + auth);
     live.ws = ws;
     ws.onopen = function () {
       live.backoff = 500;
@@ -76,7 +85,8 @@
     };
   }
 
-  function watch(runId, base) {
+  function watch(runId, base, token) {
+    live.token = token || null;
     if (runId === live.runId && live.ws && live.ws.readyState <= 1) return;
     const old = live.ws;
     live.ws = null;
@@ -126,7 +136,7 @@
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     causalwatch: {
       watch: function (runId, api) {
-        if (runId && api && api.ws) watch(runId, api.ws);
+        if (runId && api && api.ws) watch(runId, api.ws, api.token);
         return window.dash_clientside.no_update;
       },
       extend: function (payload) {

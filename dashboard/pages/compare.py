@@ -62,12 +62,13 @@ def overlay(
         return compare_figure({}, metric), empty, None
     api = client.get()
     try:
-        runs = [api.run(r) for r in run_ids]
+        by_id = {r["id"]: r for r in api.runs()}
+        runs = [by_id[r] for r in run_ids if r in by_id]
         # Refetch the metrics only when a run moved on: finished runs cost nothing per tick.
         signature = [metric] + [[r["id"], r["status"], r.get("last_epoch")] for r in runs]
         if signature == shown:
             raise PreventUpdate
-        series = {_label(run): api.metrics(run["id"]) for run in runs}
+        series = {_label(run): api.metrics(run["id"], fields=[metric]) for run in runs}
     except BackendError as err:
         raise PreventUpdate from err
     return compare_figure(series, metric), _config_table(runs), signature

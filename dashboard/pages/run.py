@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import client, ids
 from dashboard.client import BackendError
 from dashboard.components import alert_card, scorecard_table, status_badge
-from dashboard.figures import adjacency_figure, live_figures
+from dashboard.figures import adjacency_figure, empty_live_figures
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
@@ -39,7 +39,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                          className="mt-3")
     ref_size, ref_kind = _reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
-    figures = live_figures([], ref_size, ref_kind)
+    figures = empty_live_figures(ref_size, ref_kind)
     graphs = {
         name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
         for name, fig in figures.items()

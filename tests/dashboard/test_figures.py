@@ -55,11 +55,18 @@ def test_adjacency_heatmaps_place_reference_edges() -> None:
     assert "epoch 4" in fig.layout.annotations[0].text
 
 
-def test_compare_overlays_one_webgl_trace_per_run() -> None:
+def test_compare_overlays_one_trace_per_run() -> None:
     fig = compare_figure({"parent": records(500), "child": records(300)}, "f1")
     assert [t.name for t in fig.data] == ["parent", "child"]
-    assert all(t.type == "scattergl" for t in fig.data)
-    assert len(fig.data[0].x) == 250
+    assert len(fig.data[0].x) == 250  # F1 exists on evaluation epochs only
+    clip = compare_figure({"a": records(500)}, "clip_pct")
+    assert len(clip.data[0].x) == 500 and clip.data[0].mode == "lines"
+
+
+def test_empty_live_figures_are_built_once_per_reference() -> None:
+    from dashboard.figures import empty_live_figures
+
+    assert empty_live_figures(13, "ground truth") is empty_live_figures(13, "ground truth")
 
 
 def test_form_values_parse_to_json_types() -> None:

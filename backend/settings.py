@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     python: str = Field(sys.executable, description="interpreter that runs `-m trainer`")
     log_tail_lines: int = Field(20, ge=1, le=1000)
     poll_interval: float = Field(0.2, gt=0, le=10)
+    min_free_mb: float = Field(
+        50.0, ge=0, le=1e7, description="refuse new runs below this free space in runs_dir"
+    )
     token: str | None = Field(
         None, min_length=16, max_length=256,
         description="required on every API call and websocket when set (CAUSALWATCH_TOKEN)",

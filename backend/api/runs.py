@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+import shutil
 import time
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,14 @@ def _launch(
     parent_id: str | None = None,
     parent_alert_id: int | None = None,
 ) -> RunPublic:
+    free_mb = shutil.disk_usage(services.settings.runs_dir).free / 2**20
+    if free_mb < services.settings.min_free_mb:
+        # A run that cannot write its log and metrics would be lost: refuse it up front.
+        raise ApiError(
+            507,
+            f"only {free_mb:.1f} MB free in the runs directory {services.settings.runs_dir} "
+            f"(min_free_mb={services.settings.min_free_mb:g}); free some space first",
+        )
     queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
     if queued >= services.settings.max_queued:
         raise ApiError(

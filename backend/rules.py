@@ -13,6 +13,7 @@ flags); docs/rules.md gives each rule's cause and why its fix helps.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -32,6 +33,8 @@ F1_STALL_EPOCHS = 20  # f1_stalled: epochs without a better F1
 VARIANCE_RATIO_MAX = 10.0  # raw_variance: largest / smallest raw column variance
 NEAR_DETERMINISTIC_R2 = 0.999  # the trainer lists columns with R² from the others ≥ this
 ADJ_LR_SCALE_FACTOR = 10.0  # logit_collapse under sigmoid: how much faster logits should move
+
+logger = logging.getLogger("causalwatch.rules")
 
 
 class Severity(StrEnum):
@@ -559,7 +562,13 @@ def evaluate(ctx: RunContext, already_fired: Collection[str]) -> list[Finding]:
     for rule in RULES:
         if rule.name in already_fired:
             continue
-        finding = rule.check(ctx)
+        try:
+            finding = rule.check(ctx)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            # Data a rule cannot read (e.g. malformed run-start stats) silences that rule;
+            # it must never stop the run's ingest.
+            logger.warning("rule %s could not read the run's data", rule.name, exc_info=True)
+            continue
         if finding is not None:
             findings.append(finding)
     return findings

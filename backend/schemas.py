@@ -36,7 +36,7 @@ class RestartRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alert_id: int | None = Field(None, ge=1)
+    alert_id: int | None = Field(None, ge=1, le=2**31 - 1)
     overrides: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(None, max_length=200)
 

@@ -25,6 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
+# Counts and epochs fit a 32-bit SQL INTEGER (SQLite, PostgreSQL): larger is corruption.
+MAX_INT = 2**31 - 1
 MessageType = Literal["started", "epoch", "graph", "alert", "finished", "failed"]
 
 
@@ -34,8 +36,8 @@ class EpochRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    epoch: int = Field(ge=1)
-    step: int = Field(ge=0)
+    epoch: int = Field(ge=1, le=MAX_INT)
+    step: int = Field(ge=0, le=MAX_INT)
     time: float
     lr: float
     loss_total: float
@@ -52,11 +54,11 @@ class EpochRecord(BaseModel):
     grad_norm_max: float
     logit_mean: float
     logit_std: float
-    edges_at_05: int = Field(ge=0)
+    edges_at_05: int = Field(ge=0, le=MAX_INT)
     threshold_tuned: float
-    edges_tuned: int = Field(ge=0)
-    edges_topk: int = Field(ge=0)
-    shd: int | None = None
+    edges_tuned: int = Field(ge=0, le=MAX_INT)
+    edges_topk: int = Field(ge=0, le=MAX_INT)
+    shd: int | None = Field(None, ge=0, le=MAX_INT)
     f1: float | None = None
     precision: float | None = None
     recall: float | None = None
@@ -80,7 +82,7 @@ class GraphSnapshot(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epoch: int = Field(ge=1)
+    epoch: int = Field(ge=1, le=MAX_INT)
     probabilities: list[list[float]]
 
     @field_validator("probabilities", mode="after")

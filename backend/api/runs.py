@@ -94,7 +94,7 @@ def list_runs(
     services: ServicesDep,
     status: Annotated[RunStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> RunList:
     runs = services.store.list_runs(
         status=status.value if status else None, limit=limit, offset=offset
@@ -112,7 +112,7 @@ def get_metrics(
     run: RunDep,
     services: ServicesDep,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
-    since_epoch: Annotated[int, Query(ge=0)] = 0,
+    since_epoch: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     fields: Annotated[
         str | None, Query(max_length=2000, description="comma-separated record fields")
     ] = None,
@@ -145,7 +145,9 @@ def get_metrics(
 
 @router.get("/{run_id}/graph")
 def get_graph(
-    run: RunDep, services: ServicesDep, epoch: Annotated[int | None, Query(ge=1)] = None
+    run: RunDep,
+    services: ServicesDep,
+    epoch: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
     """The learned edge probabilities (latest evaluation epoch, or `epoch`), the variable
     names and the reference edges, for the adjacency heatmap."""

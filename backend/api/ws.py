@@ -44,7 +44,7 @@ async def ingest(ws: WebSocket, run_id: str) -> None:
     if not await allow_websocket(ws, admin and (run_token or admin), also=admin):
         return
     if run is None:
-        await ws.close(code=UNKNOWN_RUN, reason=f"unknown run {run_id!r}"[:120])
+        await ws.close(code=UNKNOWN_RUN, reason=_close_reason(f"unknown run {run_id!r}"))
         return
     in_flight: asyncio.Queue[asyncio.Future[dict[str, Any]]] = asyncio.Queue(MAX_IN_FLIGHT)
     answering = asyncio.create_task(_answer(ws, run_id, in_flight))
@@ -96,6 +96,9 @@ async def _answer(
                 logger.warning("database unavailable (%s): %s must resend", err, run_id)
                 await ws.close(code=TRY_AGAIN_LATER, reason="database busy; resend")
                 return
+            except Exception:  # a bug must cost one message, never the connection
+                logger.exception("handling a message of %s failed", run_id)
+                reply = {"type": "error", "seq": None, "detail": "internal error handling it"}
             await ws.send_json(reply)
     except (WebSocketDisconnect, RuntimeError):
         return
@@ -204,3 +207,8 @@ async def _drain_client(ws: WebSocket) -> None:
                 return
     except (WebSocketDisconnect, RuntimeError):
         return
+
+
+def _close_reason(text: str) -> str:
+    """A close frame carries at most 123 bytes of reason: cut by bytes, not characters."""
+    return text.encode()[:120].decode(errors="ignore")

@@ -23,9 +23,21 @@ def free_port() -> int:
 
 
 class BackendServer:
-    """Start, kill -9 and restart a backend on the same port, runs dir and database."""
+    """Start, kill -9 and restart a backend on the same port, runs dir and database.
 
-    def __init__(self, root: Path, data: Path, max_runs: int = 2, port: int | None = None) -> None:
+    API only by default (`--no-dashboard`): a dashboard on the fixed default port 8050 would
+    collide between tests. Pass `dashboard_port` (e.g. `free_port()`) to have `causalwatch up`
+    serve the dashboard there too; `start()` then also waits for the dashboard to answer.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        data: Path,
+        max_runs: int = 2,
+        port: int | None = None,
+        dashboard_port: int | None = None,
+    ) -> None:
         self.root = root
         self.runs_dir = root / "runs"
         self.data = data
@@ -33,9 +45,16 @@ class BackendServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.dashboard_port = dashboard_port
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def dashboard_url(self) -> str | None:
+        if self.dashboard_port is None:
+            return None
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def db_path(self) -> Path:
@@ -50,6 +69,10 @@ class BackendServer:
                 sys.executable, "-m", "backend.cli", "up",
                 "--port", str(self.port), "--runs-dir", str(self.runs_dir),
                 "--max-runs", str(self.max_runs), "--data", str(self.data),
+                *(
+                    ["--no-dashboard"] if self.dashboard_port is None
+                    else ["--dashboard-port", str(self.dashboard_port)]
+                ),
             ],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
@@ -58,12 +81,30 @@ class BackendServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"backend exited: {self.log_text()[-3000:]}")
             try:
-                if self.client.get("/healthz").status_code == 200:
+                if self.client.get("/healthz").status_code == 200 and self._dashboard_up():
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"backend did not become healthy: {self.log_text()[-3000:]}")
+
+    def _dashboard_up(self) -> bool:
+        if self.dashboard_url is None:
+            return True
+        return httpx.get(self.dashboard_url, timeout=5).status_code == 200
+
+    def _dashboard_processes(self) -> list[Any]:
+        """`up`'s dashboard child: it outlives a SIGKILLed `up`, so `stop()` ends it too."""
+        import psutil
+
+        if self.dashboard_port is None or self.process is None:
+            return []
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info.get("cmdline") or []
+            if "dashboard" in cmd and str(self.dashboard_port) in cmd and f"{self.url}" in cmd:
+                found.append(proc)
+        return found
 
     def log_text(self) -> str:
         return (self.root / f"backend-{self.starts}.log").read_text(errors="replace")
@@ -82,6 +123,8 @@ class BackendServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        for proc in self._dashboard_processes():
+            proc.kill()
 
     # --- helpers the tests share ---------------------------------------------------------
 

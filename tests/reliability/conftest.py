@@ -1,0 +1,62 @@
+"""Reliability fixtures: one real backend per test module, with idle stand-in trainers.
+
+The fuzzers need runs, not training: a `POST /api/runs` the fuzzer gets right would otherwise
+start a real trainer (torch on every core) for the rest of the module. `causalwatch up` runs
+trainers with `CAUSALWATCH_PYTHON` (Settings.python, "the interpreter that runs
+`-m trainer`"); here that is a script which sleeps until it is signalled. Everything else is
+the real thing: the `causalwatch up` subprocess, uvicorn, a SQLite file, the supervisor that
+spawns, stops and reaps those processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# backend_server.py lives beside the backend tests (tests/backend has no __init__.py).
+BACKEND_TESTS = str(Path(__file__).resolve().parents[1] / "backend")
+if BACKEND_TESTS not in sys.path:
+    sys.path.insert(0, BACKEND_TESTS)
+
+from backend_server import BackendServer, kill_leftover_trainers  # noqa: E402
+
+IDLE_TRAINER = """\
+#!{python}
+# Stand-in for `python -m trainer ...`: keeps its argv (so kill_leftover_trainers finds it),
+# trains nothing, ends on SIGTERM like a trainer asked to stop.
+import time
+time.sleep(3600)
+"""
+
+
+@pytest.fixture(scope="session")
+def idle_trainer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("idle-trainer") / "idle_python"
+    path.write_text(IDLE_TRAINER.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fuzz_backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    uci_csv_path: Path,
+    idle_trainer_python: Path,
+) -> Iterator[BackendServer]:
+    """One real backend for the whole module (max_runs=1: created runs queue, cheaply)."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = BackendServer(root, uci_csv_path, max_runs=1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CAUSALWATCH_PYTHON", str(idle_trainer_python))
+        env.delenv("CAUSALWATCH_TOKEN", raising=False)
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.client.close()
+        kill_leftover_trainers(server.runs_dir)

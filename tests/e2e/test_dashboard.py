@@ -1,0 +1,268 @@
+"""The dashboard in a real browser: real backend, real trainers on UCI, headless chromium.
+
+Each test walks one step of DESIGN.md's story (form → live charts → red flag → one-click
+restart → comparison → downloads → stop), plus the banner shown while the backend is away.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from backend_server import BackendServer, free_port
+from dashboard_browser import DashboardPage, DashboardProcess, css_id, dict_id
+from selenium.webdriver.chrome.webdriver import WebDriver
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+RUN_URL = re.compile(r"/run/([^/?#]+)$")
+COMPARE_URL = re.compile(r"/compare\?runs=([^,&]+),([^,&]+)$")
+# Records each distinct (clip-chart points, progress text, status badge) the page shows.
+SAMPLER = """
+window.__marker = 1;
+window.__samples = [];
+const read = id => { const e = document.getElementById(id);
+                     return e ? e.innerText.trim() : ''; };
+window.__sampler = setInterval(() => {
+  const gd = document.querySelector('#graph-clip .js-plotly-plot');
+  const state = [gd && gd.data && gd.data[0] ? gd.data[0].x.length : 0,
+                 read('run-progress-text'), read('run-status-badge').toLowerCase()];
+  const last = window.__samples[window.__samples.length - 1];
+  if (!last || last.some((v, i) => v !== state[i])) window.__samples.push(state);
+}, 10);
+"""
+
+
+def run_count(stack: BackendServer) -> int:
+    resp = stack.client.get("/api/runs")
+    assert resp.status_code == 200, resp.text
+    return int(resp.json()["count"])
+
+
+def status_shown(page: DashboardPage) -> str:
+    return page.text("#run-status-badge").strip().lower()
+
+
+def test_bad_values_are_refused_with_the_field_named(page: DashboardPage, stack: BackendServer
+                                                     ) -> None:
+    before = run_count(stack)
+    page.open("/new")
+    page.field("learning_rate_max")
+
+    page.set_field("learning_rate_max", "-1")
+    page.click("#launch-start")
+    message = page.wait_text(
+        css_id(dict_id("cfg-feedback", "learning_rate_max")), bool, 15,
+        "the message under learning_rate_max",
+    )
+    assert "learning_rate_max" in message and "allowed: number > 0" in message, message
+    assert page.feedback("learning_rate_max").is_displayed()
+    assert "is-invalid" in (page.field("learning_rate_max").get_attribute("class") or "")
+    banner = page.text("#launch-error")
+    assert "Not started (field learning_rate_max)" in banner, banner
+    assert page.driver.current_url.endswith("/new")
+
+    # Fix that one, break another: the message moves to the field now at fault.
+    page.set_field("learning_rate_max", "0.0005")
+    page.set_field("epochs", "abc")
+    page.click("#launch-start")
+    message = page.wait_text(css_id(dict_id("cfg-feedback", "epochs")), bool, 15,
+                             "the message under epochs")
+    assert "epochs" in message and "integer >= 1" in message and "'abc'" in message, message
+    assert "is-invalid" in (page.field("epochs").get_attribute("class") or "")
+    page.wait(lambda: "is-invalid" not in (page.field("learning_rate_max").get_attribute("class")
+                                           or ""), 5, "learning_rate_max to be valid again")
+    assert page.text(css_id(dict_id("cfg-feedback", "learning_rate_max"))) == ""
+
+    assert run_count(stack) == before, "a refused form must not create a run"
+    page.assert_clean()
+
+
+def test_a_run_started_from_the_form_streams_live_to_completion(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    page.open("/new")
+    page.field("dataset")
+    page.click("#_dbcprivate_radioitems_launch-preset_input_synthetic")
+    page.wait(lambda: page.field("dataset").get_attribute("value") == "synthetic", 15,
+              "the synthetic preset's values in the form")
+    # 8000 samples: ~0.2 s an epoch here, so 12 epochs stream over a few seconds.
+    page.set_field("epochs", "12")
+    page.set_field("synthetic_samples", "8000")
+    page.set_field("patience", "0")
+    page.click("#launch-start")
+
+    run_id = page.wait(lambda: (m := RUN_URL.search(page.driver.current_url)) and m.group(1),
+                       20, "the run page after Start")
+    page.wait_loaded()
+    page.find("#graph-clip .js-plotly-plot")
+    # Sample in the page itself, every 10 ms: a WebDriver round trip can take a second on a
+    # busy machine, long enough to miss every intermediate state of a short run. The sampler
+    # and the marker live in `window`: a reload would wipe both.
+    page.js(SAMPLER)
+
+    def finished() -> bool:
+        last = page.js("return window.__samples && window.__samples.slice(-1)[0];")
+        return bool(last) and last[0] == 12 and last[2] == "completed"
+
+    page.wait(finished, 90, "12 plotted epochs and status COMPLETED")
+    samples = page.js("return window.__marker === 1 ? window.__samples : null;")
+    assert samples is not None, "the page reloaded during the run"
+    live_counts = {points for points, _, status in samples if points and status != "completed"}
+    assert len(live_counts) >= 2, f"charts did not grow live: states seen {samples}"
+    shown_epochs = set()
+    for _, progress, _ in samples:
+        if progress:
+            match = re.match(r"epoch (\d+) / 12\b", progress)
+            assert match, progress
+            shown_epochs.add(int(match.group(1)))
+    assert 12 in shown_epochs and min(shown_epochs) < 12, sorted(shown_epochs)
+    assert page.text("#run-progress-text").startswith("epoch 12 / 12")
+
+    xs = page.trace_xs("#graph-clip")
+    assert xs is not None and xs[0] == list(range(1, 13)), xs
+    run = stack.run(run_id)
+    assert run["status"] == "completed" and run["config"]["synthetic_samples"] == 8000
+    assert [r["epoch"] for r in stack.metrics(run_id)] == list(range(1, 13))
+    page.assert_clean()
+
+
+def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stack: BackendServer
+                                                       ) -> None:
+    # docs/presets.md: `standard` on raw UCI flags raw_variance at start, clip_high at epoch 11.
+    parent = stack.create("standard", epochs=14, patience=0)["id"]
+    page.open(f"/run/{parent}")
+
+    card = "#alert-raw_variance"
+    page.wait(lambda: "Restart with this fix" in page.text(card), 60,
+              "the raw_variance red flag")
+    diff = page.texts(f"{card} .config-diff td")
+    assert diff == ["standardize", "False", "→", "True"], diff
+    assert page.text(f"{card} .alert-message"), "the card explains the flag"
+
+    # Docs asset: the failing run with its flags and charts, mid-run.
+    page.wait(lambda: page.text("#alert-clip_high"), 60, "the clip_high red flag")
+    page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) >= 11, 20,
+              "11 epochs on the clip chart")
+    page.screenshot(DOCS_IMG / "run-page.png")
+
+    page.click(f"{card} button")
+    match = page.wait(lambda: COMPARE_URL.search(page.driver.current_url), 30,
+                      "the comparison page after the restart")
+    assert match.group(1) == parent
+    child_id = match.group(2)
+    child = stack.run(child_id)
+    assert child["parent_id"] == parent
+    assert child["config"]["standardize"] is True
+    assert stack.run(parent)["config"]["standardize"] is False
+
+    page.wait_loaded()
+    page.wait(lambda: len(page.trace_xs("#compare-graph") or []) == 2, 20,
+              "parent and child overlaid")
+    table = page.wait_text(".compare-table", lambda t: "standardize" in t, 20,
+                           "the side-by-side config table")
+    assert parent in table and "parent" in table
+
+    # Docs asset: both runs complete, overlaid.
+    stack.wait_finished(parent, timeout=90)
+    stack.wait_finished(child_id, timeout=90)
+    child_points = len([r for r in stack.metrics(child_id) if r.get("f1") is not None])
+    page.wait(lambda: len((page.trace_xs("#compare-graph") or [[], []])[1]) == child_points,
+              20, f"the child's {child_points} F1 points")
+    page.wait_text(".compare-table", lambda t: t.lower().count("completed") == 2, 10,
+                   "both runs COMPLETED in the table")
+    page.screenshot(DOCS_IMG / "compare.png")
+    page.assert_clean()
+
+
+@pytest.fixture
+def completed_run(stack: BackendServer) -> str:
+    """A completed run: one an earlier test finished (the suite stays fast), else a short one."""
+    runs = stack.client.get("/api/runs", params={"status": "completed"}).json()["runs"]
+    if runs:
+        return str(runs[0]["id"])
+    run_id = str(stack.create("synthetic", epochs=6, synthetic_samples=500)["id"])
+    assert stack.wait_finished(run_id, timeout=90)["status"] == "completed"
+    return run_id
+
+
+def test_downloads_match_the_api_and_the_run_folder(
+    page: DashboardPage, stack: BackendServer, completed_run: str
+) -> None:
+    run_id = completed_run
+    page.open(f"/run/{run_id}")
+    hrefs = {what: page.find(f"#download-{what}").get_attribute("href")
+             for what in ("csv", "json", "log")}
+    api = stack.metrics(run_id)
+    assert api and [r["epoch"] for r in api] == list(range(1, len(api) + 1))
+
+    with httpx.Client(timeout=30) as http:
+        got = {what: http.get(str(href)) for what, href in hrefs.items()}
+    for what, resp in got.items():
+        assert resp.status_code == 200, (what, hrefs[what], resp.text[:300])
+        assert "attachment" in resp.headers.get("content-disposition", ""), what
+
+    assert got["json"].json() == api
+    rows = list(csv.DictReader(io.StringIO(got["csv"].text)))
+    assert len(rows) == len(api)
+    assert [int(row["epoch"]) for row in rows] == [r["epoch"] for r in api]
+    for row, record in zip(rows, api, strict=True):
+        for key, value in record.items():
+            assert row[key] == ("" if value is None else str(value)), (record["epoch"], key)
+    log = (stack.runs_dir / run_id / "train.log").read_text()
+    assert log and got["log"].text == log
+    page.assert_clean()
+
+
+def test_the_stop_button_stops_the_run(page: DashboardPage, stack: BackendServer) -> None:
+    # Small batches: ~2 epochs a second, a long run that does not flood the browser with
+    # chart updates (at 10 epochs/s the page's redraws starve a loaded CPU).
+    run_id = stack.create("synthetic", epochs=500, patience=0, batch_size=16)["id"]
+    page.open(f"/run/{run_id}")
+    page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) >= 1, 60,
+              "the run's first epoch on the page")
+    page.wait(lambda: status_shown(page) == "running", 10, "the status badge to show RUNNING")
+    page.click("#run-stop")
+    page.wait_text("#run-message", lambda t: t.startswith("Stopping"), 10, "the stop message")
+    page.wait(lambda: status_shown(page) == "stopped", 40, "the status badge to show STOPPED")
+    run = stack.run(run_id)
+    assert run["status"] == "stopped"
+    assert (run.get("last_epoch") or 0) < 500
+    page.wait(lambda: page.js("return document.getElementById('run-stop').disabled"), 10,
+              "the Stop button to be disabled")
+    page.assert_clean()
+
+
+def test_the_banner_shows_while_the_backend_is_away(
+    browser: WebDriver, tmp_path: Path, uci_csv_path: Path
+) -> None:
+    api_port = free_port()  # nothing listens here yet
+    dashboard = DashboardProcess(free_port(), f"http://127.0.0.1:{api_port}",
+                                 tmp_path / "dashboard.log").start()
+    backend: BackendServer | None = None
+    try:
+        page = DashboardPage(browser, dashboard.url)
+        page.open("/")
+        banner = page.wait_text("#backend-banner", bool, 15, "the backend-down banner")
+        assert banner.startswith(f"The causalwatch backend at http://127.0.0.1:{api_port} "
+                                 "is not reachable"), banner
+        assert "Retrying" in banner and "{" not in banner
+        page.assert_clean()
+
+        backend = BackendServer(tmp_path, uci_csv_path, port=api_port).start()
+        back_at = time.monotonic()
+        page.wait(lambda: page.js("const e = document.getElementById('backend-banner');"
+                                  "return !e || e.offsetParent === null;"),
+                  10, "the banner to go away by itself")
+        assert time.monotonic() - back_at < 10
+        page.find("#runs-table")
+        page.assert_clean()
+    finally:
+        dashboard.stop()
+        if backend is not None:
+            backend.stop()
+            backend.client.close()

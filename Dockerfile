@@ -1,10 +1,9 @@
-# causalwatch — CPU-only image. Runs and the database live in the /data volume.
+# causalwatch — CPU-only image. Runs and the SQLite database live in the /data volume.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    CAUSALWATCH_RUNS_DIR=/data/runs
+    PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
 # The CPU wheel of torch first: a plain `pip install` would pull the multi-GB CUDA build.
@@ -13,7 +12,7 @@ COPY pyproject.toml README.md ./
 COPY trainer ./trainer
 COPY backend ./backend
 COPY dashboard ./dashboard
-RUN pip install .
+RUN pip install ".[postgres]"
 
 RUN useradd --create-home --uid 10001 causalwatch \
     && mkdir -p /data/runs \
@@ -21,6 +20,12 @@ RUN useradd --create-home --uid 10001 causalwatch \
 USER causalwatch
 VOLUME ["/data"]
 WORKDIR /data
+EXPOSE 8000 8050
 
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
+
+# Binding 0.0.0.0 makes causalwatch require a token: set CAUSALWATCH_TOKEN, or read the
+# generated one in the container's log. Users bring the UCI file with -e CAUSALWATCH_DATA.
 ENTRYPOINT ["causalwatch"]
-CMD ["train", "--preset", "uci", "--runs-dir", "/data/runs"]
+CMD ["up", "--host", "0.0.0.0", "--runs-dir", "/data/runs"]

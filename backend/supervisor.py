@@ -26,6 +26,7 @@ import psutil
 from backend.schemas import RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
+from trainer.protocol import EpochRecord
 
 logger = logging.getLogger("causalwatch.supervisor")
 
@@ -130,11 +131,39 @@ class Supervisor:
                 logger.info("re-attached to trainer of %s (pid %s)", run.id, pid)
                 self._procs[run.id] = TrainerProcess(run.id, None, pid)
             else:
-                updated = self.store.set_status(
-                    run.id, RunStatus.failed, "backend restarted; its trainer was gone"
-                )
+                status, reason = self._recover_from_files(run.id)
+                updated = self.store.set_status(run.id, status, reason)
                 if updated:
                     self.notify(updated)
+
+    def _recover_from_files(self, run_id: str) -> tuple[RunStatus, str]:
+        """A trainer that ended while no backend listened left its own record: store the
+        epochs its metrics.jsonl holds (idempotent) and take the outcome from its log."""
+        run_dir = self.runs_dir / run_id
+        records = []
+        try:
+            for line in (run_dir / "metrics.jsonl").read_text("utf-8").splitlines():
+                try:
+                    records.append(EpochRecord.model_validate_json(line).model_dump())
+                except ValueError:
+                    continue  # a line cut by a crash: the epochs before it still count
+        except OSError:
+            pass
+        if records:
+            self.store.add_metrics(records)
+        outcome = next(
+            (line for line in reversed(tail(run_dir / LOG_FILE, 5))
+             if line.split(":")[0] in ("COMPLETED", "EARLY_STOPPED", "STOPPED", "FAILED")),
+            None,
+        )
+        if outcome is None:
+            return RunStatus.failed, "backend restarted; its trainer was gone"
+        word, _, why = outcome.partition(": ")
+        status = {
+            "COMPLETED": RunStatus.completed, "EARLY_STOPPED": RunStatus.completed,
+            "STOPPED": RunStatus.stopped,
+        }.get(word, RunStatus.failed)
+        return status, f"{why} (ended while the backend was away; recovered from its files)"
 
     # --- commands --------------------------------------------------------------------------
 

@@ -149,3 +149,24 @@ def _pid(srv: BackendServer, run_id: str) -> int:
     raise AssertionError(f"no trainer for {run_id}")
 
 
+
+
+def test_a_run_that_ends_while_the_backend_is_down_is_recovered_from_its_files(
+    server: BackendServer,
+) -> None:
+    run_id = server.create("synthetic", epochs=12, synthetic_samples=400, patience=0)["id"]
+    server.wait_for(run_id, lambda r: (r["last_epoch"] or 0) >= 1)
+    server.kill()
+    import psutil
+
+    deadline = time.monotonic() + 120  # the trainer finishes alone, then gives up on acks
+    while time.monotonic() < deadline and any(
+        run_id in (p.info.get("cmdline") or []) for p in psutil.process_iter(["cmdline"])
+    ):
+        time.sleep(0.5)
+    server.start()
+    done = server.wait_finished(run_id, timeout=60)
+    assert done["status"] == "completed", done["status_reason"]
+    assert "recovered from its files" in done["status_reason"]
+    assert _epochs(server, run_id) == list(range(1, 13))
+    report("run ended while the backend was down", 12, len(_epochs(server, run_id)))

@@ -23,6 +23,7 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -148,21 +149,50 @@ class DashboardPage:
         return self.wait(current, timeout, what or f"text of {css}")
 
     def click(self, css: str, timeout: float = 20) -> None:
-        """A real (native) click once the element is enabled.
+        """A real mouse click (pointer move, press, release) at the element's centre.
 
-        The run page re-renders its panels on live events, replacing their nodes: the
-        enabled check is one script call and find → click is as short as it can be, and a
-        node replaced in between is found again.
+        The run page re-renders its header and alert cards on live events, replacing their
+        nodes about once a second; on a busy machine a WebDriver round trip takes longer,
+        so a click on an element *reference* would keep failing as stale. A user clicks a
+        place on the screen, and so does this: the enabled check and the position are one
+        script call, the press and release one input action.
         """
-        def attempt() -> bool:
-            if not self.js(
+        def target() -> list[int] | None:
+            return self.js(  # type: ignore[no-any-return]
                 "const e = document.querySelector(arguments[0]);"
-                "return !!e && !e.disabled && !e.classList.contains('disabled');", css
-            ):
-                return False
-            self.driver.find_element(By.CSS_SELECTOR, css).click()
-            return True
-        self.wait(attempt, timeout, f"{css} to be clickable")
+                "if (!e || e.disabled || e.classList.contains('disabled')) return null;"
+                # instant: Bootstrap's `scroll-behavior: smooth` would move it after we measure
+                "e.scrollIntoView({block: 'center', behavior: 'instant'});"
+                "const r = e.getBoundingClientRect();"
+                "const x = Math.round(r.left + r.width / 2), y = Math.round(r.top + r.height / 2);"
+                "const hit = document.elementFromPoint(x, y);"  # nothing covers it
+                "return hit && (e === hit || e.contains(hit)) ? [x, y] : null;",
+                css,
+            )
+        x, y = self.wait(target, timeout, f"{css} to be clickable")
+        actions = ActionBuilder(self.driver)
+        actions.pointer_action.move_to_location(x, y)
+        actions.pointer_action.click()
+        actions.perform()
+
+    def wait_still(self, css: str, quiet: float = 1.5, timeout: float = 30) -> None:
+        """Until the node at `css` has stayed the same node for `quiet` seconds."""
+        self.js(
+            "const css = arguments[0];"
+            "clearInterval(window.__stillTimer);"
+            "window.__still = {node: document.querySelector(css), at: performance.now()};"
+            "window.__stillTimer = setInterval(() => {"
+            "  const e = document.querySelector(css);"
+            "  if (e !== window.__still.node) window.__still = {node: e, at: performance.now()};"
+            "}, 10);",
+            css,
+        )
+        self.wait(
+            lambda: self.js("return !!window.__still.node &&"
+                            "       performance.now() - window.__still.at > arguments[0];",
+                            quiet * 1000),
+            timeout, f"{css} to stop being re-rendered for {quiet:g} s",
+        )
 
     def body_text(self) -> str:
         try:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 
 def free_port() -> int:
@@ -34,9 +36,11 @@ class BackendServer:
         self,
         root: Path,
         data: Path,
+        *,
         max_runs: int = 2,
         port: int | None = None,
         dashboard_port: int | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.root = root
         self.runs_dir = root / "runs"
@@ -46,6 +50,9 @@ class BackendServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.dashboard_port = dashboard_port
+        # None: the default SQLite file under the runs dir, as a user gets it.
+        self.db_url = db_url
+        self._engine: Engine | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.client = httpx.Client(base_url=self.url, timeout=30)
@@ -60,10 +67,27 @@ class BackendServer:
     def db_path(self) -> Path:
         return self.runs_dir / "causalwatch.db"
 
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Read the backend's database directly (SQLite or PostgreSQL), behind its back."""
+        if self._engine is None:
+            self._engine = create_engine(self.database_url, poolclass=NullPool)
+        with self._engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+
     def start(self) -> BackendServer:
         self.starts += 1
         log = (self.root / f"backend-{self.starts}.log").open("wb")
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
+        if self.db_url is not None:
+            env["DATABASE_URL"] = self.db_url
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "backend.cli", "up",
@@ -125,6 +149,8 @@ class BackendServer:
                 self.process.wait(10)
         for proc in self._dashboard_processes():
             proc.kill()
+        if self._engine is not None:
+            self._engine.dispose()
 
     # --- helpers the tests share ---------------------------------------------------------
 
@@ -159,6 +185,10 @@ class BackendServer:
         resp = self.client.get(f"/api/runs/{run_id}/metrics")
         assert resp.status_code == 200, resp.text
         return resp.json()
+
+
+# A fixture's factory: start a backend with these options, stopped when the test ends.
+StartBackend = Callable[..., BackendServer]
 
 
 def kill_leftover_trainers(runs_dir: Path) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_server import BackendServer, kill_leftover_trainers
+from backend_server import BackendServer, StartBackend
 
 # (preset, overrides, rules that must fire). Each configuration is the documented one,
 # cut to the epochs that reach the rule's condition; patience 0 so early stopping cannot end
@@ -22,14 +21,8 @@ PATHOLOGIES: list[tuple[str, dict[str, Any], set[str]]] = [
 
 
 @pytest.fixture
-def busy_backend(tmp_path: Path, uci_csv_path: Path):  # type: ignore[no-untyped-def]
-    server = BackendServer(tmp_path, uci_csv_path, max_runs=4).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+def busy_backend(start_backend: StartBackend) -> BackendServer:
+    return start_backend(max_runs=4)
 
 
 def test_documented_configurations_raise_their_red_flags(busy_backend: BackendServer) -> None:
@@ -64,40 +57,35 @@ def test_documented_configurations_raise_their_red_flags(busy_backend: BackendSe
     assert clip["epoch"] == 11 and "100" in clip["message"]
 
 
-def test_ten_concurrent_runs_store_every_epoch_once(tmp_path: Path, uci_csv_path: Path) -> None:
-    server = BackendServer(tmp_path, uci_csv_path, max_runs=10).start()
-    try:
-        ids = [server.create("synthetic", epochs=5, synthetic_samples=200, seed=i)["id"]
-               for i in range(10)]
-        for run_id in ids:
-            done = server.wait_finished(run_id, timeout=240)
-            assert done["status"] == "completed", done["status_reason"]
-            assert [r["epoch"] for r in server.metrics(run_id)] == [1, 2, 3, 4, 5]
-        assert server.client.get("/api/runs").json()["count"] == 10
-    finally:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+def test_ten_concurrent_runs_store_every_epoch_once(start_backend: StartBackend) -> None:
+    server = start_backend(max_runs=10)
+    ids = [server.create("synthetic", epochs=5, synthetic_samples=200, seed=i)["id"]
+           for i in range(10)]
+    for run_id in ids:
+        done = server.wait_finished(run_id, timeout=240)
+        assert done["status"] == "completed", done["status_reason"]
+        assert [r["epoch"] for r in server.metrics(run_id)] == [1, 2, 3, 4, 5]
+    assert server.client.get("/api/runs").json()["count"] == 10
+    (dupes,) = server.query(
+        "select count(*) from (select run_id, epoch from metrics group by run_id, epoch "
+        "having count(*) > 1) as d"
+    )[0]
+    assert dupes == 0
 
 
 def test_graceful_shutdown_stops_trainers_and_keeps_what_was_stored(
-    tmp_path: Path, uci_csv_path: Path
+    start_backend: StartBackend,
 ) -> None:
-    server = BackendServer(tmp_path, uci_csv_path).start()
-    try:
-        run = server.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
-        server.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2)
-        stored_before = len(server.metrics(run["id"]))
-        server.stop()  # SIGTERM: the lifespan stops trainers, then flushes and closes
-        # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
-        assert server.process is not None and server.process.returncode in (0, -15)
-        assert "Application shutdown complete" in server.log_text()
-        server.start()
-        after = server.run(run["id"])
-        assert after["status"] == "stopped", after
-        assert "backend shut down" in after["status_reason"]
-        assert len(server.metrics(run["id"])) >= stored_before
-    finally:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+    server = start_backend()
+    run = server.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
+    server.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2)
+    stored_before = len(server.metrics(run["id"]))
+    server.stop()  # SIGTERM: the lifespan stops trainers, then flushes and closes
+    # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
+    assert server.process is not None and server.process.returncode in (0, -15)
+    assert "Application shutdown complete" in server.log_text()
+    server.start()
+    after = server.run(run["id"])
+    assert after["status"] == "stopped", after
+    assert "backend shut down" in after["status_reason"]
+    assert len(server.metrics(run["id"])) >= stored_before

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,8 @@ def test_presets_and_healthz(backend: BackendServer) -> None:
     assert uci["config"]["lambda_recon"] == 100.0 and uci["config"]["standardize"] is True
     assert backend.client.get("/api/presets/nope").status_code == 404
     health = backend.client.get("/healthz").json()
-    assert health["status"] == "ok" and health["database"] == "sqlite"
+    assert health["status"] == "ok"
+    assert health["database"] == ("sqlite" if backend.is_sqlite else "postgresql")
 
 
 def _bad_values(name: str) -> list[Any]:
@@ -191,9 +191,8 @@ def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServe
     stored = backend.metrics(run_id)
     assert [r["epoch"] for r in stored] == [1, 2, 3, 4, 5]
     assert [r["loss_total"] for r in stored] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    with sqlite3.connect(backend.db_path) as db:
-        count = db.execute("select count(*) from metrics where run_id = ?", (run_id,)).fetchone()
-    assert count[0] == 5
+    count = backend.query("select count(*) from metrics where run_id = :run", run=run_id)
+    assert count[0][0] == 5
 
 
 def test_browser_websocket_receives_live_records(backend: BackendServer) -> None:
@@ -263,8 +262,8 @@ def test_backend_killed_mid_run_restarts_and_reconciles(backend: BackendServer) 
     doomed_pid = _trainer_pid(backend, doomed["id"])
     backend.kill()
     os.kill(doomed_pid, signal.SIGKILL)  # this one dies while nobody watches
-    with sqlite3.connect(backend.db_path) as db:
-        assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    if backend.is_sqlite:
+        assert backend.query("pragma integrity_check")[0][0] == "ok"
     time.sleep(1.0)  # the surviving trainer trains on and buffers
     backend.start()
     gone = backend.wait_finished(doomed["id"], timeout=30)

@@ -22,7 +22,7 @@ from backend.db import StoreError
 from backend.hub import Hub
 from backend.schemas import RunPublic
 from backend.store import Store
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot
+from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot, StartedData
 
 logger = logging.getLogger("causalwatch.ingest")
 
@@ -206,9 +206,7 @@ class Ingest:
         elif msg_type == "graph":
             await self._graph(run, message)
         elif msg_type == "started":
-            data = message.get("data")
-            if not isinstance(data, dict):
-                raise MessageError("data: the started message needs a data object")
+            data = self._validate_started(message.get("data"))
             state.data = data
             await asyncio.to_thread(self.store.set_run_data, run.id, data)
             await self._evaluate(run, state)
@@ -225,6 +223,19 @@ class Ingest:
                 self.on_report(run.id, "finished", summary)
             await asyncio.to_thread(self.store.set_summary, run.id, summary)
         # "alert" messages are reserved for trainer-side checks; accepted and ignored.
+
+    @staticmethod
+    def _validate_started(raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise MessageError("data: the started message needs a data object")
+        try:
+            data = StartedData.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise MessageError(f"data.{loc}: {first['msg']}") from None
+        # As sent (no defaults added), with the checked fields in their validated types.
+        return data.model_dump(exclude_unset=True)
 
     @staticmethod
     def _validate_record(run: RunPublic, raw: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ the receiver answers ``{"type": "ack", "seq": n}`` once the message is stored, a
 ``{"type": "error", "seq": n, "detail": ...}`` when it refuses one.
 
 Message types:
-- ``started``  ``{"config": {...}, "data": {...}}`` once, first;
+- ``started``  ``{"config": {...}, "data": StartedData}`` once, first;
 - ``epoch``    ``{"record": EpochRecord}`` once per epoch;
 - ``graph``    ``{"epoch": n, "probabilities": [[...]]}`` edge probabilities P (d × d,
   P[i][j] = edge i → j) on evaluation epochs, for the adjacency heatmap;
@@ -20,9 +20,9 @@ No torch here: the backend imports this module to validate what it receives.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 PROTOCOL_VERSION = 1
 # Counts and epochs fit a 32-bit SQL INTEGER (SQLite, PostgreSQL): larger is corruption.
@@ -94,6 +94,49 @@ class GraphSnapshot(BaseModel):
         if any(not (0.0 <= p <= 1.0) for row in rows for p in row):
             raise ValueError("every probability must be in [0, 1]")
         return rows
+
+
+# Finite numbers only: the rules compare them and the API serves them as JSON.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ColumnFit(BaseModel):
+    """A column and the R² with which the other columns predict it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    column: str
+    r2: FiniteFloat
+
+
+class DataStats(BaseModel):
+    """What the trainer measured on the raw data; the data red-flag rules read these.
+
+    Further descriptive statistics (source, row counts, means) pass through unchecked.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    raw_variances: dict[str, FiniteFloat] | None = None
+    variance_ratio: FiniteFloat | None = Field(None, ge=0)
+    near_deterministic: list[ColumnFit] | None = None
+
+
+class StartedData(BaseModel):
+    """The `started` message's `data`: the dataset a run trains on, as the backend reads it.
+
+    Every field is optional (a trainer may know less), but a field that is present has its
+    type: the rules and the adjacency view read them without further checks.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    variables: list[str] | None = Field(None, min_length=1, max_length=500)
+    reference_kind: str | None = None
+    reference_edges: list[tuple[str, str]] | None = None
+    standardized: StrictBool = False
+    stats: DataStats | None = None
 
 
 def make_message(msg_type: MessageType, run_id: str, seq: int, **payload: Any) -> dict[str, Any]:

@@ -17,11 +17,11 @@ for every generated input:
 The expected answer comes from `expect()`, a model of the protocol (trainer/protocol.py and
 DESIGN.md), not from the server.
 
-Known bugs are kept out of the property tests, explicitly, and pinned by the strict-xfail
-tests at the end: integers beyond SQLite's 64-bit range where they reach the database (a
-record is bounced as "database busy", a graph never answered), `started` data whose `stats`
-the red-flag rules cannot read (never answered, the run's ingest stays wedged), and unknown
-run ids whose close reason is over 125 UTF-8 bytes (handler crash instead of 4404).
+The bugs the fuzzers found are pinned by the tests at the end: integers beyond SQLite's
+64-bit range where they reach the database (a record bounced as "database busy", a graph
+never answered), `started` data whose `stats` the red-flag rules could not read (never
+answered, the run's ingest wedged), and unknown run ids whose close reason is over 125 UTF-8
+bytes (handler crash instead of 4404).
 
 Floods: 2,000 frames pipelined on one connection, and 10 connections at once (2 per run,
 sending the same epochs) — every answer in order, every epoch stored once.
@@ -47,7 +47,7 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from trainer.protocol import MAX_INT, EpochRecord, GraphSnapshot
+from trainer.protocol import MAX_INT, EpochRecord, GraphSnapshot, StartedData
 
 EPOCHS = 100_000  # the config maximum: every example gets fresh epoch numbers
 MAX_FRAME_CHARS = 1_000_000  # backend/api/ws.py MAX_FRAME_BYTES (it counts characters)
@@ -146,8 +146,13 @@ def expect(run_id: str, frame: str | bytes) -> tuple[str, Any, Any]:
         if record["epoch"] > EPOCHS:
             return "error", seq, "record.epoch"
         return "ack", seq, record
-    if msg_type == "started" and not isinstance(message.get("data"), dict):
-        return "error", seq, "data"
+    if msg_type == "started":
+        if not isinstance(message.get("data"), dict):
+            return "error", seq, "data"
+        try:
+            StartedData.model_validate(message["data"])
+        except ValidationError:
+            return "error", seq, "data"
     if msg_type == "failed" and not isinstance(message.get("reason"), str):
         return "error", seq, "reason"
     if msg_type == "graph":
@@ -390,7 +395,25 @@ def test_epoch_records_with_bad_values_are_refused_or_stored_exactly(
 # Per type: the payload a trainer sends, with its values drawn from anything JSON.
 PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "started": st.fixed_dictionaries(
-        {"data": st.dictionaries(st.text(max_size=8), stored_values, max_size=4)},
+        {"data": st.tuples(
+            st.dictionaries(st.text(max_size=8), stored_values, max_size=4),
+            # The fields the backend reads, near their real shape (or not).
+            st.fixed_dictionaries({}, optional={
+                "variables": st.lists(st.text(max_size=6), max_size=3) | stored_scalars,
+                "standardized": st.booleans() | stored_scalars,
+                "reference_edges": st.lists(st.lists(st.text(max_size=4), max_size=3),
+                                            max_size=3) | stored_scalars,
+                "stats": st.fixed_dictionaries({}, optional={
+                    "variance_ratio": stored_scalars,
+                    "raw_variances": st.dictionaries(st.text(max_size=4), stored_scalars,
+                                                     max_size=3) | stored_scalars,
+                    "near_deterministic": st.lists(
+                        st.fixed_dictionaries({"column": stored_scalars, "r2": stored_scalars}),
+                        max_size=2,
+                    ) | stored_scalars,
+                }) | stored_values,
+            }),
+        ).map(lambda parts: {**parts[0], **parts[1]})},
         optional={"config": stored_values, "preset": stored_values},
     ),
     "graph": st.fixed_dictionaries(
@@ -418,10 +441,6 @@ def test_other_message_types_with_random_payloads(
     the graph of an acked graph message reads back as sent."""
     msg_type, fields = payload
     run_id = hand_fed_run(slot_taken)  # started data sticks to a run: one run per example
-    # unreadable `stats` in started data: test_started_data_* (xfail); graph epochs beyond
-    # int64: test_graph_epoch_beyond_64_bits_is_refused (xfail)
-    fields.get("data", {}).pop("stats", None)
-    junk.pop("stats", None)
     message = {**junk, **envelope(run_id, 0, msg_type, **fields)}
     frame = _dumps(message)
     exchange(slot_taken, run_id, [frame])
@@ -697,18 +716,8 @@ def test_unknown_non_ascii_run_ids_close_with_4404(slot_taken: BackendServer, ru
     assert code == 4404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `started` data is stored unvalidated and the red-flag rules read it "
-    "(backend/rules.py _raw_variance: `ratio <= VARIANCE_RATIO_MAX`, min() over raw_variances; "
-    "_near_deterministic: i['column']; _stats(): .get on a non-dict) → TypeError/"
-    "AttributeError out of Ingest._evaluate; ws._answer catches only StorageUnavailable, so "
-    "the frame gets no answer, the connection goes silent, and since the data is persisted "
-    "(store.set_run_data before _evaluate) every later epoch of the run is stored but never "
-    "acked, even after a backend restart. Fix: validate the started payload (a pydantic "
-    "model in trainer/protocol.py → MessageError naming the field), guard each rule in "
-    "rules.evaluate, and answer any handler exception with an error frame in ws._answer.",
-)
+# Fixed: stored unvalidated, such stats made the rules raise out of Ingest._evaluate; the
+# frame went unanswered and every later epoch of the run was stored but never acked.
 @pytest.mark.parametrize(
     "stats",
     [

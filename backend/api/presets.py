@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.errors import not_found
+from backend.errors import error_responses, not_found
 from backend.schemas import FieldInfo, Preset
 from trainer.config import PATCHES, PRESETS, TrainConfig, build_config, describe_field
 
@@ -22,7 +22,7 @@ def list_presets() -> list[Preset]:
     return [get_preset(name) for name in PRESETS]
 
 
-@router.get("/presets/{name}", response_model=Preset)
+@router.get("/presets/{name}", response_model=Preset, responses=error_responses(404))
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise not_found(f"preset {name!r}")

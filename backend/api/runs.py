@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from backend import scorecard
 from backend.api.deps import RunDep, ServicesDep
-from backend.errors import ApiError, not_found
+from backend.errors import ApiError, error_responses, not_found
 from backend.schemas import (
     AlertPublic,
     RestartRequest,
@@ -28,7 +28,9 @@ from backend.services import Services
 from trainer.config import ConfigError, TrainConfig, build_config
 from trainer.protocol import EpochRecord
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
+# A route taking a run id answers 404 for an unknown run.
+RUN = error_responses(404)
 
 METRIC_FIELDS = list(EpochRecord.model_fields)
 
@@ -82,7 +84,9 @@ def _launch(
     return run
 
 
-@router.post("", status_code=201, response_model=RunPublic)
+@router.post(
+    "", status_code=201, response_model=RunPublic, responses=error_responses(400, 413, 429, 507)
+)
 def create_run(body: RunCreate, services: ServicesDep) -> RunPublic:
     """Validate the config (preset + overrides), record the run, queue its trainer."""
     config = _validated_config(body.preset, body.overrides)
@@ -102,12 +106,19 @@ def list_runs(
     return RunList(runs=runs, count=len(runs))
 
 
-@router.get("/{run_id}", response_model=RunPublic)
+@router.get("/{run_id}", response_model=RunPublic, responses=RUN)
 def get_run(run: RunDep) -> RunPublic:
     return run
 
 
-@router.get("/{run_id}/metrics", response_model=None)
+@router.get(
+    "/{run_id}/metrics",
+    response_model=None,
+    responses={**RUN, 200: {
+        "description": "The records as JSON, or as a CSV or JSON file with `format`",
+        "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+    }},
+)
 def get_metrics(
     run: RunDep,
     services: ServicesDep,
@@ -143,7 +154,7 @@ def get_metrics(
     return JSONResponse(records, headers=headers)
 
 
-@router.get("/{run_id}/graph")
+@router.get("/{run_id}/graph", responses=RUN)
 def get_graph(
     run: RunDep,
     services: ServicesDep,
@@ -163,17 +174,17 @@ def get_graph(
     }
 
 
-@router.get("/{run_id}/alerts", response_model=list[AlertPublic])
+@router.get("/{run_id}/alerts", response_model=list[AlertPublic], responses=RUN)
 def get_alerts(run: RunDep, services: ServicesDep) -> list[AlertPublic]:
     return services.store.list_alerts(run.id)
 
 
-@router.get("/{run_id}/events", response_model=list[StatusEventPublic])
+@router.get("/{run_id}/events", response_model=list[StatusEventPublic], responses=RUN)
 def get_events(run: RunDep, services: ServicesDep) -> list[StatusEventPublic]:
     return services.store.status_events(run.id)
 
 
-@router.get("/{run_id}/scorecard")
+@router.get("/{run_id}/scorecard", responses=RUN)
 def get_scorecard(run: RunDep, services: ServicesDep) -> dict[str, Any]:
     history = services.store.get_metrics(run.id)
     return scorecard.evaluate_scorecard(
@@ -181,7 +192,7 @@ def get_scorecard(run: RunDep, services: ServicesDep) -> dict[str, Any]:
     )
 
 
-@router.get("/{run_id}/log", response_class=FileResponse)
+@router.get("/{run_id}/log", response_class=FileResponse, responses=RUN)
 def get_log(run: RunDep, services: ServicesDep) -> FileResponse:
     """The run's plain-text log, as a download."""
     runs_dir = services.settings.runs_dir.resolve()
@@ -192,7 +203,7 @@ def get_log(run: RunDep, services: ServicesDep) -> FileResponse:
     return FileResponse(path, media_type="text/plain", filename=f"{run.id}-train.log")
 
 
-@router.post("/{run_id}/stop", response_model=RunPublic)
+@router.post("/{run_id}/stop", response_model=RunPublic, responses=error_responses(404, 409))
 def stop_run(run: RunDep, services: ServicesDep) -> RunPublic:
     """Stop gracefully (the trainer ends its epoch); force after the stop timeout."""
     if run.status.finished:
@@ -200,7 +211,10 @@ def stop_run(run: RunDep, services: ServicesDep) -> RunPublic:
     return services.supervisor.stop(run.id) or run
 
 
-@router.post("/{run_id}/restart", status_code=201, response_model=RunPublic)
+@router.post(
+    "/{run_id}/restart", status_code=201, response_model=RunPublic,
+    responses=error_responses(400, 404, 413, 429, 507),
+)
 def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> RunPublic:
     """A new run from this one's config + an alert's fix (`alert_id`) + `overrides`."""
     patch: dict[str, Any] = {}

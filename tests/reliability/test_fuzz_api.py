@@ -17,14 +17,11 @@ checks it equals what the live server serves at /openapi.json. (schemathesis' la
 '_nodeid'` — so the document is built in a subprocess at collection, where `backend` is the
 installed package and not the `tests/backend` folder.)
 
-Built-in checks left out, on purpose:
-- `status_code_conformance`: the OpenAPI document lists 2xx and 422 only; 404 (unknown
-  run/preset), 409 (stop an ended run) and 429 (queue full) are DESIGN.md outcomes that
-  the routes do not declare. A documentation gap, reported, not a crash.
-- `positive_data_acceptance`: `overrides` is a free-form object in the schema; the config
-  validation behind it refuses unknown or out-of-range fields with a 422 by design.
-- `allow_header_conformance`: a 405 on `/api/runs` advertises only `Allow: POST`; that one
-  is pinned by `test_405_allow_header_lists_every_method_of_the_path` (strict xfail).
+Every built-in check runs but one, `positive_data_acceptance`: `overrides` is a free-form
+object in the schema, and the config validation behind it refuses unknown or out-of-range
+fields with a 422 by design. Error statuses (404, 409, 413, 429, 503, 507) are declared per
+route, so `status_code_conformance` holds; a 405 lists every method of the path
+(`allow_header_conformance`).
 
 Run ids: a generated id that fits the pattern almost never exists, so a positive `run_id`
 is swapped (deterministically, by its hash) for one of the module's known runs — a running
@@ -54,10 +51,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
     negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 from websockets.sync.client import connect
 
@@ -79,10 +78,12 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 
 CHECKS = [
     not_a_server_error,
+    status_code_conformance,
     response_schema_conformance,
     content_type_conformance,
     response_headers_conformance,
     negative_data_rejection,
+    allow_header_conformance,
 ]
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 PRESETS = ("standard", "synthetic", "uci")
@@ -218,9 +219,9 @@ def _check_error_body(case: schemathesis.Case, response: Any) -> None:
     body = response.json()
     assert isinstance(body, dict) and "detail" in body, f"{status} without detail: {body}"
     detail = body["detail"]
-    if status == 400:  # FastAPI: a JSON body that is not UTF-8 ("error parsing the body")
-        assert isinstance(detail, str) and "body" in detail, body
-        STATS[case.operation.label]["400_string_detail"] += 1
+    if status == 400:  # a body that is not JSON (or not UTF-8)
+        assert detail[0]["field"] == "body" and "JSON" in detail[0]["msg"], body
+        STATS[case.operation.label]["400_body_not_json"] += 1
         return
     if status == 405:  # schemathesis' unsupported-method probe: the method is what was wrong
         assert case.method.upper() != case.operation.method.upper()
@@ -270,13 +271,8 @@ def test_api(case: schemathesis.Case, fuzz_backend: BackendServer, known_runs: l
     STATS[label]["cases"] += 1
     response = case.call(base_url=fuzz_backend.url, timeout=30)
     STATS[label][f"{response.status_code // 100}xx"] += 1
-    checks = CHECKS
-    if (case.query or {}).get("format") == "csv":
-        # the CSV download is undocumented in the schema: pinned by
-        # test_openapi_documents_the_csv_download (strict xfail), every other check still runs
-        checks = [check for check in CHECKS if check is not content_type_conformance]
     try:
-        case.validate_response(response, checks=checks)
+        case.validate_response(response, checks=CHECKS)
         _check_error_body(case, response)
     except Exception as err:
         STATS[label]["failures"] += 1
@@ -297,11 +293,11 @@ def test_server_survived_and_every_operation_was_fuzzed(
     assert fuzz_backend.process is not None and fuzz_backend.process.poll() is None
     width = max(len(label) for label in STATS) if STATS else 10
     print(f"\n{'operation':<{width}}  cases  2xx  4xx  5xx  failures  known-int64-500"
-          "  400-string-detail")
+          "  400-body-not-json")
     for label in sorted(STATS):
         c = STATS[label]
         print(f"{label:<{width}}  {c['cases']:5}  {c['2xx']:3}  {c['4xx']:3}  {c['5xx']:3}"
-              f"  {c['failures']:8}  {c['known_int64_500']:15}  {c['400_string_detail']:17}")
+              f"  {c['failures']:8}  {c['known_int64_500']:15}  {c['400_body_not_json']:17}")
     total = sum(c["cases"] for c in STATS.values())
     named = sum(c["negated_input_named"] for c in STATS.values())
     print(f"total: {total} cases, {len(FAILURES)} failures; {named} negative-mode 422s "
@@ -317,12 +313,6 @@ def test_fuzzed_schema_is_the_served_one(fuzz_backend: BackendServer) -> None:
     assert fuzz_backend.client.get("/openapi.json").json() == OPENAPI
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OpenAPI gap: GET /api/runs/{run_id}/metrics?format=csv answers text/csv but the "
-    "operation documents application/json only (response_model=None). Fix: "
-    "responses={200: {'content': {'text/csv': {}}}} on the route (backend/api/runs.py).",
-)
 def test_openapi_documents_the_csv_download() -> None:
     content = OPENAPI["paths"]["/api/runs/{run_id}/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/csv" in content, sorted(content)
@@ -399,26 +389,7 @@ def test_integers_beyond_64_bits_are_422_not_500(
 
 # --- 405s --------------------------------------------------------------------------------
 
-MULTI_METHOD_PATHS = {p for p, ops in OPENAPI["paths"].items() if len(ops) > 1}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="405 on a path served by two routes advertises one route's methods "
-                "(OPTIONS /api/runs → `Allow: POST`, GET missing): Starlette answers 405 from "
-                "the first route that matched the path. RFC 9110 §15.5.6: Allow lists the "
-                "resource's methods. Fix: one APIRoute per path, or a 405 handler that "
-                "collects the methods of every route matching the path.",
-            ),
-        ) if p in MULTI_METHOD_PATHS else p
-        for p in sorted(OPENAPI["paths"])
-    ],
-)
+@pytest.mark.parametrize("path", sorted(OPENAPI["paths"]))
 def test_405_allow_header_lists_every_method_of_the_path(
     fuzz_backend: BackendServer, known_runs: list[str], path: str
 ) -> None:

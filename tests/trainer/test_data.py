@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -302,6 +303,26 @@ def test_oversized_file_is_refused_before_reading(
 ) -> None:
     monkeypatch.setattr(uci_module, "MAX_FILE_BYTES", 1024)
     _assert_refused(uci_csv_path, "MB limit")
+
+
+def _garbage(path: Path, size: int, written: int = 2**20) -> Path:
+    """`size` bytes of garbage: random bytes at both ends, a sparse hole between (no disk)."""
+    with path.open("wb") as handle:
+        handle.write(os.urandom(min(written, size)))
+        if size > written:
+            handle.seek(size - written)
+            handle.write(os.urandom(written))
+    return path
+
+
+def test_a_gigabyte_of_garbage_is_cut_by_the_size_limit(tmp_path: Path) -> None:
+    big = _garbage(tmp_path / "garbage.bin", 2**30)
+    assert big.stat().st_size > uci_module.MAX_FILE_BYTES
+    _assert_refused(big, "1024 MB", "above the 512 MB limit", "right file")
+
+
+def test_garbage_under_the_size_limit_is_refused_as_not_text(tmp_path: Path) -> None:
+    _assert_refused(_garbage(tmp_path / "garbage.bin", 8 * 2**20), "UTF-8")
 
 
 # --- imputation -------------------------------------------------------------------------------

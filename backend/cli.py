@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -134,17 +135,51 @@ def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
     return process
 
 
+def copy_db(argv: list[str]) -> int:
+    from backend.db import DB_FILENAME, StoreError, default_sqlite_url
+    from backend.db_copy import copy_database
+
+    p = argparse.ArgumentParser(
+        prog="causalwatch copy-db",
+        description="Copy every run into another (empty) database, e.g. a shared PostgreSQL.",
+    )
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="target SQLAlchemy URL, e.g. postgresql+psycopg://user@host/causalwatch")
+    p.add_argument("--from", dest="source", metavar="URL",
+                   help="source URL (default: the SQLite file under --runs-dir)")
+    p.add_argument("--runs-dir", default="runs", help="where the SQLite file lives (default runs)")
+    args = p.parse_args(argv)
+    source = args.source
+    if source is None:
+        source = default_sqlite_url(Path(args.runs_dir))
+        if not (Path(args.runs_dir) / DB_FILENAME).is_file():
+            print(f"causalwatch copy-db: --runs-dir: no database at "
+                  f"{Path(args.runs_dir) / DB_FILENAME}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        counts = copy_database(source, args.to)
+    except StoreError as err:
+        print(f"causalwatch copy-db: {err.message}", file=sys.stderr)
+        return 1
+    copied = ", ".join(f"{n} {table}" for table, n in counts.items())
+    print(f"copied {copied} to {args.to.split('@')[-1]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = "up, train"
+    commands = "up, train, copy-db"
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: causalwatch {{{commands}}} ...\n"
-              "  up     serve the backend (and, later, the dashboard)\n"
-              "  train  train in this terminal with a progress bar (python -m trainer)")
+              "  up       serve the backend and the dashboard\n"
+              "  train    train in this terminal with a progress bar (python -m trainer)\n"
+              "  copy-db  copy every run into another database (SQLite → PostgreSQL)")
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
     if command == "up":
         return up(rest)
+    if command == "copy-db":
+        return copy_db(rest)
     if command == "train":
         # The trainer is its own program; the backend never imports its internals.
         os.execv(sys.executable, [sys.executable, "-m", "trainer", *rest])

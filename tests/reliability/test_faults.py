@@ -170,3 +170,28 @@ def test_a_run_that_ends_while_the_backend_is_down_is_recovered_from_its_files(
     assert "recovered from its files" in done["status_reason"]
     assert _epochs(server, run_id) == list(range(1, 13))
     report("run ended while the backend was down", 12, len(_epochs(server, run_id)))
+
+
+def test_a_dead_dashboard_takes_up_down_so_both_restart(
+    tmp_path: Path, uci_csv_path: Path
+) -> None:
+    """Half a service must not look healthy: the API's health check would stay green."""
+    from backend_server import free_port
+
+    srv = BackendServer(tmp_path, uci_csv_path, dashboard_port=free_port()).start()
+    try:
+        run = srv.create("synthetic", epochs=3, synthetic_samples=300)
+        srv.wait_finished(run["id"])
+        (dashboard,) = srv.dashboard_processes()
+        dashboard.kill()
+        assert srv.process is not None
+        srv.process.wait(30)  # `up` shuts down gracefully on its own
+        log = srv.log_text()
+        assert "the dashboard exited" in log and "Application shutdown complete" in log
+        assert "Traceback" not in log
+        srv.start()  # what a supervisor does: both come back, nothing stored is lost
+        assert len(srv.metrics(run["id"])) == 3
+    finally:
+        srv.stop()
+        srv.client.close()
+        kill_leftover_trainers(srv.runs_dir)

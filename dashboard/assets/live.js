@@ -4,9 +4,11 @@
  * charts with extendData (clientside, no server round trip); status, alerts and graphs
  * trigger a server callback that re-renders the panels from the REST API.
  *
- * Every record since the last snapshot stays in `records`, and each flush carries all of
- * them: a chart that was not rendered yet, or was re-rendered, catches up on the next
- * flush, because extension skips the epochs a trace already shows.
+ * Every record since the last snapshot stays in `records` (sorted by epoch). A flush hands
+ * Dash only a small summary (count, last record, best epoch): the clientside callbacks read
+ * the records themselves from this module, so a flush costs what is new, not the whole
+ * history. A chart that was not rendered yet, or was re-rendered, still catches up on the
+ * next flush, because extension starts after the last epoch each trace already shows.
  */
 (function () {
   "use strict";
@@ -16,6 +18,7 @@
     base: null,
     backoff: 500,
     records: [],
+    bestEpoch: null,
     epochsTotal: null,
     flushTimer: null,
     seq: 0,
@@ -38,16 +41,38 @@
       live.flushTimer = null;
       live.seq += 1;
       const started = performance.now();
+      const last = live.records.length ? live.records[live.records.length - 1] : null;
       setProps("live-metrics", {
         seq: live.seq,
         run_id: live.runId,
         epochs_total: live.epochsTotal,
-        records: live.records,
+        count: live.records.length,
+        last: last,
+        best_epoch: live.bestEpoch,
       });
       requestAnimationFrame(function () {
         live.flushCost = performance.now() - started;
       });
     }, wait);
+  }
+
+  /* Index of the first record with an epoch above `epoch` (records are sorted). */
+  function after(epoch) {
+    let lo = 0;
+    let hi = live.records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (live.records[mid].epoch > epoch) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  function add(record) {
+    const at = after(record.epoch);
+    if (at > 0 && live.records[at - 1].epoch === record.epoch) return; // already here
+    if (at === live.records.length) live.records.push(record);
+    else live.records.splice(at, 0, record); // a resent epoch after a reconnect
+    if (record.is_best) live.bestEpoch = Math.max(live.bestEpoch || 0, record.epoch);
   }
 
   function connect() {
@@ -64,12 +89,14 @@
       if (live.ws !== ws) return;
       const msg = JSON.parse(event.data);
       if (msg.type === "snapshot") {
-        live.records = msg.metrics || [];
+        live.records = [];
+        live.bestEpoch = null;
+        (msg.metrics || []).forEach(add);
         live.epochsTotal = msg.run ? msg.run.epochs_total : null;
         setProps("live-event", { type: "snapshot", at: Date.now() });
         scheduleFlush(0);
       } else if (msg.type === "metric") {
-        live.records.push(msg.record);
+        add(msg.record);
         scheduleFlush();
       } else {
         setProps("live-event", { type: msg.type, at: Date.now() });
@@ -94,6 +121,7 @@
     live.runId = runId;
     live.base = base;
     live.records = [];
+    live.bestEpoch = null;
     live.backoff = 500;
     connect();
   }
@@ -105,7 +133,7 @@
     return outer ? outer.querySelector(".js-plotly-plot") : null;
   }
 
-  function extension(graphId, records) {
+  function extension(graphId) {
     const gd = plotted(graphId);
     if (!gd || !gd.data) return null;
     const xs = [];
@@ -115,8 +143,8 @@
       const field = trace.meta && trace.meta.field;
       if (!field) return;
       const shown = trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0;
-      const fresh = records.filter(function (r) {
-        return r.epoch > shown && r[field] !== null && r[field] !== undefined;
+      const fresh = live.records.slice(after(shown)).filter(function (r) {
+        return r[field] !== null && r[field] !== undefined;
       });
       if (!fresh.length) return;
       xs.push(fresh.map(function (r) { return r.epoch; }));
@@ -149,7 +177,7 @@
             pending = true;
             return noUpdate;
           }
-          const ext = extension(graphId, payload.records);
+          const ext = extension(graphId);
           return ext || noUpdate;
         });
         if (pending) scheduleFlush(200); // charts still mounting: try again shortly
@@ -157,11 +185,10 @@
       },
       progress: function (payload) {
         const noUpdate = window.dash_clientside.no_update;
-        if (!payload || !payload.records || !payload.records.length) return [noUpdate, noUpdate, noUpdate];
-        const last = payload.records[payload.records.length - 1];
+        if (!payload || !payload.last) return [noUpdate, noUpdate, noUpdate];
+        const last = payload.last;
         const total = payload.epochs_total || last.epoch;
-        let best = null;
-        payload.records.forEach(function (r) { if (r.is_best) best = r.epoch; });
+        const best = payload.best_epoch;
         const pct = Math.min(100, (100 * last.epoch) / total);
         const label = "epoch " + last.epoch + " / " + total;
         const text = label + " · ETA " + formatSeconds(last.eta_seconds) +

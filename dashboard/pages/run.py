@@ -6,7 +6,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
@@ -58,8 +58,13 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         dcc.Store(id=ids.LIVE_METRICS),
         dcc.Store(id=ids.LIVE_EVENT),
         dcc.Store(id=ids.LIVE_STATUS),
+        dcc.Store(id=ids.RUN_SHOWN, data={"header": _header_key(run), "alerts": None}),
+        dcc.Store(id=ids.RESTART_REQUEST),
         dcc.Location(id=ids.RUN_REDIRECT, refresh=True),
         html.Div(id=ids.RUN_HEADER, children=_header(run), className="mt-3"),
+        # Outside the header: a re-rendered header must not swallow a click on Stop.
+        dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2",
+                   disabled=not _stoppable(run)),
         dbc.Row([
             dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0, label="", striped=True,
                                  style={"height": "22px"}), md=6),
@@ -105,9 +110,16 @@ def _header(run: dict[str, Any]) -> html.Div:
         html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
                  className="text-muted small"),
         html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,
-        dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2",
-                   disabled=run["status"] not in ("queued", "running")),
     ])
+
+
+def _header_key(run: dict[str, Any]) -> list[Any]:
+    """What the header shows: it is re-rendered only when this changes."""
+    return [run.get("name"), run["status"], run.get("status_reason"), run.get("children")]
+
+
+def _stoppable(run: dict[str, Any]) -> bool:
+    return run["status"] in ("queued", "running")
 
 
 # Subscribe the page to the backend's live stream (assets/live.js).
@@ -137,28 +149,46 @@ dash.clientside_callback(
 
 @dash.callback(
     Output(ids.RUN_HEADER, "children"),
+    Output(ids.RUN_STOP, "disabled"),
     Output(ids.ALERTS, "children"),
     Output(ids.SCORECARD, "children"),
     Output(ids.HEATMAP, "figure"),
+    Output(ids.RUN_SHOWN, "data"),
     Input(ids.LIVE_EVENT, "data"),
     State(ids.RUN_ID, "data"),
+    State(ids.RUN_SHOWN, "data"),
 )
-def refresh_panels(_event: dict[str, Any] | None, run_id: str) -> tuple[Any, ...]:
-    """Status, alerts, scorecard and adjacency: re-read from the API when one changes."""
+def refresh_panels(
+    event: dict[str, Any] | None, run_id: str, shown: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    """Status, alerts, scorecard and adjacency: re-read from the API when one changes.
+
+    A panel is re-rendered only when what it shows changed: replacing the header or the
+    alert cards while the user clicks Stop or "restart with fix" would lose the click.
+    """
+    kind = (event or {}).get("type", "snapshot")
+    shown = shown or {}
     api = client.get()
     try:
         run = api.run(run_id)
-        alerts = api.alerts(run_id)
+        alerts = api.alerts(run_id) if kind in ("snapshot", "alert", "status") else None
         card = api.scorecard(run_id)
-        graph = api.graph(run_id)
+        graph = api.graph(run_id) if kind in ("snapshot", "graph") else None
     except BackendError as err:
         raise PreventUpdate from err  # the banner already says the backend is away
-    data = run.get("data") or {}
-    cards = [alert_card(a, run["config"], can_restart=True) for a in alerts] or [
-        html.Div("none yet", className="text-muted")
-    ]
-    heatmap = adjacency_figure(graph, data.get("variables"), data.get("reference_edges", []))
-    return _header(run), cards, scorecard_table(card), heatmap
+    now = {"header": _header_key(run), "alerts": shown.get("alerts")}
+    header = _header(run) if now["header"] != shown.get("header") else dash.no_update
+    cards: Any = dash.no_update
+    if alerts is not None and [a["id"] for a in alerts] != shown.get("alerts"):
+        now["alerts"] = [a["id"] for a in alerts]
+        cards = [alert_card(a, run["config"], can_restart=True) for a in alerts] or [
+            html.Div("none yet", className="text-muted")
+        ]
+    heatmap: Any = dash.no_update
+    if graph is not None or kind == "snapshot":
+        data = run.get("data") or {}
+        heatmap = adjacency_figure(graph, data.get("variables"), data.get("reference_edges", []))
+    return header, not _stoppable(run), cards, scorecard_table(card), heatmap, now
 
 
 @dash.callback(
@@ -179,21 +209,40 @@ def stop_run(clicks: int | None, run_id: str) -> tuple[str, str, bool]:
     return "Stopping: the trainer finishes its current epoch, then ends.", "info", True
 
 
+# A click on "restart with fix" is taken in the browser first: a server callback on the
+# buttons themselves would be re-run when new alert cards render, and Dash keeps only the
+# newest call's result, so the click's redirect could be dropped.
+dash.clientside_callback(
+    """
+    function (clicks) {
+        const ctx = window.dash_clientside.callback_context;
+        const fired = (ctx.triggered || []).filter(function (t) { return t.value; });
+        if (!fired.length) return window.dash_clientside.no_update;
+        const button = JSON.parse(fired[0].prop_id.split(".")[0]);
+        return {alert: button.alert, at: Date.now()};
+    }
+    """,
+    Output(ids.RESTART_REQUEST, "data"),
+    Input({"type": ids.RESTART, "alert": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
 @dash.callback(
     Output(ids.RUN_REDIRECT, "href"),
     Output(ids.RUN_MESSAGE, "children", allow_duplicate=True),
     Output(ids.RUN_MESSAGE, "color", allow_duplicate=True),
     Output(ids.RUN_MESSAGE, "is_open", allow_duplicate=True),
-    Input({"type": ids.RESTART, "alert": ALL}, "n_clicks"),
+    Input(ids.RESTART_REQUEST, "data"),
     State(ids.RUN_ID, "data"),
     prevent_initial_call=True,
 )
-def restart_with_fix(clicks: list[int | None], run_id: str) -> tuple[Any, ...]:
+def restart_with_fix(request: dict[str, Any] | None, run_id: str) -> tuple[Any, ...]:
     """Start the fixed run and open the comparison of parent and child."""
-    if not any(clicks) or not isinstance(ctx.triggered_id, dict):
+    if not request:
         raise PreventUpdate
     try:
-        child = client.get().restart(run_id, alert_id=int(ctx.triggered_id["alert"]))
+        child = client.get().restart(run_id, alert_id=int(request["alert"]))
     except BackendError as err:
         return dash.no_update, f"Could not restart: {err.message}.", "danger", True
     return f"/compare?runs={run_id},{child['id']}", dash.no_update, dash.no_update, False

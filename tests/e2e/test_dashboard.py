@@ -134,7 +134,8 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
 def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stack: BackendServer
                                                        ) -> None:
     # docs/presets.md: `standard` on raw UCI flags raw_variance at start, clip_high at epoch 11.
-    parent = stack.create("standard", epochs=14, patience=0)["id"]
+    # Long enough to still run when the fix is clicked; stopped once the child exists.
+    parent = stack.create("standard", epochs=400, patience=0)["id"]
     page.open(f"/run/{parent}")
 
     card = "#alert-raw_variance"
@@ -150,12 +151,9 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stac
               "11 epochs on the clip chart")
     page.screenshot(DOCS_IMG / "run-page.png")
 
-    # Click once the parent has ended and its panels are quiet. While it runs, every live
-    # event re-renders the alert cards, which re-fires the restart callback from the new
-    # buttons, and Dash then drops the in-flight click's result (the redirect) for the newer
-    # call: a dashboard bug, reported, that would make this test fail at random.
-    stack.wait_finished(parent, timeout=90)
-    page.wait(lambda: status_shown(page) == "completed", 20, "the parent to show COMPLETED")
+    # Clicked while the parent still runs and live events keep arriving: the click must
+    # survive the panels' refreshes (it once could be dropped when they re-rendered).
+    assert stack.run(parent)["status"] == "running"
     page.wait_still(f"{card} button")
     page.click(f"{card} button")
     try:
@@ -181,13 +179,18 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stac
                            "the side-by-side config table")
     assert parent in table and "parent" in table
 
-    # Docs asset: both runs complete, overlaid.
-    stack.wait_finished(child_id, timeout=90)
+    # Docs asset: the failing run stopped by hand, then its fixed child after 25 epochs
+    # (it inherits the parent's 400), overlaid.
+    assert stack.client.post(f"/api/runs/{parent}/stop").status_code == 200
+    assert stack.wait_finished(parent, timeout=60)["status"] == "stopped"
+    stack.wait_for(child_id, lambda r: (r["last_epoch"] or 0) >= 25, timeout=90)
+    assert stack.client.post(f"/api/runs/{child_id}/stop").status_code == 200
+    assert stack.wait_finished(child_id, timeout=60)["status"] == "stopped"
     child_points = len([r for r in stack.metrics(child_id) if r.get("f1") is not None])
     page.wait(lambda: len((page.trace_xs("#compare-graph") or [[], []])[1]) == child_points,
               20, f"the child's {child_points} F1 points")
-    page.wait_text(".compare-table", lambda t: t.lower().count("completed") == 2, 10,
-                   "both runs COMPLETED in the table")
+    page.wait_text(".compare-table", lambda t: t.lower().count("stopped") == 2, 10,
+                   "both runs STOPPED in the table")
     page.screenshot(DOCS_IMG / "compare.png")
     page.assert_clean()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,9 +22,11 @@ SEVERITY_COLORS = {"info": "info", "warning": "warning", "critical": "danger"}
 CRITERION_COLORS = {"met": "success", "missed": "danger", "pending": "secondary"}
 
 
-def status_badge(status: str) -> dbc.Badge:
+def status_badge(status: str, badge_id: str | None = None) -> dbc.Badge:
+    """A run's status as a coloured badge; `badge_id` only where one run's badge is shown."""
+    extra = {"id": badge_id} if badge_id else {}
     return dbc.Badge(status, color=STATUS_COLORS.get(status, "secondary"),
-                     className="ms-2 text-uppercase", id="run-status-badge")
+                     className="ms-2 text-uppercase", **extra)
 
 
 def format_value(value: Any) -> str:
@@ -118,7 +121,10 @@ def field_input(info: Mapping[str, Any], value: Any) -> dbc.Col:
                             debounce=False, placeholder="default" if value is None else None)
     return dbc.Col(
         html.Div([
-            dbc.Label(name, html_for=name, className="small fw-semibold mb-0"),
+            # Dash renders a dict id as its sorted, compact JSON: the label points at that.
+            dbc.Label(name, html_for=json.dumps({"name": name, "type": ids.FIELD},
+                                                separators=(",", ":"), sort_keys=True),
+                      className="small fw-semibold mb-0"),
             control,
             dbc.FormFeedback(id={"type": ids.FIELD_FEEDBACK, "name": name}, type="invalid"),
             dbc.FormText(allowed, className="small"),

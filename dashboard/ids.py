@@ -23,6 +23,7 @@ LIVE_METRICS = "live-metrics"  # written by assets/live.js
 LIVE_EVENT = "live-event"  # written by assets/live.js
 LIVE_STATUS = "live-status"  # written by assets/live.js
 RUN_HEADER = "run-header"
+RUN_STATUS = "run-status-badge"
 RUN_PROGRESS = "run-progress"
 RUN_PROGRESS_TEXT = "run-progress-text"
 RUN_STOP = "run-stop"

@@ -25,12 +25,11 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
     except BackendError as err:
         return dbc.Alert(f"Cannot list runs: {err.message}.", color="danger", className="mt-3")
     chosen = [r for r in runs.split(",") if r]
-    options = [{"label": f"{r.get('name') or r['id']} ({r['status']})", "value": r["id"]}
-               for r in all_runs]
     return html.Div([
         html.H3("Compare runs", className="mt-3"),
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id=ids.COMPARE_RUNS, options=options, value=chosen, multi=True,
+            dbc.Col(dcc.Dropdown(id=ids.COMPARE_RUNS, options=_options(all_runs), value=chosen,
+                                 multi=True,
                                  placeholder="pick runs"), md=8),
             dbc.Col(dcc.Dropdown(
                 id=ids.COMPARE_METRIC,
@@ -45,10 +44,16 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
     ])
 
 
+def _options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"label": f"{r.get('name') or r['id']} ({r['status']})", "value": r["id"]}
+            for r in runs]
+
+
 @dash.callback(
     Output(ids.COMPARE_GRAPH, "figure"),
     Output(ids.COMPARE_CONFIG, "children"),
     Output("compare-signature", "data"),
+    Output(ids.COMPARE_RUNS, "options"),
     Input(ids.COMPARE_RUNS, "value"),
     Input(ids.COMPARE_METRIC, "value"),
     Input("compare-tick", "n_intervals"),
@@ -57,21 +62,24 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
 def overlay(
     run_ids: list[str] | None, metric: str, _tick: int | None, shown: list[Any] | None
 ) -> tuple[Any, Any, Any]:
-    if not run_ids:
-        empty = html.Div("Pick runs to compare.", className="text-muted")
-        return compare_figure({}, metric), empty, None
     api = client.get()
     try:
-        by_id = {r["id"]: r for r in api.runs()}
-        runs = [by_id[r] for r in run_ids if r in by_id]
-        # Refetch the metrics only when a run moved on: finished runs cost nothing per tick.
-        signature = [metric] + [[r["id"], r["status"], r.get("last_epoch")] for r in runs]
+        all_runs = api.runs()
+        by_id = {r["id"]: r for r in all_runs}
+        runs = [by_id[r] for r in run_ids or [] if r in by_id]
+        # Redraw only when a compared run moved on, or a run's status (the options' labels)
+        # changed: finished runs cost nothing per tick.
+        signature = [metric, [[r["id"], r["status"]] for r in all_runs],
+                     [[r["id"], r.get("last_epoch")] for r in runs]]
         if signature == shown:
             raise PreventUpdate
         series = {_label(run): api.metrics(run["id"], fields=[metric]) for run in runs}
     except BackendError as err:
         raise PreventUpdate from err
-    return compare_figure(series, metric), _config_table(runs), signature
+    if not runs:
+        empty = html.Div("Pick runs to compare.", className="text-muted")
+        return compare_figure({}, metric), empty, signature, _options(all_runs)
+    return compare_figure(series, metric), _config_table(runs), signature, _options(all_runs)
 
 
 def _label(run: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ def layout(preset: str = "standard", **_query: Any) -> html.Div:
         html.H3("New run", className="mt-3"),
         dbc.Row([
             dbc.Col([
-                dbc.Label("Preset", className="fw-semibold"),
+                dbc.Label("Preset", html_for=ids.PRESET, className="fw-semibold"),
                 dbc.RadioItems(
                     id=ids.PRESET,
                     options=[{"label": html.Span([html.Strong(n), f" — {descriptions[n]}"]),

@@ -106,7 +106,7 @@ def _header(run: dict[str, Any]) -> html.Div:
         ]
     reason = run.get("status_reason")
     return html.Div([
-        html.H3([run.get("name") or run["id"], status_badge(run["status"])]),
+        html.H3([run.get("name") or run["id"], status_badge(run["status"], ids.RUN_STATUS)]),
         html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
                  className="text-muted small"),
         html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,

@@ -335,6 +335,10 @@ class Ingest:
                 if self.on_alert is not None:
                     self.on_alert(run.id)
 
+    @property
+    def runs_in_memory(self) -> int:
+        return len(self._states)
+
     def forget(self, run_id: str) -> None:
         self._states.pop(run_id, None)
         self._locks.pop(run_id, None)

@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=services.store.ping(),
             runs_active=services.supervisor.active,
             runs_queued=counts.get(RunStatus.queued.value, 0),
+            runs_in_memory=services.ingest.runs_in_memory,
         )
 
     return app

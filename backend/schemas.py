@@ -113,3 +113,5 @@ class Health(BaseModel):
     database: str
     runs_active: int
     runs_queued: int
+    # Runs whose rule state ingest holds in memory: live runs, and no finished one for long.
+    runs_in_memory: int

@@ -66,6 +66,17 @@ async def ingest(ws: WebSocket, run_id: str) -> None:
         pass
     finally:
         answering.cancel()
+        await _release(services, run_id)
+
+
+async def _release(services: Services, run_id: str) -> None:
+    """A finished run fed by hand (a late resend, a recovery) keeps no rule state after."""
+    try:
+        current = await asyncio.to_thread(services.store.get_run, run_id)
+    except Exception:  # the database is away: the state stays, reloading costs nothing more
+        return
+    if current is not None and current.status.finished:
+        services.ingest.forget(run_id)
 
 
 def _ingest_frame(

@@ -146,6 +146,7 @@ def _queued_run(backend: BackendServer) -> str:
     """A run whose trainer never starts (stopped while queued), to feed by hand."""
     run = backend.create("synthetic", epochs=50)
     backend.client.post(f"/api/runs/{run['id']}/stop")
+    assert backend.wait_finished(run["id"], timeout=30)["status"] == "stopped"
     return str(run["id"])
 
 
@@ -193,6 +194,11 @@ def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServe
     assert [r["loss_total"] for r in stored] == [1.0, 2.0, 3.0, 4.0, 5.0]
     count = backend.query("select count(*) from metrics where run_id = :run", run=run_id)
     assert count[0][0] == 5
+    # The run had ended: once its feeder is gone, the backend holds none of its state.
+    deadline = time.monotonic() + 10
+    while backend.client.get("/healthz").json()["runs_in_memory"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backend.client.get("/healthz").json()["runs_in_memory"] == 0
 
 
 def test_browser_websocket_receives_live_records(backend: BackendServer) -> None:

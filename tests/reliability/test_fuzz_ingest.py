@@ -314,7 +314,7 @@ def _dumps(value: Any) -> str:
 
 
 @given(values=st.lists(json_values, min_size=1, max_size=5))
-@settings(SETTINGS, max_examples=15)
+@settings(SETTINGS, max_examples=40)
 def test_random_json_values_get_one_error_frame_each(
     slot_taken: BackendServer, run_id: str, values: list[Any]
 ) -> None:
@@ -330,7 +330,7 @@ def test_random_json_values_get_one_error_frame_each(
     value=json_values,
     delete=st.booleans(),
 )
-@settings(SETTINGS, max_examples=15)
+@settings(SETTINGS, max_examples=40)
 def test_envelope_fields_with_wrong_values_are_refused_by_name(
     slot_taken: BackendServer, run_id: str, field: str, value: Any, delete: bool
 ) -> None:
@@ -373,7 +373,7 @@ def record_mutations(draw: st.DrawFn) -> list[tuple[str, str, Any]]:
 
 
 @given(mutations=record_mutations(), epoch_offset=st.sampled_from([0, 0, 0, EPOCHS, -10**6]))
-@settings(SETTINGS, max_examples=25)
+@settings(SETTINGS, max_examples=60)
 def test_epoch_records_with_bad_values_are_refused_or_stored_exactly(
     slot_taken: BackendServer, run_id: str, mutations: list[tuple[str, str, Any]],
     epoch_offset: int,
@@ -433,7 +433,7 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     junk=st.dictionaries(st.text(max_size=8), stored_values, max_size=2),
 )
-@settings(SETTINGS, max_examples=12)
+@settings(SETTINGS, max_examples=50)
 def test_other_message_types_with_random_payloads(
     slot_taken: BackendServer, payload: tuple[str, dict[str, Any]], junk: dict[str, Any]
 ) -> None:
@@ -475,7 +475,7 @@ assert set(VALID_FIELDS) | {"run_id", "epoch"} == set(RECORD_FIELDS)
 
 
 @given(records=st.lists(st.fixed_dictionaries(VALID_FIELDS), min_size=1, max_size=6))
-@settings(SETTINGS, max_examples=10)
+@settings(SETTINGS, max_examples=25)
 def test_valid_records_with_extreme_values_are_acked_and_stored_exactly(
     slot_taken: BackendServer, records: list[dict[str, Any]]
 ) -> None:

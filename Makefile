@@ -57,6 +57,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)
 	$(BIN)/python bench/causal_quality.py $(DATA_ARG)
 	$(BIN)/python bench/backend_ingest.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -30,278 +30,33 @@ import math
 import multiprocessing as mp
 import os
 import queue
-import random
 import resource
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
+from _common import (
+    DEFAULT_DATA,
+    RUN_EPOCHS,
+    Backend,
+    RecordMaker,
+    check_record_shape,
+    mib,
+    pct,
+    queued_runs,
+    stage,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
-RUN_EPOCHS = 100_000  # the config's maximum: no stream runs out of epochs
 TARGET_RATE = 2_000.0  # records/s with 20 streams
 TARGET_P95_MS = 250.0  # ingest → browser on loopback
 DRAIN_TIMEOUT = 60.0  # seconds to wait for the last acks after a phase
-
-
-# --- the backend ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Backend:
-    """`causalwatch up` in a subprocess, with an RSS sampler on its pid."""
-
-    def __init__(self, root: Path, data: Path | None) -> None:
-        self.root = root
-        self.runs_dir = root / "runs"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log_path = root / "backend.log"
-        self.argv = [
-            sys.executable, "-m", "backend.cli", "up", "--port", str(self.port),
-            "--runs-dir", str(self.runs_dir), "--max-runs", "1",
-        ]
-        if data is not None:
-            self.argv += ["--data", str(data)]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.ps: psutil.Process | None = None
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-        self.rss_samples: list[tuple[float, int]] = []
-        self._sampling = threading.Event()
-        self._sampler: threading.Thread | None = None
-
-    def start(self) -> Backend:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-            )
-        self.ps = psutil.Process(self.process.pid)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"backend exited: {self.log_text()[-3000:]}")
-            try:
-                if self.client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"backend did not become healthy: {self.log_text()[-3000:]}")
-        self._sampling.set()
-        self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
-        self._sampler.start()
-        return self
-
-    def _sample_rss(self) -> None:
-        assert self.ps is not None
-        while self._sampling.is_set():
-            try:
-                self.rss_samples.append((time.monotonic(), self.ps.memory_info().rss))
-            except psutil.Error:
-                return
-            time.sleep(0.05)
-
-    def rss(self) -> int:
-        assert self.ps is not None
-        return int(self.ps.memory_info().rss)
-
-    def peak_rss(self, since: float = 0.0) -> int:
-        return max((rss for t, rss in self.rss_samples if t >= since), default=0)
-
-    def cpu_seconds(self) -> float:
-        assert self.ps is not None
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def trainers(self) -> dict[str, psutil.Process]:
-        """Trainer processes the backend spawned, by run id."""
-        assert self.ps is not None
-        found: dict[str, psutil.Process] = {}
-        for child in self.ps.children(recursive=True):
-            try:
-                cmd = child.cmdline()
-            except psutil.Error:
-                continue
-            if "trainer" in cmd and "--run-id" in cmd:
-                found[cmd[cmd.index("--run-id") + 1]] = child
-        return found
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        self._sampling.clear()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.client.close()
-
-
-@dataclass
-class RunPool:
-    """Runs stopped while queued (no trainer), handed out phase by phase."""
-
-    ids: list[str]
-    excluded: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def take(self, n: int) -> list[str]:
-        if n > len(self.ids):
-            raise SystemExit(f"run pool exhausted: wanted {n}, have {len(self.ids)}")
-        taken, self.ids = self.ids[:n], self.ids[n:]
-        return taken
-
-
-def _create(backend: Backend, name: str, **overrides: Any) -> str:
-    resp = backend.client.post(
-        "/api/runs",
-        json={"preset": "synthetic", "overrides": {"epochs": RUN_EPOCHS, **overrides},
-              "name": name},
-    )
-    if resp.status_code != 201:
-        raise SystemExit(f"POST /api/runs: {resp.status_code} {resp.text[:500]}")
-    return str(resp.json()["id"])
-
-
-def _stop(backend: Backend, run_id: str) -> str:
-    resp = backend.client.post(f"/api/runs/{run_id}/stop")
-    if resp.status_code != 200:
-        raise SystemExit(f"POST /api/runs/{run_id}/stop: {resp.status_code} {resp.text}")
-    return str(resp.json()["status"])
-
-
-def queued_runs(backend: Backend, n: int) -> RunPool:
-    """`n` runs created then stopped while queued; any run a trainer started is left out.
-
-    With `--max-runs 1`, a first run (early stopping off) takes the only trainer slot while
-    the others are created and stopped, so none of them can be picked up by the supervisor
-    meanwhile; then it is stopped too and left out.
-    """
-    pool = RunPool([])
-    holder = _create(backend, "bench-ingest-slot-holder", patience=0)
-    pool.excluded.append(holder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if backend.client.get(f"/api/runs/{holder}").json()["status"] != "queued":
-            break
-        time.sleep(0.1)
-    status_after_stop: dict[str, str] = {}
-    for i in range(3 * n + 10):
-        if len(pool.ids) >= n:
-            break
-        run_id = _create(backend, f"bench-ingest-{i}")
-        status_after_stop[run_id] = _stop(backend, run_id)
-        if status_after_stop[run_id] == "stopped" and run_id not in backend.trainers():
-            pool.ids.append(run_id)
-        else:
-            pool.excluded.append(run_id)
-            pool.notes.append(f"run {run_id}: POST /stop answered {status_after_stop[run_id]!r}")
-    _stop(backend, holder)
-    # Let the supervisor tick (poll_interval 0.2 s) so a late spawn would show up.
-    time.sleep(1.0)
-    for run_id, proc in backend.trainers().items():
-        if run_id in pool.ids:
-            pool.ids.remove(run_id)
-            pool.excluded.append(run_id)
-            pool.notes.append(
-                f"run {run_id} was stopped while queued (POST /stop answered 'stopped') yet a "
-                f"trainer (pid {proc.pid}) started for it; killed it: POST /stop cannot reach it"
-            )
-            proc.kill()
-    # The holder got SIGTERM from POST /stop; wait so no trainer competes for the CPU.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and backend.trainers():
-        time.sleep(0.2)
-    for run_id, proc in backend.trainers().items():
-        pool.notes.append(f"trainer of {run_id} (pid {proc.pid}) still alive after 30 s: killed")
-        proc.kill()
-    if len(pool.ids) < n:
-        raise SystemExit(f"only {len(pool.ids)} of {n} runs stayed queued: {pool.notes}")
-    pool.ids = pool.ids[:n]
-    return pool
-
-
-# --- messages ----------------------------------------------------------------------------
-
-
-class RecordMaker:
-    """Valid, healthy-looking epoch records (~1 KB as JSON) of one run.
-
-    No red flag fires on them except `f1_stalled`, once per run (F1 plateaus after epoch 50,
-    as most long runs do), so the per-record path is the one a healthy run takes.
-    """
-
-    def __init__(self, run_id: str, seed: int) -> None:
-        self.run_id = run_id
-        self.rng = random.Random(seed)
-
-    def record(self, epoch: int) -> dict[str, Any]:
-        r = self.rng.random
-        recon = 2.0 / (1.0 + 0.01 * epoch) + 1e-3 * r()
-        sparse, acyclic, disen = 1e-3 * r(), 1e-4 * r(), 1e-4 * r()
-        total = recon + sparse + acyclic + disen
-        evaluated = epoch % 2 == 0
-        f1 = min(50, epoch) / 100 + 0.2 if evaluated else None
-        return {
-            "run_id": self.run_id, "epoch": epoch, "step": epoch * 37, "time": time.time(),
-            "lr": 5e-4 * (1.0 - r() * 1e-3),
-            "loss_total": total, "loss_recon": recon, "loss_sparse": sparse,
-            "loss_acyclic": acyclic, "loss_disen": disen,
-            "share_recon": 100 * recon / total, "share_sparse": 100 * sparse / total,
-            "share_acyclic": 100 * acyclic / total, "share_disen": 100 * disen / total,
-            "clip_pct": 10.0 * r(), "grad_norm_mean": 0.5 * r(), "grad_norm_max": 0.5 + r(),
-            "logit_mean": -1.0 + 0.1 * r(), "logit_std": 0.5 + 0.1 * r(),
-            "edges_at_05": 12, "threshold_tuned": 0.4 + 0.1 * r(), "edges_tuned": 13,
-            "edges_topk": 13,
-            "shd": 4 if evaluated else None, "f1": f1,
-            "precision": f1, "recall": f1, "f1_skeleton": f1,
-            "val_recon": recon * (1 + 0.01 * r()) if evaluated else None,
-            "is_best": evaluated and epoch <= 50,
-            "epoch_seconds": 0.05 + 0.01 * r(), "eta_seconds": 1000.0 * r(),
-        }
-
-    def message(self, seq: int, epoch: int) -> str:
-        return json.dumps(
-            {"v": PROTOCOL_VERSION, "type": "epoch", "run_id": self.run_id, "seq": seq,
-             "record": self.record(epoch)}
-        )
-
-
-def check_record_shape() -> int:
-    """The records are valid EpochRecords; their message size in bytes."""
-    maker = RecordMaker("0123456789abcdef", 0)
-    for epoch in (1, 2, 60):
-        EpochRecord.model_validate(maker.record(epoch))
-    return len(maker.message(0, 2).encode())
 
 
 # --- load streams (worker processes) -------------------------------------------------------
@@ -551,13 +306,6 @@ class LatencyResult:
     acked: int = 0
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 async def _latency_probe(
     name: str, ws_url: str, run_id: str, records: int, rate: float
 ) -> LatencyResult:
@@ -685,21 +433,9 @@ def verify(backend: Backend, expected: dict[str, int]) -> Verification:
 # --- the report ----------------------------------------------------------------------------
 
 
-def mib(n: int) -> str:
-    return f"{n / 2**20:,.0f} MiB"
-
-
 def fmt_latency(values: list[float]) -> str:
     return (f"{pct(values, 50):.1f} / {pct(values, 95):.1f} / {max(values, default=math.nan):.1f}"
             f" ms (n={len(values)})")
-
-
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    t = time.monotonic()
-    print(f"{name} ...", file=sys.stderr)
-    yield
-    print(f"{name}: {time.monotonic() - t:.1f} s", file=sys.stderr)
 
 
 def main() -> None:

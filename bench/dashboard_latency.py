@@ -46,7 +46,6 @@ import os
 import random
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,7 @@ from typing import Any
 
 import httpx
 import psutil
+from _common import free_port
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from websockets.asyncio.client import connect as aconnect
@@ -78,12 +78,6 @@ PAGE_TIMEOUT = 90.0  # seconds for a page to become complete before giving up
 
 
 # --- the stack -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Stack:

@@ -1,0 +1,351 @@
+"""Pieces the backend benchmarks share: a real `causalwatch up`, runs nobody trains, records.
+
+- `Backend`: `python -m backend.cli up --no-dashboard` on a free loopback port with a fresh
+  runs dir (SQLite file), its RSS sampled in a thread (`ProcessSampler`), CPU time, log;
+- `queued_runs`: runs created with the `synthetic` preset and stopped while queued, so no
+  trainer process ever runs for them and the bench can feed `WS /ws/ingest/{run_id}` itself;
+- `RecordMaker`: valid ~1 KB epoch messages built against `trainer.protocol`;
+- small helpers: `free_port`, `pct`, `mib`, `stage`, `loadavg`.
+
+Imported as `_common` by the scripts in `bench/` (run as `python bench/<script>.py`, which
+puts `bench/` first on `sys.path`; spawned worker processes inherit that path).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
+RUN_EPOCHS = 100_000  # the config's maximum: no stream runs out of epochs
+HEALTHY_TIMEOUT = 60.0  # seconds for `causalwatch up` to answer /healthz
+
+
+def free_port() -> int:
+    """A loopback port free right now (the OS picks it; a race with other binders is rare)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values, so a report never crashes."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def loadavg() -> tuple[float, float, float]:
+    """1, 5 and 15 minute load averages: other jobs on a shared machine skew every figure."""
+    return os.getloadavg()
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Progress on stderr, so stdout carries only the report."""
+    t = time.monotonic()
+    print(f"{name} ...", file=sys.stderr)
+    yield
+    print(f"{name}: {time.monotonic() - t:.1f} s", file=sys.stderr)
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+class ProcessSampler:
+    """RSS of one process every `interval` s in a daemon thread; peak over any time span.
+
+    A thread (not the event loop of the load) so sampling goes on while the clients are busy.
+    """
+
+    def __init__(self, process: psutil.Process, interval: float = 0.05) -> None:
+        self.process = process
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []  # (time.monotonic(), rss bytes)
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+
+    def _run(self) -> None:
+        while self._running.is_set():
+            try:
+                self.samples.append((time.monotonic(), self.process.memory_info().rss))
+            except psutil.Error:
+                return  # the process is gone
+            time.sleep(self.interval)
+
+    def peak(self, since: float = 0.0) -> int:
+        return max((rss for t, rss in list(self.samples) if t >= since), default=0)
+
+
+class Backend:
+    """`causalwatch up` (API only) in a subprocess, with an RSS sampler on its pid.
+
+    `--no-dashboard`: the benchmarks measure the backend; a dashboard would also bind the
+    fixed default port 8050, which another job on the machine may hold.
+    """
+
+    def __init__(self, root: Path, data: Path | None, *, max_runs: int = 1) -> None:
+        self.root = root
+        self.runs_dir = root / "runs"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log_path = root / "backend.log"
+        self.argv = [
+            sys.executable, "-m", "backend.cli", "up", "--no-dashboard", "--port", str(self.port),
+            "--runs-dir", str(self.runs_dir), "--max-runs", str(max_runs),
+        ]
+        if data is not None:
+            self.argv += ["--data", str(data)]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ps: psutil.Process | None = None
+        self.sampler: ProcessSampler | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def start(self) -> Backend:
+        # A DATABASE_URL in the caller's environment must not point the bench at a real DB.
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
+        self.ps = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + HEALTHY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"backend exited: {self.log_text()[-3000:]}")
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"backend did not become healthy: {self.log_text()[-3000:]}")
+        self.sampler = ProcessSampler(self.ps)
+        self.sampler.start()
+        return self
+
+    @property
+    def rss_samples(self) -> list[tuple[float, int]]:
+        return self.sampler.samples if self.sampler is not None else []
+
+    def rss(self) -> int:
+        assert self.ps is not None
+        return int(self.ps.memory_info().rss)
+
+    def peak_rss(self, since: float = 0.0) -> int:
+        return self.sampler.peak(since) if self.sampler is not None else 0
+
+    def cpu_seconds(self) -> float:
+        assert self.ps is not None
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def trainers(self) -> dict[str, psutil.Process]:
+        """Trainer processes the backend spawned, by run id."""
+        assert self.ps is not None
+        found: dict[str, psutil.Process] = {}
+        for child in self.ps.children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.Error:
+                continue
+            if "trainer" in cmd and "--run-id" in cmd:
+                found[cmd[cmd.index("--run-id") + 1]] = child
+        return found
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_levels(self) -> tuple[int, int]:
+        """(errors, warnings) in the backend's JSON log."""
+        lines = self.log_text().splitlines()
+        return (sum(1 for line in lines if '"level": "error"' in line),
+                sum(1 for line in lines if '"level": "warning"' in line))
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 30 s: the bench never leaves a backend behind."""
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.client.close()
+
+
+# --- runs nobody trains --------------------------------------------------------------------
+
+
+@dataclass
+class RunPool:
+    """Runs stopped while queued (no trainer), handed out phase by phase."""
+
+    ids: list[str]
+    excluded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def take(self, n: int) -> list[str]:
+        if n > len(self.ids):
+            raise SystemExit(f"run pool exhausted: wanted {n}, have {len(self.ids)}")
+        taken, self.ids = self.ids[:n], self.ids[n:]
+        return taken
+
+
+def create_run(backend: Backend, name: str, **overrides: Any) -> str:
+    resp = backend.client.post(
+        "/api/runs",
+        json={"preset": "synthetic", "overrides": {"epochs": RUN_EPOCHS, **overrides},
+              "name": name},
+    )
+    if resp.status_code != 201:
+        raise SystemExit(f"POST /api/runs: {resp.status_code} {resp.text[:500]}")
+    return str(resp.json()["id"])
+
+
+def stop_run(backend: Backend, run_id: str) -> str:
+    resp = backend.client.post(f"/api/runs/{run_id}/stop")
+    if resp.status_code != 200:
+        raise SystemExit(f"POST /api/runs/{run_id}/stop: {resp.status_code} {resp.text}")
+    return str(resp.json()["status"])
+
+
+def queued_runs(backend: Backend, n: int, prefix: str = "bench-ingest") -> RunPool:
+    """`n` runs created then stopped while queued; any run a trainer started is left out.
+
+    With `--max-runs 1`, a first run (early stopping off) takes the only trainer slot while
+    the others are created and stopped, so none of them can be picked up by the supervisor
+    meanwhile; then it is stopped too and left out.
+    """
+    pool = RunPool([])
+    holder = create_run(backend, f"{prefix}-slot-holder", patience=0)
+    pool.excluded.append(holder)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if backend.client.get(f"/api/runs/{holder}").json()["status"] != "queued":
+            break
+        time.sleep(0.1)
+    status_after_stop: dict[str, str] = {}
+    for i in range(3 * n + 10):
+        if len(pool.ids) >= n:
+            break
+        run_id = create_run(backend, f"{prefix}-{i}")
+        status_after_stop[run_id] = stop_run(backend, run_id)
+        if status_after_stop[run_id] == "stopped" and run_id not in backend.trainers():
+            pool.ids.append(run_id)
+        else:
+            pool.excluded.append(run_id)
+            pool.notes.append(f"run {run_id}: POST /stop answered {status_after_stop[run_id]!r}")
+    stop_run(backend, holder)
+    # Let the supervisor tick (poll_interval 0.2 s) so a late spawn would show up.
+    time.sleep(1.0)
+    for run_id, proc in backend.trainers().items():
+        if run_id in pool.ids:
+            pool.ids.remove(run_id)
+            pool.excluded.append(run_id)
+            pool.notes.append(
+                f"run {run_id} was stopped while queued (POST /stop answered 'stopped') yet a "
+                f"trainer (pid {proc.pid}) started for it; killed it: POST /stop cannot reach it"
+            )
+            proc.kill()
+    # The holder got SIGTERM from POST /stop; wait so no trainer competes for the CPU.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and backend.trainers():
+        time.sleep(0.2)
+    for run_id, proc in backend.trainers().items():
+        pool.notes.append(f"trainer of {run_id} (pid {proc.pid}) still alive after 30 s: killed")
+        proc.kill()
+    if len(pool.ids) < n:
+        raise SystemExit(f"only {len(pool.ids)} of {n} runs stayed queued: {pool.notes}")
+    pool.ids = pool.ids[:n]
+    return pool
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+class RecordMaker:
+    """Valid, healthy-looking epoch records (~1 KB as JSON) of one run.
+
+    No red flag fires on them except `f1_stalled`, once per run (F1 plateaus after epoch 50,
+    as most long runs do), so the per-record path is the one a healthy run takes.
+    """
+
+    def __init__(self, run_id: str, seed: int) -> None:
+        self.run_id = run_id
+        self.rng = random.Random(seed)
+
+    def record(self, epoch: int) -> dict[str, Any]:
+        r = self.rng.random
+        recon = 2.0 / (1.0 + 0.01 * epoch) + 1e-3 * r()
+        sparse, acyclic, disen = 1e-3 * r(), 1e-4 * r(), 1e-4 * r()
+        total = recon + sparse + acyclic + disen
+        evaluated = epoch % 2 == 0
+        f1 = min(50, epoch) / 100 + 0.2 if evaluated else None
+        return {
+            "run_id": self.run_id, "epoch": epoch, "step": epoch * 37, "time": time.time(),
+            "lr": 5e-4 * (1.0 - r() * 1e-3),
+            "loss_total": total, "loss_recon": recon, "loss_sparse": sparse,
+            "loss_acyclic": acyclic, "loss_disen": disen,
+            "share_recon": 100 * recon / total, "share_sparse": 100 * sparse / total,
+            "share_acyclic": 100 * acyclic / total, "share_disen": 100 * disen / total,
+            "clip_pct": 10.0 * r(), "grad_norm_mean": 0.5 * r(), "grad_norm_max": 0.5 + r(),
+            "logit_mean": -1.0 + 0.1 * r(), "logit_std": 0.5 + 0.1 * r(),
+            "edges_at_05": 12, "threshold_tuned": 0.4 + 0.1 * r(), "edges_tuned": 13,
+            "edges_topk": 13,
+            "shd": 4 if evaluated else None, "f1": f1,
+            "precision": f1, "recall": f1, "f1_skeleton": f1,
+            "val_recon": recon * (1 + 0.01 * r()) if evaluated else None,
+            "is_best": evaluated and epoch <= 50,
+            "epoch_seconds": 0.05 + 0.01 * r(), "eta_seconds": 1000.0 * r(),
+        }
+
+    def message(self, seq: int, epoch: int) -> str:
+        return json.dumps(
+            {"v": PROTOCOL_VERSION, "type": "epoch", "run_id": self.run_id, "seq": seq,
+             "record": self.record(epoch)}
+        )
+
+
+def check_record_shape() -> int:
+    """The records are valid EpochRecords; their message size in bytes."""
+    maker = RecordMaker("0123456789abcdef", 0)
+    for epoch in (1, 2, 60):
+        EpochRecord.model_validate(maker.record(epoch))
+    return len(maker.message(0, 2).encode())

@@ -9,10 +9,11 @@ up from the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger("causalwatch.hub")
 
@@ -20,13 +21,20 @@ ALL_RUNS = "*"
 QUEUE_SIZE = 10_000
 
 
+class Event(NamedTuple):
+    """An event and its JSON text, encoded once however many browsers receive it."""
+
+    payload: dict[str, Any]
+    text: str
+
+
 class Subscription:
     def __init__(self, topic: str) -> None:
         self.topic = topic
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = False
 
-    async def get(self) -> dict[str, Any] | None:
+    async def get(self) -> Event | None:
         """The next event, or None once the subscription was dropped for lagging."""
         return await self.queue.get()
 
@@ -47,12 +55,15 @@ class Hub:
 
     def publish(self, event: dict[str, Any]) -> None:
         """Deliver to the run's subscribers and the all-runs subscribers; never blocks."""
+        encoded: Event | None = None
         for topic in (event.get("run_id"), ALL_RUNS):
             for sub in list(self._subs.get(str(topic), ())):
                 if sub.overflowed:
                     continue
+                if encoded is None:
+                    encoded = Event(event, json.dumps(event, separators=(",", ":")))
                 try:
-                    sub.queue.put_nowait(event)
+                    sub.queue.put_nowait(encoded)
                 except asyncio.QueueFull:
                     sub.overflowed = True
                     logger.warning("dropping a lagging subscriber of %s", sub.topic)

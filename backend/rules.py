@@ -28,6 +28,10 @@ CLIP_AFTER_EPOCH = 10  # ... after warmup and the first epochs' transients
 LOGIT_STD_MIN = 0.05  # logit_collapse: logits this close together are quantized
 LOGIT_AFTER_EPOCH = 15  # logits start at N(0, 0.01²); give them time to spread
 RECON_SHARE_MIN = 50.0  # recon_share_low: regularizers outweigh the data term
+# Rules read whole records only near the end of the history (the newest, or the last
+# RECON_LOW_EPOCHS); further back only the F1 curve (f1_stalled).
+FULL_HISTORY = 64
+HISTORY_KEPT_FIELDS = ("epoch", "f1")
 RECON_LOW_EPOCHS = 3  # consecutive epochs, so one noisy warmup epoch does not fire it
 F1_STALL_EPOCHS = 20  # f1_stalled: epochs without a better F1
 VARIANCE_RATIO_MAX = 10.0  # raw_variance: largest / smallest raw column variance
@@ -65,7 +69,9 @@ class RunContext:
     """What the rules may look at.
 
     `config` is the run's validated `TrainConfig` dump; `history` its epoch records so far,
-    ordered by epoch (evaluation-only fields None between evaluations); `data` the
+    ordered by epoch (evaluation-only fields None between evaluations); records older than
+    the last `FULL_HISTORY` may be cut to their `HISTORY_KEPT_FIELDS`, all a rule reads of
+    them, so a long run's memory stays bounded; `data` the
     trainer's `started` payload (None until it arrives); `failure` the trainer's reason
     when it reported a failure.
     """

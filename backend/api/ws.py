@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from backend.auth import allow_websocket
-from backend.hub import ALL_RUNS, Subscription
+from backend.hub import ALL_RUNS, Event, Subscription
 from backend.ingest import StorageUnavailable
 from backend.services import Services
 
@@ -183,7 +183,7 @@ async def all_runs_stream(ws: WebSocket) -> None:
 async def _pump(ws: WebSocket, sub: Subscription, keep: Any) -> None:
     """Forward events until the browser leaves or the subscription lags out."""
     receiver = asyncio.create_task(_drain_client(ws))
-    getter: asyncio.Task[dict[str, Any] | None] | None = None
+    getter: asyncio.Task[Event | None] | None = None
     try:
         while True:
             getter = asyncio.create_task(sub.get())
@@ -199,8 +199,8 @@ async def _pump(ws: WebSocket, sub: Subscription, keep: Any) -> None:
                 if event is None:
                     await ws.close(code=1013, reason="client too slow; reconnect to catch up")
                     return
-                if keep(event):
-                    await ws.send_json(event)
+                if keep(event.payload):
+                    await ws.send_text(event.text)
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:

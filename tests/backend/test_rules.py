@@ -520,3 +520,25 @@ def test_near_deterministic_silent_without_such_columns() -> None:
 
 def test_f1_stalled_silent_once_the_reference_is_recovered_exactly() -> None:
     assert stream(make_context("synthetic", history=f1_history({2: 1.0}, last=40))) == []
+
+
+def test_the_slimmed_history_ingest_keeps_gives_the_same_findings() -> None:
+    """Ingest keeps whole records for the last FULL_HISTORY epochs only (bounded memory)."""
+    from backend.ingest import _slimmed
+    from backend.rules import FULL_HISTORY
+
+    # F1 peaks early then stalls for a long run; everything else breaks late.
+    history = [make_record(e, f1=(0.5 if e == 30 else 0.25) if e % 2 == 0 else None)
+               for e in range(1, 3 * FULL_HISTORY)]
+    history += broken_history()[: FULL_HISTORY // 2]
+    for i, record in enumerate(history, start=1):
+        record["epoch"] = i
+    full = make_context(history=history)
+    expected = [evaluate(RunContext(full.config, history[:n]), set())
+                for n in range(1, len(history) + 1)]
+    slim = [evaluate(RunContext(full.config, _slimmed([dict(r) for r in history[:n]])), set())
+            for n in range(1, len(history) + 1)]
+    assert slim == expected
+    assert any(f.rule == "f1_stalled" for found in expected for f in found)
+    kept = _slimmed([dict(r) for r in history])
+    assert all(len(r) == 2 for r in kept[:-FULL_HISTORY])

@@ -126,6 +126,39 @@
     connect();
   }
 
+  /* Charts off screen are not redrawn: each extendTraces redraws every point of a chart
+   * (hundreds of ms at thousands of epochs), and nobody sees those. A chart that scrolls
+   * into view, or a tab that comes back, catches up on the next flush. */
+  const onScreen = new Set();
+  let observer = null;
+
+  function visible(graphId) {
+    if (!("IntersectionObserver" in window)) return true;
+    if (!observer) {
+      observer = new IntersectionObserver(function (entries) {
+        let appeared = false;
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) {
+            appeared = appeared || !onScreen.has(entry.target.id);
+            onScreen.add(entry.target.id);
+          } else {
+            onScreen.delete(entry.target.id);
+          }
+        });
+        if (appeared) scheduleFlush(0);
+      }, { rootMargin: "200px" });
+      document.addEventListener("visibilitychange", function () {
+        if (!document.hidden) scheduleFlush(0);
+      });
+    }
+    const outer = document.getElementById(graphId);
+    if (outer && !outer.dataset.cwObserved) {
+      outer.dataset.cwObserved = "1"; // a re-rendered page brings new elements: observe those
+      observer.observe(outer);
+    }
+    return !document.hidden && onScreen.has(graphId);
+  }
+
   /* The plotted data of a dcc.Graph, as Plotly holds it (extendData does not update the
    * Dash `figure` prop, so the DOM is the truth). */
   function plotted(graphId) {
@@ -177,6 +210,7 @@
             pending = true;
             return noUpdate;
           }
+          if (!visible(graphId)) return noUpdate;
           const ext = extension(graphId);
           return ext || noUpdate;
         });

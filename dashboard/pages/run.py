@@ -58,7 +58,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         dcc.Store(id=ids.LIVE_METRICS),
         dcc.Store(id=ids.LIVE_EVENT),
         dcc.Store(id=ids.LIVE_STATUS),
-        dcc.Store(id=ids.RUN_SHOWN, data={"header": _header_key(run), "alerts": None}),
+        dcc.Store(id=ids.RUN_SHOWN, data={"header": _header_key(run)}),
         dcc.Store(id=ids.RESTART_REQUEST),
         dcc.Location(id=ids.RUN_REDIRECT, refresh=True),
         html.Div(id=ids.RUN_HEADER, children=_header(run), className="mt-3"),
@@ -161,31 +161,35 @@ dash.clientside_callback(
 def refresh_panels(
     event: dict[str, Any] | None, run_id: str, shown: dict[str, Any] | None
 ) -> tuple[Any, ...]:
-    """Status, alerts, scorecard and adjacency: re-read from the API when one changes.
+    """Status, alerts, scorecard and adjacency: re-read from the API on every live event.
 
-    A panel is re-rendered only when what it shows changed: replacing the header or the
-    alert cards while the user clicks Stop or "restart with fix" would lose the click.
+    Everything is re-read whatever the event was: Dash keeps only the newest call's result,
+    so an alert event's update can be superseded by the next graph event's. A panel is
+    re-rendered only when what it shows changed: replacing the header or the alert cards
+    while the user clicks Stop or "restart with fix" would lose the click.
     """
-    kind = (event or {}).get("type", "snapshot")
     shown = shown or {}
     api = client.get()
     try:
         run = api.run(run_id)
-        alerts = api.alerts(run_id) if kind in ("snapshot", "alert", "status") else None
+        alerts = api.alerts(run_id)
         card = api.scorecard(run_id)
-        graph = api.graph(run_id) if kind in ("snapshot", "graph") else None
+        graph = api.graph(run_id)
     except BackendError as err:
         raise PreventUpdate from err  # the banner already says the backend is away
-    now = {"header": _header_key(run), "alerts": shown.get("alerts")}
+    now = {
+        "header": _header_key(run),
+        "alerts": [a["id"] for a in alerts],
+        "graph": graph["epoch"] if graph else None,
+    }
     header = _header(run) if now["header"] != shown.get("header") else dash.no_update
     cards: Any = dash.no_update
-    if alerts is not None and [a["id"] for a in alerts] != shown.get("alerts"):
-        now["alerts"] = [a["id"] for a in alerts]
+    if now["alerts"] != shown.get("alerts"):
         cards = [alert_card(a, run["config"], can_restart=True) for a in alerts] or [
             html.Div("none yet", className="text-muted")
         ]
     heatmap: Any = dash.no_update
-    if graph is not None or kind == "snapshot":
+    if now["graph"] != shown.get("graph", -1):
         data = run.get("data") or {}
         heatmap = adjacency_figure(graph, data.get("variables"), data.get("reference_edges", []))
     return header, not _stoppable(run), cards, scorecard_table(card), heatmap, now

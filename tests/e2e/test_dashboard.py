@@ -128,6 +128,13 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
     run = stack.run(run_id)
     assert run["status"] == "completed" and run["config"]["synthetic_samples"] == 20000
     assert [r["epoch"] for r in stack.metrics(run_id)] == list(range(1, 13))
+    # The adjacency shows the run's latest evaluation, and the red flags panel every alert.
+    last_graph = stack.client.get(f"/api/runs/{run_id}/graph").json()["epoch"]
+    page.wait_text("#graph-adjacency", lambda t: f"epoch {last_graph}" in t, 10,
+                   f"the adjacency of epoch {last_graph}")
+    alerts = stack.client.get(f"/api/runs/{run_id}/alerts").json()
+    page.wait(lambda: all(page.text(f"#alert-{a['rule']}") for a in alerts), 10,
+              f"the {len(alerts)} red flag(s) of the run")
     page.assert_clean()
 
 

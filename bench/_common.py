@@ -2,10 +2,14 @@
 
 - `Backend`: `python -m backend.cli up --no-dashboard` on a free loopback port with a fresh
   runs dir (SQLite file), its RSS sampled in a thread (`ProcessSampler`), CPU time, log;
+  with `dashboard=True` the dashboard too, on a free port of its own;
+  `running_backend` / `drop_temp_dir`: one started in a temp dir, and that dir afterwards;
 - `queued_runs`: runs created with the `synthetic` preset and stopped while queued, so no
   trainer process ever runs for them and the bench can feed `WS /ws/ingest/{run_id}` itself;
+  `create_run`, `stop_run`, `run_status`: the REST calls behind it;
 - `RecordMaker`: valid ~1 KB epoch messages built against `trainer.protocol`;
-- small helpers: `free_port`, `pct`, `mib`, `stage`, `loadavg`.
+- small helpers: `free_port`, `pct`, `mib`, `stage`, `loadavg`, `cpu_seconds`,
+  `add_backend_args`.
 
 Imported as `_common` by the scripts in `bench/` (run as `python bench/<script>.py`, which
 puts `bench/` first on `sys.path`; spawned worker processes inherit that path).
@@ -13,17 +17,20 @@ puts `bench/` first on `sys.path`; spawned worker processes inherit that path).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
 RUN_EPOCHS = 100_000  # the config's maximum: no stream runs out of epochs
 HEALTHY_TIMEOUT = 60.0  # seconds for `causalwatch up` to answer /healthz
+DASHBOARD_TIMEOUT = 90.0  # seconds for its dashboard to serve `/` (Dash and Plotly load slowly)
 
 
 def free_port() -> int:
@@ -52,7 +60,9 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return math.nan
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
+    # Rank ceil(q% of n), clamped to 1..n: q = 0 is the minimum, q = 100 the maximum.
+    rank = min(len(ordered), max(1, math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
 
 
 def mib(n: int) -> str:
@@ -64,6 +74,18 @@ def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    """User + system CPU seconds so far of these processes; one that is gone counts nothing."""
+    total = 0.0
+    for proc in processes:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     """Progress on stderr, so stdout carries only the report."""
@@ -71,6 +93,14 @@ def stage(name: str) -> Iterator[None]:
     print(f"{name} ...", file=sys.stderr)
     yield
     print(f"{name}: {time.monotonic() - t:.1f} s", file=sys.stderr)
+
+
+def add_backend_args(parser: argparse.ArgumentParser, *, out_help: str) -> None:
+    """`--data`, `--out`, `--keep`, spelt and defaulted alike in every bench with a `Backend`."""
+    parser.add_argument("--data", default=os.environ.get("CAUSALWATCH_DATA")
+                        or (str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None))
+    parser.add_argument("--out", type=Path, help=out_help)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (backend log)")
 
 
 # --- the backend ---------------------------------------------------------------------------
@@ -110,23 +140,38 @@ class ProcessSampler:
 
 
 class Backend:
-    """`causalwatch up` (API only) in a subprocess, with an RSS sampler on its pid.
+    """`causalwatch up` in a subprocess, with an RSS sampler on its pid.
 
-    `--no-dashboard`: the benchmarks measure the backend; a dashboard would also bind the
-    fixed default port 8050, which another job on the machine may hold.
+    API only (`--no-dashboard`) by default: the backend benchmarks measure the backend, and a
+    dashboard would also bind the fixed default port 8050, which another job on the machine
+    may hold. `dashboard=True` (the dashboard bench) starts it on a free port (`dash_url`)
+    instead. `max_runs=None` leaves the trainer slot count at the CLI's default.
     """
 
-    def __init__(self, root: Path, data: Path | None, *, max_runs: int = 1) -> None:
+    def __init__(
+        self, root: Path, data: Path | None, *, max_runs: int | None = 1,
+        dashboard: bool = False,
+    ) -> None:
         self.root = root
         self.runs_dir = root / "runs"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.dash_port: int | None = None
+        self.dash_url = ""
         self.log_path = root / "backend.log"
-        self.argv = [
-            sys.executable, "-m", "backend.cli", "up", "--no-dashboard", "--port", str(self.port),
-            "--runs-dir", str(self.runs_dir), "--max-runs", str(max_runs),
-        ]
+        self.argv = [sys.executable, "-m", "backend.cli", "up"]
+        if dashboard:
+            self.dash_port = free_port()
+            while self.dash_port == self.port:  # both were free when asked, one at a time
+                self.dash_port = free_port()
+            self.dash_url = f"http://127.0.0.1:{self.dash_port}"
+            self.argv += ["--port", str(self.port), "--dashboard-port", str(self.dash_port)]
+        else:
+            self.argv += ["--no-dashboard", "--port", str(self.port)]
+        self.argv += ["--runs-dir", str(self.runs_dir)]
+        if max_runs is not None:
+            self.argv += ["--max-runs", str(max_runs)]
         if data is not None:
             self.argv += ["--data", str(data)]
         self.process: subprocess.Popen[bytes] | None = None
@@ -142,21 +187,27 @@ class Backend:
                 self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
             )
         self.ps = psutil.Process(self.process.pid)
-        deadline = time.monotonic() + HEALTHY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"backend exited: {self.log_text()[-3000:]}")
-            try:
-                if self.client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"backend did not become healthy: {self.log_text()[-3000:]}")
+        self._wait_ok(f"{self.url}/healthz", "backend", HEALTHY_TIMEOUT)
+        if self.dash_url:
+            self._wait_ok(f"{self.dash_url}/", "dashboard", DASHBOARD_TIMEOUT)
         self.sampler = ProcessSampler(self.ps)
         self.sampler.start()
         return self
+
+    def _wait_ok(self, url: str, what: str, timeout: float) -> None:
+        """Poll `url` until it answers 200; the process exiting or `timeout` ends the bench."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{what} exited: {self.log_text()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"{what} did not become healthy ({url}): {self.log_text()[-3000:]}")
 
     @property
     def rss_samples(self) -> list[tuple[float, int]]:
@@ -173,6 +224,24 @@ class Backend:
         assert self.ps is not None
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def idle_cpu(self, seconds: float) -> float:
+        """Share of one core the backend takes over `seconds` of no load: every figure's floor."""
+        cpu0, t0 = self.cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        return (self.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+
+    def dashboard_process(self) -> psutil.Process | None:
+        """The dashboard child of `causalwatch up`, if there is one (`dashboard=True`)."""
+        if self.dash_port is None or self.ps is None:
+            return None
+        for child in self.ps.children(recursive=True):
+            try:
+                if "dashboard" in child.cmdline():
+                    return child
+            except psutil.Error:
+                continue
+        return None
 
     def trainers(self) -> dict[str, psutil.Process]:
         """Trainer processes the backend spawned, by run id."""
@@ -197,9 +266,14 @@ class Backend:
                 sum(1 for line in lines if '"level": "warning"' in line))
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 30 s: the bench never leaves a backend behind."""
+        """SIGTERM, then SIGKILL after 30 s: the bench never leaves a backend behind.
+
+        Nor a dashboard: it is looked up first, since once the backend is gone it is no longer
+        the backend's child, and ended if it outlived the backend.
+        """
         if self.sampler is not None:
             self.sampler.stop()
+        dash_proc = self.dashboard_process()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -207,7 +281,34 @@ class Backend:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        if dash_proc is not None and dash_proc.is_running():
+            dash_proc.terminate()
+            try:
+                dash_proc.wait(10)
+            except psutil.TimeoutExpired:
+                dash_proc.kill()
         self.client.close()
+
+
+@contextmanager
+def running_backend(prefix: str, data: str | None) -> Iterator[Backend]:
+    """A started API-only `Backend` in a fresh temp dir (`prefix`), stopped on the way out,
+    also on Ctrl-C or a failed stage; the dir stays for the report (see `drop_temp_dir`)."""
+    backend = Backend(Path(tempfile.mkdtemp(prefix=prefix)), Path(data) if data else None)
+    try:
+        with stage("backend start"):
+            backend.start()
+        yield backend
+    finally:
+        backend.stop()
+
+
+def drop_temp_dir(tmp: Path, keep: bool) -> None:
+    """After the report: remove the bench's temp dir, or say where it was kept (`--keep`)."""
+    if keep:
+        print(f"temp dir kept: {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- runs nobody trains --------------------------------------------------------------------
@@ -239,6 +340,10 @@ def create_run(backend: Backend, name: str, **overrides: Any) -> str:
     return str(resp.json()["id"])
 
 
+def run_status(backend: Backend, run_id: str) -> str:
+    return str(backend.client.get(f"/api/runs/{run_id}").json()["status"])
+
+
 def stop_run(backend: Backend, run_id: str) -> str:
     resp = backend.client.post(f"/api/runs/{run_id}/stop")
     if resp.status_code != 200:
@@ -258,7 +363,7 @@ def queued_runs(backend: Backend, n: int, prefix: str = "bench-ingest") -> RunPo
     pool.excluded.append(holder)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if backend.client.get(f"/api/runs/{holder}").json()["status"] != "queued":
+        if run_status(backend, holder) != "queued":
             break
         time.sleep(0.1)
     status_after_stop: dict[str, str] = {}
@@ -304,20 +409,27 @@ class RecordMaker:
     """Valid, healthy-looking epoch records (~1 KB as JSON) of one run.
 
     No red flag fires on them except `f1_stalled`, once per run (F1 plateaus after epoch 50,
-    as most long runs do), so the per-record path is the one a healthy run takes.
+    as most long runs do), so the per-record path is the one a healthy run takes. Evaluated
+    (F1, SHD, val_recon, ...) every `eval_every` epochs, as the trainer's `eval_every` does;
+    the F1 curve is `f1()`, which a subclass may replace.
     """
 
-    def __init__(self, run_id: str, seed: int) -> None:
+    def __init__(self, run_id: str, seed: int, *, eval_every: int = 2) -> None:
         self.run_id = run_id
         self.rng = random.Random(seed)
+        self.eval_every = eval_every
+
+    def f1(self, epoch: int) -> float:
+        """Rises to 0.7 by epoch 50, then flat."""
+        return min(50, epoch) / 100 + 0.2
 
     def record(self, epoch: int) -> dict[str, Any]:
         r = self.rng.random
         recon = 2.0 / (1.0 + 0.01 * epoch) + 1e-3 * r()
         sparse, acyclic, disen = 1e-3 * r(), 1e-4 * r(), 1e-4 * r()
         total = recon + sparse + acyclic + disen
-        evaluated = epoch % 2 == 0
-        f1 = min(50, epoch) / 100 + 0.2 if evaluated else None
+        evaluated = epoch % self.eval_every == 0
+        f1 = self.f1(epoch) if evaluated else None
         return {
             "run_id": self.run_id, "epoch": epoch, "step": epoch * 37, "time": time.time(),
             "lr": 5e-4 * (1.0 - r() * 1e-3),

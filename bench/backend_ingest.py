@@ -33,22 +33,22 @@ import queue
 import resource
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
 from _common import (
-    DEFAULT_DATA,
     RUN_EPOCHS,
     Backend,
     RecordMaker,
+    add_backend_args,
     check_record_shape,
+    drop_temp_dir,
     mib,
     pct,
     queued_runs,
+    running_backend,
     stage,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -448,10 +448,7 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=1,
                         help="load worker processes for the N-stream phases (1)")
     parser.add_argument("--quick", action="store_true", help="3 s phases, 200 latency records")
-    parser.add_argument("--data", default=os.environ.get("CAUSALWATCH_DATA")
-                        or (str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None))
-    parser.add_argument("--out", type=Path, help="also write the table to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (backend log)")
+    add_backend_args(parser, out_help="also write the table to this file")
     args = parser.parse_args()
     duration = args.duration or (3.0 if args.quick else 15.0)
     lat_records = args.latency_records or (200 if args.quick else 600)
@@ -462,18 +459,13 @@ def main() -> None:
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/backend_ingest.py",
                                                  *sys.argv[1:]])
 
-    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-ingest-"))
-    backend = Backend(tmp, Path(args.data) if args.data else None)
-    try:
-        with stage("backend start"):
-            backend.start()
+    # Stopped when the block ends, also on Ctrl-C or a failed stage: never left behind.
+    with running_backend("cw-bench-ingest-", args.data) as backend:
         with stage(f"create {4 * n + 5} runs, stop each while queued"):
             pool = queued_runs(backend, 4 * n + 5)
         time.sleep(1.0)
         idle_rss = backend.rss()
-        idle_cpu0, idle_t0 = backend.cpu_seconds(), time.monotonic()
-        time.sleep(1.0)
-        idle_cpu = (backend.cpu_seconds() - idle_cpu0) / (time.monotonic() - idle_t0)
+        idle_cpu = backend.idle_cpu(1.0)
         load_start = time.monotonic()
         loads: list[LoadResult] = []
         with stage("throughput"):
@@ -506,11 +498,7 @@ def main() -> None:
             expected = {s.run_id: s.acked for r in loads for s in r.streams}
             expected.update({r.run_id: r.acked for r in probes})
             v = verify(backend, expected)
-        log = backend.log_text()
-        log_errors = sum(1 for line in log.splitlines() if '"level": "error"' in line)
-        log_warnings = sum(1 for line in log.splitlines() if '"level": "warning"' in line)
-    finally:
-        backend.stop()
+        log_errors, log_warnings = backend.log_levels()
 
     errors = sum(s.errors for r in loads for s in r.streams) + sum(p.errors for p in probes)
     disconnects = (sum(s.disconnects for r in loads for s in r.streams)
@@ -616,12 +604,7 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.write_text(table + "\n")
-    if args.keep:
-        print(f"temp dir kept: {tmp}", file=sys.stderr)
-    else:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    drop_temp_dir(backend.root, args.keep)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,7 @@ import asyncio
 import json
 import math
 import os
-import random
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -57,18 +55,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import _common
 import psutil
-from _common import free_port
+from _common import (
+    DEFAULT_DATA,
+    Backend,
+    cpu_seconds,
+    create_run,
+    pct,
+    run_status,
+    stop_run,
+)
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
 
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+from trainer.protocol import EpochRecord
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 LIVE_GRAPHS = ("clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy")
@@ -80,145 +84,48 @@ PAGE_TIMEOUT = 90.0  # seconds for a page to become complete before giving up
 # --- the stack -----------------------------------------------------------------------------
 
 
-class Stack:
-    """`causalwatch up` (backend + its dashboard child) in a subprocess."""
+class Stack(Backend):
+    """`causalwatch up` with its dashboard child on free ports (`_common.Backend`).
+
+    The trainer slot count stays at the CLI's default, as a user gets it; the runs this bench
+    feeds by hand are made with `queued_runs` below, which does not need to know it.
+    """
 
     def __init__(self, root: Path, data: Path | None) -> None:
-        self.root = root
-        self.runs_dir = root / "runs"
-        self.port = free_port()
-        self.dash_port = free_port()
-        while self.dash_port == self.port:
-            self.dash_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.dash_url = f"http://127.0.0.1:{self.dash_port}"
-        self.log_path = root / "stack.log"
-        self.argv = [
-            sys.executable, "-m", "backend.cli", "up", "--port", str(self.port),
-            "--dashboard-port", str(self.dash_port), "--runs-dir", str(self.runs_dir),
-        ]
-        if data is not None:
-            self.argv += ["--data", str(data)]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.ps: psutil.Process | None = None
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-
-    def start(self) -> Stack:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-            )
-        self.ps = psutil.Process(self.process.pid)
-        self._wait_ok(f"{self.url}/healthz", "backend")
-        self._wait_ok(f"{self.dash_url}/", "dashboard")
-        return self
-
-    def _wait_ok(self, url: str, what: str) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{what} exited: {self.log_text()[-3000:]}")
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{what} did not answer {url}: {self.log_text()[-3000:]}")
-
-    def dashboard(self) -> psutil.Process | None:
-        assert self.ps is not None
-        for child in self.ps.children(recursive=True):
-            try:
-                if "dashboard" in child.cmdline():
-                    return child
-            except psutil.Error:
-                continue
-        return None
-
-    def trainers(self) -> dict[str, psutil.Process]:
-        assert self.ps is not None
-        found: dict[str, psutil.Process] = {}
-        for child in self.ps.children(recursive=True):
-            try:
-                cmd = child.cmdline()
-            except psutil.Error:
-                continue
-            if "trainer" in cmd and "--run-id" in cmd:
-                found[cmd[cmd.index("--run-id") + 1]] = child
-        return found
+        super().__init__(root, data, max_runs=None, dashboard=True)
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of the backend and the dashboard process."""
-        out: dict[str, float] = {}
-        for name, proc in (("backend", self.ps), ("dashboard", self.dashboard())):
-            if proc is None:
-                continue
-            try:
-                t = proc.cpu_times()
-                out[name] = float(t.user + t.system)
-            except psutil.Error:
-                pass
-        return out
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        dash_proc = self.dashboard() if self.ps is not None else None
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if dash_proc is not None and dash_proc.is_running():
-            dash_proc.terminate()
-            try:
-                dash_proc.wait(10)
-            except psutil.TimeoutExpired:
-                dash_proc.kill()
-        self.client.close()
+        """CPU seconds so far of the backend and of the dashboard process (if it is there)."""
+        procs = {"backend": self.ps, "dashboard": self.dashboard_process()}
+        return {name: cpu_seconds([proc]) for name, proc in procs.items() if proc is not None}
 
     # --- runs ------------------------------------------------------------------------------
-
-    def create_run(self, name: str, overrides: dict[str, Any]) -> str:
-        resp = self.client.post("/api/runs", json={"preset": "synthetic", "name": name,
-                                                   "overrides": overrides})
-        if resp.status_code != 201:
-            raise SystemExit(f"POST /api/runs: {resp.status_code} {resp.text[:500]}")
-        return str(resp.json()["id"])
-
-    def status(self, run_id: str) -> str:
-        return str(self.client.get(f"/api/runs/{run_id}").json()["status"])
 
     def queued_runs(self, epochs: Sequence[int]) -> list[str]:
         """Runs created then stopped while queued, so no trainer ever runs for them.
 
-        A run created while a trainer slot is free starts at once, so first every slot is
-        taken by a blocker run (its trainer is stopped again right after); the runs wanted
-        are created and stopped meanwhile, while they still wait in the queue.
+        Unlike `_common.queued_runs` (one slot, `--max-runs 1`) each run gets its own epoch
+        count (the page shows progress against it) and is evaluated every epoch. A run
+        created while a trainer slot is free starts at once, so first every slot is taken by
+        a blocker run (its trainer is stopped again right after); the runs wanted are created
+        and stopped meanwhile, while they still wait in the queue.
         """
         blockers: list[str] = []
         for _ in range(256):  # the slot count is not published: fill until one queues
-            run_id = self.create_run(f"bench-blocker-{len(blockers)}", {"epochs": 100_000})
+            run_id = create_run(self, f"bench-blocker-{len(blockers)}")
             time.sleep(0.5)
-            if self.status(run_id) == "queued":
+            if run_status(self, run_id) == "queued":
                 self.client.post(f"/api/runs/{run_id}/stop")
                 break
             blockers.append(run_id)
         good: list[str] = []
         for i, n in enumerate(epochs):
-            run_id = self.create_run(f"bench-{i}", {"epochs": n, "eval_every": 1})
-            stop = self.client.post(f"/api/runs/{run_id}/stop")
-            if stop.status_code != 200 or stop.json()["status"] != "stopped":
-                raise SystemExit(f"run {run_id} was not stopped while queued: {stop.text[:300]}")
+            run_id = create_run(self, f"bench-{i}", epochs=n, eval_every=1)
+            if (status := stop_run(self, run_id)) != "stopped":
+                raise SystemExit(f"run {run_id} was not stopped while queued: {status}")
             good.append(run_id)
         for run_id in blockers:
+            # Not `stop_run`: a blocker whose trainer already ended answers 409, harmlessly.
             self.client.post(f"/api/runs/{run_id}/stop")
         spawned = self.trainers()
         if any(r in spawned for r in good):
@@ -239,37 +146,20 @@ class Stack:
 # --- records -------------------------------------------------------------------------------
 
 
-class RecordMaker:
-    """Valid, healthy-looking epoch records (~1 KB as JSON), evaluated every epoch."""
+class RecordMaker(_common.RecordMaker):
+    """`_common.RecordMaker` records, evaluated every epoch, with a noisy rising F1.
+
+    Every epoch, as the runs' config says (`eval_every: 1`), so every live chart (accuracy
+    too) gets a point per record sent. Noisy, so the F1 traces vary like a real run's instead
+    of lying flat from epoch 50 on: a flat line is cheaper to draw (Plotly drops points that
+    do not bend an SVG line), which would flatter the figures.
+    """
 
     def __init__(self, run_id: str, seed: int) -> None:
-        self.run_id = run_id
-        self.rng = random.Random(seed)
+        super().__init__(run_id, seed, eval_every=1)
 
-    def record(self, epoch: int) -> dict[str, Any]:
-        r = self.rng.random
-        recon = 2.0 / (1.0 + 0.01 * epoch) + 1e-3 * r()
-        sparse, acyclic, disen = 1e-3 * r(), 1e-4 * r(), 1e-4 * r()
-        total = recon + sparse + acyclic + disen
-        f1 = min(0.7, 0.2 + epoch / 200) + 0.05 * r()
-        return {
-            "run_id": self.run_id, "epoch": epoch, "step": epoch * 37, "time": time.time(),
-            "lr": 5e-4 * (1.0 - r() * 1e-3),
-            "loss_total": total, "loss_recon": recon, "loss_sparse": sparse,
-            "loss_acyclic": acyclic, "loss_disen": disen,
-            "share_recon": 100 * recon / total, "share_sparse": 100 * sparse / total,
-            "share_acyclic": 100 * acyclic / total, "share_disen": 100 * disen / total,
-            "clip_pct": 10.0 * r(), "grad_norm_mean": 0.5 * r(), "grad_norm_max": 0.5 + r(),
-            "logit_mean": -1.0 + 0.1 * r(), "logit_std": 0.5 + 0.1 * r(),
-            "edges_at_05": 12, "threshold_tuned": 0.4 + 0.1 * r(), "edges_tuned": 13,
-            "edges_topk": 13, "shd": 4, "f1": f1, "precision": f1, "recall": f1,
-            "f1_skeleton": f1, "val_recon": recon * (1 + 0.01 * r()), "is_best": epoch <= 50,
-            "epoch_seconds": 0.05 + 0.01 * r(), "eta_seconds": 1000.0 * r(),
-        }
-
-    def message(self, seq: int, record: dict[str, Any]) -> str:
-        return json.dumps({"v": PROTOCOL_VERSION, "type": "epoch", "run_id": self.run_id,
-                           "seq": seq, "record": record})
+    def f1(self, epoch: int) -> float:
+        return min(0.7, 0.2 + epoch / 200) + 0.05 * self.rng.random()
 
 
 def expected_points(records: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -283,7 +173,7 @@ async def _pipeline_one(ws_url: str, run_id: str, epochs: range, seed: int) -> f
     t0 = time.perf_counter()
     async with aconnect(f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**22) as ws:
         for seq, epoch in enumerate(epochs):
-            await ws.send(maker.message(seq, maker.record(epoch)))
+            await ws.send(maker.message(seq, epoch))
         for _ in epochs:
             reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
             if reply.get("type") != "ack":
@@ -455,18 +345,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
 # --- statistics ----------------------------------------------------------------------------
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0, "p50": math.nan, "p95": math.nan, "max": math.nan}
+def summary(values: list[float]) -> dict[str, float]:
+    """n, p50, p95, max; NaN figures (shown as n/a) for no values."""
     return {"n": len(values), "p50": pct(values, 50), "p95": pct(values, 95),
-            "max": max(values)}
+            "max": max(values, default=math.nan)}
 
 
 def fmt_ms(value: float) -> str:
@@ -494,18 +376,11 @@ class LatencyResult:
 
 def browser_cpu(driver: webdriver.Chrome) -> float:
     """CPU seconds so far of every Chromium process under this chromedriver."""
-    total = 0.0
     try:
         procs = psutil.Process(driver.service.process.pid).children(recursive=True)
     except (psutil.Error, AttributeError):
         return math.nan
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+    return cpu_seconds(procs)
 
 
 WINDOW_JS = r"""
@@ -600,7 +475,7 @@ def live_latency(
             delay = start + i * interval - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            message = maker.message(i, maker.record(epoch))
+            message = maker.message(i, epoch)
             sent[epoch] = time.time()
             ws.send(message)
             reply = json.loads(ws.recv(timeout=30))
@@ -650,7 +525,7 @@ def trainer_latency(
     deadline = time.monotonic() + 600
     status = ""
     while time.monotonic() < deadline:
-        status = stack.client.get(f"/api/runs/{run_id}").json()["status"]
+        status = run_status(stack, run_id)
         if status in ("completed", "stopped", "failed"):
             break
         time.sleep(0.5)

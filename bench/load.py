@@ -63,24 +63,24 @@ import queue
 import random
 import resource
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
 from _common import (
-    DEFAULT_DATA,
     Backend,
     RecordMaker,
+    add_backend_args,
     check_record_shape,
+    cpu_seconds,
+    drop_temp_dir,
     loadavg,
     mib,
     pct,
     queued_runs,
+    running_backend,
     stage,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -556,13 +556,7 @@ class CpuMeter:
 
     def _read(self) -> dict[str, float]:
         m = psutil.cpu_times()
-        clients = 0.0
-        for proc in self.workers:
-            try:
-                c = proc.cpu_times()
-                clients += c.user + c.system
-            except psutil.Error:
-                pass
+        clients = cpu_seconds(self.workers)
         # user includes guest time on Linux: sum the busy fields, not every field.
         busy = m.user + m.nice + m.system + sum(
             getattr(m, name, 0.0) for name in ("irq", "softirq", "steal"))
@@ -1023,10 +1017,7 @@ def main() -> int:
     parser.add_argument("--client-procs", type=int, default=2,
                         help="load worker processes (2)")
     parser.add_argument("--quick", action="store_true", help="10 streams, 4 browsers, 10 s")
-    parser.add_argument("--data", default=os.environ.get("CAUSALWATCH_DATA")
-                        or (str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None))
-    parser.add_argument("--out", type=Path, help="also write the JSON report to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (backend log)")
+    add_backend_args(parser, out_help="also write the JSON report to this file")
     args = parser.parse_args()
     args.streams = args.streams or (10 if args.quick else 50)
     args.browsers = args.browsers if args.browsers is not None else (4 if args.quick else 20)
@@ -1044,25 +1035,18 @@ def main() -> int:
                                                    *sys.argv[1:]]),
         msg_bytes=check_record_shape(), load_before=loadavg(),
     )
-    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-load-"))
-    backend = Backend(tmp, Path(args.data) if args.data else None)
-    try:
-        with stage("backend start"):
-            backend.start()
+    # Stopped when the block ends, also on Ctrl-C or a failed stage: never left behind.
+    with running_backend("cw-bench-load-", args.data) as backend:
         with stage(f"create {args.streams} runs, stop each while queued"):
             pool = queued_runs(backend, args.streams, prefix="bench-load")
         time.sleep(1.0)
         m.idle_rss = backend.rss()
-        cpu0, t = backend.cpu_seconds(), time.monotonic()
-        time.sleep(2.0)
-        m.idle_cpu = (backend.cpu_seconds() - cpu0) / (time.monotonic() - t)
+        m.idle_cpu = backend.idle_cpu(2.0)
         outcome = run_load(args, backend, pool.ids)
         with stage("verify: GET /api/runs/{id}/metrics of every run"):
             v = verify(backend, pool.ids, outcome.streams)
         m.end_rss = backend.rss()
         m.log_errors, m.log_warnings = backend.log_levels()
-    finally:
-        backend.stop()  # also on Ctrl-C or a failed stage: never leave a backend behind
     m.load_after = loadavg()
     m.wall = time.monotonic() - started
     rep = analyse(args, m, outcome, v)
@@ -1071,10 +1055,7 @@ def main() -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
-    if args.keep:
-        print(f"temp dir kept: {tmp}", file=sys.stderr)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+    drop_temp_dir(backend.root, args.keep)
     return 0 if rep["ok"] else 1
 
 

@@ -166,6 +166,80 @@
     return outer ? outer.querySelector(".js-plotly-plot") : null;
   }
 
+  /* Long runs: a chart redraws every point it holds on each update (~250 ms per call at
+   * 2,000 epochs), more points than its width can show. Past MAX_POINTS a chart is redrawn
+   * from a reduced set: every epoch of the last TAIL, and before that, in each of a few
+   * hundred spans of epochs, the epochs where one of its series is lowest or highest (spikes stay
+   * visible). All series of a chart share those epochs, so stacked areas stay aligned. The
+   * records themselves (API, downloads) are never reduced. */
+  const MAX_POINTS = 1200;
+  const TAIL = 200;
+  const HEAD_POINTS = 600; // at most, before the tail: room for 400 epochs until the next
+
+  function fieldsOf(gd) {
+    const fields = [];
+    gd.data.forEach(function (trace, index) {
+      const field = trace.meta && trace.meta.field;
+      if (field) fields.push({ field: field, index: index });
+    });
+    return fields;
+  }
+
+  function reducedEpochs(fields) {
+    const records = live.records;
+    const head = Math.max(0, records.length - TAIL);
+    const keep = new Set();
+    // Two epochs per series per bucket at most.
+    const buckets = Math.max(10, Math.floor(HEAD_POINTS / (2 * fields.length)));
+    const size = Math.ceil(head / buckets) || 1;
+    for (let start = 0; start < head; start += size) {
+      const end = Math.min(head, start + size);
+      fields.forEach(function (f) {
+        let lo = -1;
+        let hi = -1;
+        for (let i = start; i < end; i++) {
+          const v = records[i][f.field];
+          if (v === null || v === undefined) continue;
+          if (lo < 0 || v < records[lo][f.field]) lo = i;
+          if (hi < 0 || v > records[hi][f.field]) hi = i;
+        }
+        if (lo >= 0) keep.add(lo);
+        if (hi >= 0) keep.add(hi);
+      });
+    }
+    for (let i = head; i < records.length; i++) keep.add(i);
+    return Array.from(keep).sort(function (a, b) { return a - b; });
+  }
+
+  /* Redraw a chart from the reduced set; true when it was (then no extendData for it). */
+  function reduce(graphId) {
+    const gd = plotted(graphId);
+    if (!gd || !gd.data || !window.Plotly) return false;
+    const fields = fieldsOf(gd);
+    if (!fields.length) return false;
+    const longest = Math.max.apply(null, fields.map(function (f) {
+      const x = gd.data[f.index].x;
+      return x ? x.length : 0;
+    }));
+    const shown = gd.data[fields[0].index].x;
+    const last = shown && shown.length ? shown[shown.length - 1] : 0;
+    const fresh = live.records.length - after(last);
+    if (live.records.length <= MAX_POINTS || longest + fresh <= MAX_POINTS) return false;
+    const picked = reducedEpochs(fields);
+    const xs = [];
+    const ys = [];
+    fields.forEach(function (f) {
+      const rows = picked.filter(function (i) {
+        const v = live.records[i][f.field];
+        return v !== null && v !== undefined;
+      });
+      xs.push(rows.map(function (i) { return live.records[i].epoch; }));
+      ys.push(rows.map(function (i) { return live.records[i][f.field]; }));
+    });
+    window.Plotly.restyle(gd, { x: xs, y: ys }, fields.map(function (f) { return f.index; }));
+    return true;
+  }
+
   function extension(graphId) {
     const gd = plotted(graphId);
     if (!gd || !gd.data) return null;
@@ -193,7 +267,7 @@
     return m ? m + " min " + (s % 60) + " s" : s + " s";
   }
 
-  window.causalwatchLive = { watch: watch, state: live };
+  window.causalwatchLive = { watch: watch, state: live, maxPoints: MAX_POINTS };
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     causalwatch: {
       watch: function (runId, api) {
@@ -211,6 +285,7 @@
             return noUpdate;
           }
           if (!visible(graphId)) return noUpdate;
+          if (reduce(graphId)) return noUpdate;
           const ext = extension(graphId);
           return ext || noUpdate;
         });

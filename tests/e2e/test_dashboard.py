@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -17,6 +18,9 @@ import pytest
 from backend_server import BackendServer, free_port
 from dashboard_browser import DashboardPage, DashboardProcess, css_id, dict_id
 from selenium.webdriver.chrome.webdriver import WebDriver
+from websockets.sync.client import connect
+
+from trainer.protocol import EpochRecord
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 RUN_URL = re.compile(r"/run/([^/?#]+)$")
@@ -288,3 +292,59 @@ def test_the_banner_shows_while_the_backend_is_away(
         if backend is not None:
             backend.stop()
             backend.client.close()
+
+
+def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, float]) -> str:
+    """A run with `epochs` records sent by hand (its trainer stopped at once)."""
+    run_id = str(stack.create("synthetic", epochs=epochs)["id"])
+    stack.client.post(f"/api/runs/{run_id}/stop")
+    assert stack.wait_finished(run_id, timeout=60)["status"] == "stopped"
+    frames = []
+    for epoch in range(1, epochs + 1):
+        record = {name: 0.0 for name in EpochRecord.model_fields}
+        record.update(
+            run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
+            loss_recon=2.0, share_recon=100.0, clip_pct=10.0 + epoch % 7,
+            logit_std=0.5 + (epoch % 11) / 100, edges_at_05=3, edges_tuned=3, edges_topk=13,
+            threshold_tuned=0.5, shd=None, f1=None, precision=None, recall=None,
+            f1_skeleton=None, val_recon=None, is_best=False, epoch_seconds=0.1,
+            eta_seconds=1.0, lr=1e-4,
+        )
+        record.update(fields_at.get(str(epoch), {}))
+        frames.append(json.dumps({"v": 1, "type": "epoch", "run_id": run_id,
+                                  "seq": epoch, "record": record}))
+    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10) as ws:
+        for start in range(0, len(frames), 50):  # the backend takes 64 in flight
+            batch = frames[start:start + 50]
+            for frame in batch:
+                ws.send(frame)
+            for _ in batch:
+                assert json.loads(ws.recv(timeout=30))["type"] == "ack"
+    return run_id
+
+
+def test_a_long_run_is_drawn_from_a_reduced_set_that_keeps_its_spikes(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    epochs = 1500
+    run_id = _hand_fed_run(stack, epochs, **{"333": {"clip_pct": 95.0},
+                                             "777": {"clip_pct": 0.0}})
+    stored = stack.metrics(run_id)
+    assert len(stored) == epochs  # the records themselves are never reduced
+
+    page.open(f"/run/{run_id}")
+    def last_epoch_shown() -> bool:
+        xs = page.trace_xs("#graph-clip")
+        return bool(xs and xs[0]) and xs[0][-1] == epochs
+
+    page.wait(last_epoch_shown, 60, f"epoch {epochs} on the clip chart")
+    xs = page.trace_xs("#graph-clip")[0]
+    limit = page.js("return window.causalwatchLive.maxPoints")
+    assert len(xs) <= limit < epochs, (len(xs), limit)
+    assert xs == sorted(set(xs)), "epochs in order, each once"
+    assert xs[-200:] == list(range(epochs - 199, epochs + 1)), "the last 200 epochs, all"
+    assert {333, 777} <= set(xs), "the highest and the lowest clip% are kept"
+    ys = page.js("return document.querySelector('#graph-clip .js-plotly-plot').data[0].y")
+    by_epoch = {r["epoch"]: r["clip_pct"] for r in stored}
+    assert all(by_epoch[x] == y for x, y in zip(xs, ys, strict=True)), "values as stored"
+    page.assert_clean()

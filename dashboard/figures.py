@@ -212,15 +212,22 @@ def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] |
     return fig
 
 
+COMPARE_MARKER_LIMIT = 1000
+
+
 def compare_figure(runs: Mapping[str, Sequence[Record]], metric: str) -> go.Figure:
     """One metric of several runs overlaid. Plain SVG lines: with 10 runs × 500 epochs they
     draw in ~0.2 s and zoom in ~50 ms, faster than WebGL without a GPU (docs/benchmarks.md)."""
     label = COMPARE_METRICS.get(metric, metric)
     fig = _base(f"{label} by run", label, log_y=metric in ("loss_total", "lr", "val_recon"))
-    for name, records in runs.items():
-        x, y = _series(records, metric)
+    series = {name: _series(records, metric) for name, records in runs.items()}
+    # Markers show where evaluations happened; past a few hundred points they only cost:
+    # every marker is an SVG node to redraw on zoom (~0.46 s for 5,000, lines ~50 ms).
+    points = sum(len(x) for x, _ in series.values())
+    markers = metric in EVAL_FIELDS and points <= COMPARE_MARKER_LIMIT
+    for name, (x, y) in series.items():
         fig.add_trace({"type": "scatter", "x": x, "y": y, "name": name,
-                       "mode": "lines+markers" if metric in EVAL_FIELDS else "lines",
+                       "mode": "lines+markers" if markers else "lines",
                        "marker": {"size": 4}, "meta": {"field": metric}})
     fig.update_layout(height=460, legend={"orientation": "v", "y": 1, "x": 1.02})
     return fig

@@ -59,8 +59,11 @@ def test_compare_overlays_one_trace_per_run() -> None:
     fig = compare_figure({"parent": records(500), "child": records(300)}, "f1")
     assert [t.name for t in fig.data] == ["parent", "child"]
     assert len(fig.data[0].x) == 250  # F1 exists on evaluation epochs only
+    assert {t.mode for t in fig.data} == {"lines+markers"}  # 400 evaluations: markers
     clip = compare_figure({"a": records(500)}, "clip_pct")
     assert len(clip.data[0].x) == 500 and clip.data[0].mode == "lines"
+    many = compare_figure({str(i): records(500) for i in range(10)}, "f1")
+    assert {t.mode for t in many.data} == {"lines"}  # 2,500 evaluations: lines only
 
 
 def test_empty_live_figures_are_built_once_per_reference() -> None:

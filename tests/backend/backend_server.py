@@ -152,6 +152,12 @@ class BackendServer:
         if self._engine is not None:
             self._engine.dispose()
 
+    def close(self) -> None:
+        """End of a test: stop the backend and every trainer it left running."""
+        self.stop()
+        self.client.close()
+        kill_leftover_trainers(self.runs_dir)
+
     # --- helpers the tests share ---------------------------------------------------------
 
     def create(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:

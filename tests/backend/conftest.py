@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer, StartBackend, kill_leftover_trainers
+from backend_server import BackendServer, StartBackend
 from pg_server import PostgresServer
 
 
@@ -38,9 +38,7 @@ def start_backend(
 
     yield start
     for server in started:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+        server.close()
 
 
 @pytest.fixture

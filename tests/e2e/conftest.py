@@ -13,7 +13,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 # The backend-server helper lives beside the backend tests (no packages in tests/).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
 
-from backend_server import BackendServer, free_port, kill_leftover_trainers
+from backend_server import BackendServer, free_port
 from dashboard_browser import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -31,9 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Itera
     try:
         yield server
     finally:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+        server.close()
 
 
 @pytest.fixture

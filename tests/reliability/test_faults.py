@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer, kill_leftover_trainers
+from backend_server import BackendServer
 
 
 def report(name: str, expected: int, stored: int) -> None:
@@ -28,9 +28,7 @@ def server(tmp_path: Path, uci_csv_path: Path) -> Iterator[BackendServer]:
     try:
         yield srv
     finally:
-        srv.stop()
-        srv.client.close()
-        kill_leftover_trainers(srv.runs_dir)
+        srv.close()
 
 
 def _epochs(srv: BackendServer, run_id: str) -> list[int]:
@@ -134,9 +132,7 @@ def test_full_disk_refuses_new_runs_and_keeps_what_is_stored(
         assert srv.wait_finished(again["id"])["status"] == "completed"
         report("disk full (tmpfs)", len(before), len(srv.metrics(run_id)))
     finally:
-        srv.stop()
-        srv.client.close()
-        kill_leftover_trainers(srv.runs_dir)
+        srv.close()
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
@@ -192,6 +188,4 @@ def test_a_dead_dashboard_takes_up_down_so_both_restart(
         srv.start()  # what a supervisor does: both come back, nothing stored is lost
         assert len(srv.metrics(run["id"])) == 3
     finally:
-        srv.stop()
-        srv.client.close()
-        kill_leftover_trainers(srv.runs_dir)
+        srv.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from backend_server import BackendServer, free_port, kill_leftover_trainers
+from backend_server import BackendServer, free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -37,9 +37,7 @@ def secured(
     try:
         yield server
     finally:
-        server.stop()
-        server.client.close()
-        kill_leftover_trainers(server.runs_dir)
+        server.close()
 
 
 def ingest_token(server: BackendServer, run_id: str) -> str:

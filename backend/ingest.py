@@ -231,9 +231,7 @@ class Ingest:
         try:
             data = StartedData.model_validate(raw)
         except ValidationError as err:
-            first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise MessageError(f"data.{loc}: {first['msg']}") from None
+            raise _refusal_of(err, prefix="data.") from None
         # As sent (no defaults added), with the checked fields in their validated types.
         return data.model_dump(exclude_unset=True)
 
@@ -244,9 +242,7 @@ class Ingest:
         try:
             record = EpochRecord.model_validate(raw).model_dump()
         except ValidationError as err:
-            first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "record"
-            raise MessageError(f"record.{loc}: {first['msg']}") from None
+            raise _refusal_of(err, prefix="record.", whole="record") from None
         if record["run_id"] != run.id:
             raise MessageError("record.run_id: does not match the URL")
         if record["epoch"] > run.epochs_total:
@@ -301,9 +297,7 @@ class Ingest:
                 {"epoch": message.get("epoch"), "probabilities": message.get("probabilities")}
             )
         except ValidationError as err:
-            first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "graph"
-            raise MessageError(f"{loc}: {first['msg']}") from None
+            raise _refusal_of(err, whole="graph") from None
         stored = await asyncio.to_thread(
             self.store.add_graph, run_id=run.id, epoch=graph.epoch,
             probabilities=graph.probabilities,
@@ -342,6 +336,13 @@ class Ingest:
     def forget(self, run_id: str) -> None:
         self._states.pop(run_id, None)
         self._locks.pop(run_id, None)
+
+
+def _refusal_of(err: ValidationError, *, prefix: str = "", whole: str = "") -> MessageError:
+    """The first validation error, named by its field (`whole` when it is the object)."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or whole
+    return MessageError(f"{prefix}{loc}: {first['msg']}")
 
 
 def _insert_sorted(history: list[dict[str, Any]], record: dict[str, Any]) -> None:

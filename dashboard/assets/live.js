@@ -176,6 +176,10 @@
   const TAIL = 200;
   const HEAD_POINTS = 600; // at most, before the tail: room for 400 epochs until the next
 
+  function hasValue(record, field) {
+    return record[field] !== null && record[field] !== undefined;
+  }
+
   function fieldsOf(gd) {
     const fields = [];
     gd.data.forEach(function (trace, index) {
@@ -198,8 +202,8 @@
         let lo = -1;
         let hi = -1;
         for (let i = start; i < end; i++) {
+          if (!hasValue(records[i], f.field)) continue;
           const v = records[i][f.field];
-          if (v === null || v === undefined) continue;
           if (lo < 0 || v < records[lo][f.field]) lo = i;
           if (hi < 0 || v > records[hi][f.field]) hi = i;
         }
@@ -229,10 +233,7 @@
     const xs = [];
     const ys = [];
     fields.forEach(function (f) {
-      const rows = picked.filter(function (i) {
-        const v = live.records[i][f.field];
-        return v !== null && v !== undefined;
-      });
+      const rows = picked.filter(function (i) { return hasValue(live.records[i], f.field); });
       xs.push(rows.map(function (i) { return live.records[i].epoch; }));
       ys.push(rows.map(function (i) { return live.records[i][f.field]; }));
     });
@@ -246,17 +247,16 @@
     const xs = [];
     const ys = [];
     const indices = [];
-    gd.data.forEach(function (trace, index) {
-      const field = trace.meta && trace.meta.field;
-      if (!field) return;
+    fieldsOf(gd).forEach(function (f) {
+      const trace = gd.data[f.index];
       const shown = trace.x && trace.x.length ? trace.x[trace.x.length - 1] : 0;
       const fresh = live.records.slice(after(shown)).filter(function (r) {
-        return r[field] !== null && r[field] !== undefined;
+        return hasValue(r, f.field);
       });
       if (!fresh.length) return;
       xs.push(fresh.map(function (r) { return r.epoch; }));
-      ys.push(fresh.map(function (r) { return r[field]; }));
-      indices.push(index);
+      ys.push(fresh.map(function (r) { return r[f.field]; }));
+      indices.push(f.index);
     });
     return indices.length ? [{ x: xs, y: ys }, indices] : null;
   }

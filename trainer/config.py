@@ -55,6 +55,22 @@ class TrainConfig(BaseModel):
         None, ge=1, le=10_000, description="edges kept by topk; default: the variable count"
     )
     acyclicity: Literal["notears", "dagma"] = "notears"
+    edge_mask: Literal["gumbel", "soft"] = Field(
+        "gumbel",
+        description="gumbel: hard 0/1 edges sampled per example, straight-through gradient "
+        "(DCDI); soft: decoders read the probabilities themselves (the seed's model)",
+    )
+    gumbel_temperature: float = Field(
+        1.0, gt=0, le=100, description="temperature of the Gumbel-sigmoid edge sample"
+    )
+    acyclic_schedule: Literal["rising", "constant"] = Field(
+        "rising",
+        description="rising: λ_acyclic off for the first acyclic_start of the epochs, then "
+        "rising linearly to its value at the last epoch (SDCD); constant: λ_acyclic throughout",
+    )
+    acyclic_start: float = Field(
+        1 / 3, ge=0, lt=1, description="fraction of the epochs before the acyclicity penalty"
+    )
 
     # data
     dataset: Literal["uci", "synthetic"] = "uci"

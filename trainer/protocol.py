@@ -67,6 +67,12 @@ class EpochRecord(BaseModel):
     is_best: bool = False
     epoch_seconds: float = Field(ge=0)
     eta_seconds: float = Field(ge=0)
+    # Cause-naming health (docs/metrics.md); optional so records that lack them still load.
+    grad_norm_recon: float | None = Field(None, ge=0)
+    grad_norm_sparse: float | None = Field(None, ge=0)
+    grad_norm_acyclic: float | None = Field(None, ge=0)
+    grad_norm_disen: float | None = Field(None, ge=0)
+    update_ratio: float | None = Field(None, ge=0)
 
     @field_validator("*", mode="after")
     @classmethod

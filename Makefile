@@ -12,6 +12,7 @@ EPOCHS ?= 40
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DASHBOARD_PORT ?= 8050
 
 .PHONY: run train test lint bench clean system-deps
 
@@ -25,7 +26,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/causalwatch up --host $(HOST) --port $(PORT) $(DATA_ARG)
+	$(BIN)/causalwatch up --host $(HOST) --port $(PORT) --dashboard-port $(DASHBOARD_PORT) $(DATA_ARG)
 
 train: $(STAMP)
 	$(BIN)/causalwatch train --preset uci --epochs $(EPOCHS) $(DATA_ARG)

@@ -60,6 +60,7 @@ def up_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="where run folders and the SQLite file live (default runs)")
     p.add_argument("--max-runs", type=int, help="trainer processes at once (default 2)")
     p.add_argument("--data", help="UCI Air Quality CSV handed to trainers")
+    p.add_argument("--data-dir", help="folder of CSV/JSON files that runs may name")
     p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -74,7 +75,7 @@ def up(argv: list[str]) -> int:
     given = {
         "host": args.host, "port": args.port, "dashboard_port": args.dashboard_port,
         "database_url": args.db, "runs_dir": args.runs_dir, "max_runs": args.max_runs,
-        "data": args.data,
+        "data": args.data, "data_dir": args.data_dir,
     }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
@@ -86,7 +87,10 @@ def up(argv: list[str]) -> int:
     except ValidationError as err:
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"])
-            print(f"causalwatch up: --{field.replace('_', '-')}: {e['msg']}", file=sys.stderr)
+            field = _ALIASES.get(field, field)
+            option = _option_name(field, flag_given=given.get(field) is not None)
+            message = e["msg"].removeprefix("Value error, ")
+            print(f"causalwatch up: {option}: {message}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(args.log_level.upper())
     log = logging.getLogger("causalwatch")
@@ -111,6 +115,22 @@ def up(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 dashboard.kill()
     return 0
+
+
+# Settings fields whose flag or environment variable is not simply derived from the name.
+_ALIASES = {"CAUSALWATCH_DB": "database_url", "DATABASE_URL": "database_url"}
+_FLAGS = {"database_url": "--db"}
+_ENV_VARS = {"database_url": ("DATABASE_URL", "CAUSALWATCH_DB")}
+
+
+def _option_name(field: str, *, flag_given: bool) -> str:
+    """How the user gave a refused value: the flag they typed, or the environment variable."""
+    flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
+    if not flag_given:
+        for env in _ENV_VARS.get(field, ("CAUSALWATCH_" + field.upper(),)):
+            if os.environ.get(env):
+                return env
+    return flag
 
 
 def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+def resolve_path(value: str | os.PathLike[str]) -> Path:
+    """An absolute path, relative ones taken against the directory `up` was started in.
+
+    Trainers run with their run folder as working directory: a relative path handed on
+    unchanged would point somewhere else there.
+    """
+    return Path(value).expanduser().resolve()
+
+
+def _described(given: str | os.PathLike[str], resolved: Path) -> str:
+    return str(resolved) if str(given) == str(resolved) else f"{resolved} (given as {given})"
 
 
 class Settings(BaseSettings):
@@ -21,11 +37,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("CAUSALWATCH_DB", "DATABASE_URL")
     )
-    runs_dir: Path = Path("runs")
+    runs_dir: Path = Field(
+        Path("runs"),
+        validate_default=True,  # the default is relative too: pin it to the start directory
+        description="run folders and the default SQLite file; created if missing",
+    )
     max_runs: int = Field(2, ge=1, le=256, description="trainer processes at once")
     max_queued: int = Field(1000, ge=0, le=100_000, description="runs waiting for a slot")
     stop_timeout: float = Field(10.0, gt=0, le=3600, description="SIGTERM → SIGKILL after")
     data: str | None = Field(None, description="UCI CSV handed to trainers (CAUSALWATCH_DATA)")
+    data_dir: Path | None = Field(
+        None, description="folder whose CSV/JSON files runs may name (CAUSALWATCH_DATA_DIR)"
+    )
     python: str = Field(sys.executable, description="interpreter that runs `-m trainer`")
     log_tail_lines: int = Field(20, ge=1, le=1000)
     poll_interval: float = Field(0.2, gt=0, le=10)
@@ -53,11 +76,72 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("runs_dir")
+    @classmethod
+    def _usable_runs_dir(cls, value: Path) -> Path:
+        resolved = resolve_path(value)
+        if resolved.exists() and not resolved.is_dir():
+            raise ValueError(f"not a folder: {_described(value, resolved)}")
+        existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(
+                f"cannot create or write {_described(value, resolved)}: {existing} is not a "
+                "writable folder"
+            )
+        return resolved
+
+    @field_validator("data")
+    @classmethod
+    def _existing_data_file(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        resolved = resolve_path(value)
+        if not resolved.is_file():
+            problem = "not a file" if resolved.exists() else "file not found"
+            raise ValueError(f"{problem}: {_described(value, resolved)}")
+        return str(resolved)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _existing_data_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        resolved = resolve_path(value)
+        if not resolved.is_dir():
+            problem = "not a folder" if resolved.exists() else "folder not found"
+            raise ValueError(f"{problem}: {_described(value, resolved)}")
+        return resolved
+
+    @field_validator("database_url")
+    @classmethod
+    def _absolute_sqlite_file(cls, value: str | None) -> str | None:
+        """A SQLite file named relatively is pinned to the start directory, and its folder
+        must exist: SQLite would otherwise fail at the first request, far from the cause."""
+        if value is None or not value.strip():
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy URL (e.g. sqlite:///runs/causalwatch.db)") from None
+        database = url.database
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return value
+        if database.startswith("file:"):  # a URI filename: SQLite parses it, leave it be
+            return value
+        resolved = resolve_path(database)
+        if not resolved.parent.is_dir():
+            raise ValueError(
+                f"folder of the SQLite file not found: {_described(database, resolved)}"
+            )
+        if resolved.is_dir():
+            raise ValueError(f"is a folder, not a SQLite file: {_described(database, resolved)}")
+        return url.set(database=str(resolved)).render_as_string(hide_password=False)
+
     @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.runs_dir / 'causalwatch.db').resolve()}"
+        return f"sqlite:///{self.runs_dir / 'causalwatch.db'}"
 
     @property
     def ingest_base_url(self) -> str:

@@ -46,6 +46,40 @@ def build_parser(prog: str = "causalwatch train") -> argparse.ArgumentParser:
     return p
 
 
+# (argparse dest, option, what it must name); `runs_dir` is created when missing.
+_PATH_OPTIONS = (
+    ("data", "--data", "file"),
+    ("config", "--config", "file"),
+    ("runs_dir", "--runs-dir", "folder"),
+)
+
+
+def resolve_path_options(args: argparse.Namespace) -> str | None:
+    """Pin each path option to the directory the command started in, and check it.
+
+    Returns the first problem as a message naming the option, or None. Absolute paths go on
+    into the run's files and messages, which stay true whatever directory reads them later.
+    """
+    for dest, option, kind in _PATH_OPTIONS:
+        given = getattr(args, dest, None)
+        if given is None or not str(given).strip():
+            continue
+        resolved = Path(given).expanduser().resolve()
+        where = "" if str(given) == str(resolved) else f" (resolved to {resolved})"
+        if kind == "file" and not resolved.is_file():
+            problem = "not a file" if resolved.exists() else "file not found"
+            return f"{option} {given}: {problem}{where}"
+        if kind == "folder":
+            if resolved.exists() and not resolved.is_dir():
+                return f"{option} {given}: not a folder{where}"
+            existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                return f"{option} {given}: cannot be created{where}: {existing} is not a " \
+                    "writable folder"
+        setattr(args, dest, str(resolved))
+    return None
+
+
 def _resolve_config(args: argparse.Namespace) -> TrainConfig:
     overrides: dict[str, Any] = {}
     if args.config:
@@ -94,6 +128,10 @@ class _StopFlag:
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = resolve_path_options(args)
+    if problem is not None:
+        print(f"causalwatch: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # Imports that pull in torch stay here so `--help` and config errors are instant.
     from trainer.data import DataError, load_dataset
 

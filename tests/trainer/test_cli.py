@@ -132,3 +132,38 @@ def test_non_finite_loss_stops_the_run_with_a_reason(tmp_path: Path, uci_csv_pat
     assert proc.returncode == 1
     assert "non-finite loss_acyclic" in proc.stdout
     assert "FAILED: non-finite" in (tmp_path / "nan" / "train.log").read_text()
+
+
+def test_relative_paths_resolve_against_the_start_dir(tmp_path: Path, uci_csv_path: Path) -> None:
+    start = tmp_path / "start"
+    start.mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "air.csv").symlink_to(uci_csv_path)
+    (start / "cfg.json").write_text(json.dumps({"batch_size": 512}))
+    proc = run_cli(
+        "--preset", "uci", "--epochs", "1", "--data", "../data/air.csv", "--config", "cfg.json",
+        "--runs-dir", "out/runs", "--run-id", "rel", "--quiet", cwd=start,
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((start / "out" / "runs" / "rel" / "config.json").read_text())
+    assert config["batch_size"] == 512
+    assert str(start / "out" / "runs" / "rel") in proc.stdout  # the run folder, absolute
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--data", "../nope.csv"], "--data ../nope.csv: file not found (resolved to "),
+        (["--config", "nope.json"], "--config nope.json: file not found (resolved to "),
+        (["--runs-dir", "afile/runs"], "--runs-dir afile/runs: cannot be created (resolved to "),
+        (["--runs-dir", "afile"], "--runs-dir afile: not a folder (resolved to "),
+    ],
+)
+def test_bad_path_options_exit_2_naming_option_and_path(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    (tmp_path / "afile").write_text("")
+    proc = run_cli("--preset", "synthetic", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"causalwatch: {expected}{tmp_path.parent}" in proc.stderr
+    assert "Traceback" not in proc.stderr

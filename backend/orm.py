@@ -108,9 +108,14 @@ class Run(Base):
     epochs_total: Mapped[int]
     last_epoch: Mapped[int | None]
     eta_seconds: Mapped[float | None]
+    # The label-free best checkpoint (lowest val_recon, the record with is_best) and the
+    # graph scores there; the highest F1 of any evaluation is a different number, kept apart
+    # so that neither is read as the other.
     best_epoch: Mapped[int | None]
-    best_f1: Mapped[float | None]
-    best_shd: Mapped[int | None]
+    f1_at_best: Mapped[float | None]
+    shd_at_best: Mapped[int | None]
+    max_f1_seen: Mapped[float | None]
+    max_f1_epoch: Mapped[int | None]
     # The trainer's `started` payload and `finished` summary, as sent.
     data: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     summary: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
@@ -162,6 +167,11 @@ class Metric(Base):
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)
     epoch_seconds: Mapped[float]
     eta_seconds: Mapped[float]
+    grad_norm_recon: Mapped[float | None]
+    grad_norm_sparse: Mapped[float | None]
+    grad_norm_acyclic: Mapped[float | None]
+    grad_norm_disen: Mapped[float | None]
+    update_ratio: Mapped[float | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

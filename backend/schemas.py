@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class RunStatus(StrEnum):
@@ -58,14 +58,43 @@ class RunPublic(BaseModel):
     last_epoch: int | None
     eta_seconds: float | None
     progress: float = Field(description="last_epoch / epochs_total, 0..1")
-    best_epoch: int | None
-    best_f1: float | None
-    best_shd: int | None
+    best_epoch: int | None = Field(
+        description="the label-free best checkpoint: the latest evaluation epoch flagged "
+        "is_best (lowest val_recon so far); chosen without the reference graph"
+    )
+    f1_at_best: float | None = Field(
+        description="F1 at best_epoch; not the highest F1 seen (that is max_f1_seen)"
+    )
+    shd_at_best: int | None = Field(description="SHD at best_epoch")
+    max_f1_seen: float | None = Field(
+        None,
+        description="the highest F1 of any evaluation epoch; picked by looking at the "
+        "reference graph, so an upper bound, not a result a user could have selected",
+    )
+    max_f1_epoch: int | None = Field(None, description="the first epoch that reached max_f1_seen")
     open_alerts: int = 0
     data: dict[str, Any] | None = None
     summary: dict[str, Any] | None = Field(
         None, description="the trainer's final summary (finished/failed message), once sent"
     )
+
+    # Clients written before f1_at_best existed read these; they always meant the scores at
+    # the best checkpoint, which their old name let readers take for the maximum F1.
+    @computed_field(  # type: ignore[prop-decorator]
+        description="deprecated: the same as f1_at_best (F1 at the best checkpoint)",
+        json_schema_extra={"deprecated": True},
+    )
+    @property
+    def best_f1(self) -> float | None:
+        return self.f1_at_best
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="deprecated: the same as shd_at_best (SHD at the best checkpoint)",
+        json_schema_extra={"deprecated": True},
+    )
+    @property
+    def best_shd(self) -> int | None:
+        return self.shd_at_best
 
 
 class RunList(BaseModel):

@@ -47,7 +47,21 @@ _ADVANCE_BEST = (
         _RUNS.c.id == bindparam("rid"),
         _RUNS.c.best_epoch.is_(None) | (_RUNS.c.best_epoch < bindparam("epoch")),
     )
-    .values(best_epoch=bindparam("epoch"), best_f1=bindparam("f1"), best_shd=bindparam("shd"))
+    .values(
+        best_epoch=bindparam("epoch"), f1_at_best=bindparam("f1"), shd_at_best=bindparam("shd")
+    )
+)
+# The highest F1 of any evaluation, and the first epoch that reached it: a tie arriving out
+# of order (an earlier epoch resent after a reconnect) moves the epoch back, nothing else.
+_ADVANCE_MAX_F1 = (
+    update(_RUNS)
+    .where(
+        _RUNS.c.id == bindparam("rid"),
+        _RUNS.c.max_f1_seen.is_(None)
+        | (_RUNS.c.max_f1_seen < bindparam("f1"))
+        | ((_RUNS.c.max_f1_seen == bindparam("f1")) & (_RUNS.c.max_f1_epoch > bindparam("epoch"))),
+    )
+    .values(max_f1_seen=bindparam("f1"), max_f1_epoch=bindparam("epoch"))
 )
 
 # Dialects with INSERT ... ON CONFLICT DO NOTHING ... RETURNING.
@@ -266,7 +280,8 @@ class Store:
 
         Returns, per record, True if stored now and False if (run_id, epoch) was already
         stored, earlier or in this batch. Updates each run's last_epoch / eta_seconds (from
-        its highest epoch) and best_* (from its highest epoch with is_best). A record that
+        its highest epoch), best_epoch / f1_at_best / shd_at_best (from its highest epoch
+        with is_best) and max_f1_seen / max_f1_epoch (its highest F1). A record that
         violates the schema (a required field null, an unknown run) fails the whole batch
         with StoreError("integrity"): nothing of it is written.
         """
@@ -464,8 +479,10 @@ def _run_public(run: Run, *, children: list[str], open_alerts: int) -> RunPublic
         eta_seconds=run.eta_seconds,
         progress=progress,
         best_epoch=run.best_epoch,
-        best_f1=run.best_f1,
-        best_shd=run.best_shd,
+        f1_at_best=run.f1_at_best,
+        shd_at_best=run.shd_at_best,
+        max_f1_seen=run.max_f1_seen,
+        max_f1_epoch=run.max_f1_epoch,
         open_alerts=open_alerts,
         data=run.data,
         summary=run.summary,
@@ -540,12 +557,18 @@ def _update_run_progress(session: Session, rows: Iterable[dict[str, Any]]) -> No
     """
     latest: dict[str, dict[str, Any]] = {}
     best: dict[str, dict[str, Any]] = {}
+    top_f1: dict[str, dict[str, Any]] = {}
     for row in rows:
         run_id = row["run_id"]
         if run_id not in latest or row["epoch"] > latest[run_id]["epoch"]:
             latest[run_id] = row
         if row["is_best"] and (run_id not in best or row["epoch"] > best[run_id]["epoch"]):
             best[run_id] = row
+        if row["f1"] is not None and (
+            run_id not in top_f1
+            or (-row["f1"], row["epoch"]) < (-top_f1[run_id]["f1"], top_f1[run_id]["epoch"])
+        ):
+            top_f1[run_id] = row
     # One prepared Core statement each, executed for every run at once: an ORM update per
     # run per batch was half of the backend's ingest time.
     if latest:
@@ -559,4 +582,9 @@ def _update_run_progress(session: Session, rows: Iterable[dict[str, Any]]) -> No
             _ADVANCE_BEST,
             [{"rid": r, "epoch": row["epoch"], "f1": row["f1"], "shd": row["shd"]}
              for r, row in best.items()],
+        )
+    if top_f1:
+        session.execute(
+            _ADVANCE_MAX_F1,
+            [{"rid": r, "epoch": row["epoch"], "f1": row["f1"]} for r, row in top_f1.items()],
         )

@@ -36,6 +36,14 @@ def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> N
     streamed = jsonl(backend.runs_dir / run["id"] / "metrics.jsonl")
     stored = backend.metrics(run["id"])
     assert stored == streamed  # every field, exactly as the trainer wrote it
+    # The best checkpoint's scores and the highest F1 are kept apart on the run.
+    best = max((r for r in streamed if r["is_best"]), key=lambda r: r["epoch"])
+    assert (done["best_epoch"], done["f1_at_best"], done["shd_at_best"]) == (
+        best["epoch"], best["f1"], best["shd"])
+    top = max(r["f1"] for r in streamed if r["f1"] is not None)
+    assert done["max_f1_seen"] == top
+    assert done["max_f1_epoch"] == min(r["epoch"] for r in streamed if r["f1"] == top)
+    assert (done["best_f1"], done["best_shd"]) == (done["f1_at_best"], done["shd_at_best"])
 
     csv_resp = backend.client.get(f"/api/runs/{run['id']}/metrics", params={"format": "csv"})
     assert csv_resp.headers["content-type"].startswith("text/csv")

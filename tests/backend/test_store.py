@@ -73,6 +73,11 @@ def make_record(run_id: str, epoch: int, **overrides: Any) -> dict[str, Any]:
         "is_best": False,
         "epoch_seconds": 0.42,
         "eta_seconds": 0.5 * epoch,
+        "grad_norm_recon": 0.6 * epoch,
+        "grad_norm_sparse": 1e-9,
+        "grad_norm_acyclic": 0.0,
+        "grad_norm_disen": 2.5e-4 / epoch,
+        "update_ratio": 1e-3 / epoch,
     }
     if epoch % 2 == 0:  # evaluation epochs carry the graph metrics
         values.update(shd=13 - epoch % 13, f1=0.1 * (epoch % 10), precision=0.5, recall=0.25)
@@ -324,14 +329,53 @@ def test_out_of_order_epochs_keep_progress_and_best(store: Store) -> None:
     run = store.get_run("r")
     assert run is not None
     assert (run.last_epoch, run.eta_seconds, run.progress) == (5, 2.5, 5 / 50)
-    assert (run.best_epoch, run.best_f1, run.best_shd) == (3, None, None)
+    assert (run.best_epoch, run.f1_at_best, run.shd_at_best) == (3, None, None)
 
     best = make_record("r", 6, is_best=True)
     store.add_metrics([best])
     run = store.get_run("r")
     assert run is not None
     assert (run.last_epoch, run.best_epoch) == (6, 6)
-    assert (run.best_f1, run.best_shd) == (best["f1"], best["shd"])
+    assert (run.f1_at_best, run.shd_at_best) == (best["f1"], best["shd"])
+
+
+def test_f1_at_the_best_checkpoint_is_not_the_max_f1_seen(store: Store) -> None:
+    """The label-free best checkpoint (lowest val_recon) need not have the highest F1."""
+    new_run(store, "r")
+    store.add_metrics([
+        make_record("r", 2, is_best=True, f1=0.2, shd=12, val_recon=0.5),
+        make_record("r", 4, is_best=True, f1=0.3, shd=11, val_recon=0.4),
+        make_record("r", 6, f1=0.6, shd=7, val_recon=0.45),  # better graph, worse val_recon
+        make_record("r", 8, f1=0.5, shd=8, val_recon=0.41),
+    ])
+    run = store.get_run("r")
+    assert run is not None
+    assert (run.best_epoch, run.f1_at_best, run.shd_at_best) == (4, 0.3, 11)
+    assert (run.max_f1_seen, run.max_f1_epoch) == (0.6, 6)
+    public = run.model_dump(mode="json")
+    # The old names stay, deprecated, for clients that read them: the best checkpoint's.
+    assert (public["best_f1"], public["best_shd"]) == (0.3, 11)
+    assert public["max_f1_seen"] == 0.6
+
+    # A lower F1 never lowers the maximum; a tie keeps the first epoch to reach it, even
+    # when the earlier epoch arrives later (a resend after a reconnect).
+    store.add_metrics([make_record("r", 10, f1=0.6), make_record("r", 12, f1=0.1)])
+    run = store.get_run("r")
+    assert run is not None and (run.max_f1_seen, run.max_f1_epoch) == (0.6, 6)
+    store.add_metrics([make_record("r", 14, f1=0.6), make_record("r", 5, f1=0.6)])
+    run = store.get_run("r")
+    assert run is not None and (run.max_f1_seen, run.max_f1_epoch) == (0.6, 5)
+    store.add_metrics([make_record("r", 16, f1=0.7), make_record("r", 18, f1=None)])
+    run = store.get_run("r")
+    assert run is not None and (run.max_f1_seen, run.max_f1_epoch) == (0.7, 16)
+    assert run.best_epoch == 4  # unmoved: none of these was a best checkpoint
+
+
+def test_runs_without_f1_have_no_max(store: Store) -> None:
+    new_run(store, "r")  # e.g. a CSV dataset without a reference graph: F1 stays null
+    store.add_metrics([make_record("r", e, f1=None, shd=None) for e in range(1, 5)])
+    run = store.get_run("r")
+    assert run is not None and (run.max_f1_seen, run.max_f1_epoch) == (None, None)
 
 
 def test_one_batch_serves_several_runs(store: Store) -> None:

@@ -470,6 +470,8 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "precision": st.none() | finite, "recall": st.none() | finite,
     "f1_skeleton": st.none() | finite, "val_recon": st.none() | finite,
     "is_best": st.booleans(), "epoch_seconds": non_negative, "eta_seconds": non_negative,
+    **{f"grad_norm_{t}": st.none() | non_negative for t in ("recon", "sparse", "acyclic", "disen")},
+    "update_ratio": st.none() | non_negative,
 }
 assert set(VALID_FIELDS) | {"run_id", "epoch"} == set(RECORD_FIELDS)
 

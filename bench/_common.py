@@ -446,6 +446,10 @@ class RecordMaker:
             "val_recon": recon * (1 + 0.01 * r()) if evaluated else None,
             "is_best": evaluated and epoch <= 50,
             "epoch_seconds": 0.05 + 0.01 * r(), "eta_seconds": 1000.0 * r(),
+            # The trainer sends these too: the payload size the backend sees should match.
+            "grad_norm_recon": 0.5 * r(), "grad_norm_sparse": 1e-3 * r(),
+            "grad_norm_acyclic": 1e-4 * r(), "grad_norm_disen": 1e-4 * r(),
+            "update_ratio": 1e-3 * r(),
         }
 
     def message(self, seq: int, epoch: int) -> str:

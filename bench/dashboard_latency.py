@@ -71,11 +71,11 @@ from selenium.webdriver.chrome.service import Service
 from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
 
+from dashboard.ids import LIVE_GRAPHS
 from trainer.protocol import EpochRecord
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-LIVE_GRAPHS = ("clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy")
 TARGET_P95_MS = 1000.0  # ingest → figure
 TARGET_TTI_MS = 2000.0  # time to interactive
 PAGE_TIMEOUT = 90.0  # seconds for a page to become complete before giving up
@@ -444,7 +444,8 @@ class Subscriber(threading.Thread):
 def open_run_page(driver: webdriver.Chrome, stack: Stack, run_id: str) -> None:
     driver.get(f"{stack.dash_url}/run/{run_id}")
     wait_for(lambda: driver.execute_script(RUN_PAGE_READY_JS, list(LIVE_GRAPHS), run_id),
-             PAGE_TIMEOUT, f"the run page of {run_id} (7 charts, live websocket, snapshot)")
+             PAGE_TIMEOUT,
+             f"the run page of {run_id} ({len(LIVE_GRAPHS)} charts, live websocket, snapshot)")
 
 
 def probe_times(driver: webdriver.Chrome) -> tuple[dict[int, float], dict[int, float]]:

@@ -35,6 +35,30 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def score_text(value: float | int | None, *, digits: int = 3) -> str:
+    """An F1 (3 decimals) or an SHD (an integer); a dash while there is none."""
+    if value is None:
+        return "—"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def best_checkpoint_text(run: Mapping[str, Any]) -> str:
+    """F1/SHD at the label-free best checkpoint: what a user without the reference would pick."""
+    epoch = run.get("best_epoch")
+    if epoch is None:
+        return "no best checkpoint yet"
+    return (f"epoch {epoch}: F1 {score_text(run.get('f1_at_best'))}, "
+            f"SHD {score_text(run.get('shd_at_best'))}")
+
+
+def max_f1_text(run: Mapping[str, Any]) -> str:
+    """The highest F1 of any evaluation: found by looking at the reference, so a ceiling."""
+    value = run.get("max_f1_seen")
+    if value is None:
+        return "—"
+    return f"{score_text(value)} (epoch {run.get('max_f1_epoch')})"
+
+
 def config_diff(old: Mapping[str, Any], patch: Mapping[str, Any]) -> html.Table | html.Div:
     """A suggested change as a readable diff: field, current value → suggested value."""
     if not patch:
@@ -161,10 +185,17 @@ def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "status": r["status"],
             "preset": r["preset"],
             "progress": f"{epoch}/{r['epochs_total']}",
-            "best_f1": None if r.get("best_f1") is None else round(r["best_f1"], 3),
-            "best_shd": r.get("best_shd"),
+            "best_epoch": r.get("best_epoch"),
+            "f1_at_best": _rounded(r.get("f1_at_best")),
+            "shd_at_best": r.get("shd_at_best"),
+            "max_f1_seen": _rounded(r.get("max_f1_seen")),
             "alerts": r.get("open_alerts", 0),
             "started": (r.get("started_at") or r["created_at"])[:19].replace("T", " "),
             "parent": f"[{r['parent_id']}](/run/{r['parent_id']})" if r.get("parent_id") else "",
         })
     return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    # Still a number, so the table sorts and filters it as one.
+    return None if value is None else round(value, 3)

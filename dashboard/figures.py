@@ -7,6 +7,7 @@ know how a figure was built.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -38,7 +39,15 @@ COMPARE_METRICS = {
     "shd": "SHD",
     "val_recon": "validation recon MSE",
     "grad_norm_mean": "pre-clip grad norm (mean)",
+    "grad_norm_recon": "recon term grad norm",
+    "grad_norm_sparse": "sparse term grad norm",
+    "grad_norm_acyclic": "acyclic term grad norm",
+    "grad_norm_disen": "disen term grad norm",
+    "update_ratio": "update ratio ‖Δθ‖/‖θ‖",
 }
+# Spanning orders of magnitude: compared on a log axis.
+LOG_METRICS = {"loss_total", "lr", "val_recon", "update_ratio",
+               *(f"grad_norm_{term}" for term in SHARES)}
 EVAL_FIELDS = {"shd", "f1", "precision", "recall", "f1_skeleton", "val_recon"}
 
 
@@ -121,6 +130,35 @@ def logit_std_figure(records: Sequence[Record]) -> go.Figure:
     return fig
 
 
+def grad_terms_figure(records: Sequence[Record], clip_norm: float | None) -> go.Figure:
+    """Each weighted term's own gradient norm: which term the clip (on the total) answers to.
+
+    Records from before these fields existed have no value: those points are left out, never
+    drawn as zero. A norm of exactly 0 (a term switched off, e.g. before `acyclic_start`) has
+    no place on a log axis and shows as a gap.
+    """
+    fig = _base("Gradient norm per term (pre-clip, log axis)", "‖∇ weighted term‖", log_y=True)
+    for term in SHARES:
+        fig.add_trace(_line(records, f"grad_norm_{term}", term, line={"color": COLORS[term]}))
+    if clip_norm is not None and clip_norm > 0:
+        fig.add_hline(y=clip_norm, line={"dash": "dash", "color": COLORS["bad"], "width": 1})
+        # Annotations, unlike shapes, take log10 coordinates on a log axis (plotly.js #1258).
+        fig.add_annotation(
+            x=0, xref="paper", y=math.log10(clip_norm), yref="y", showarrow=False,
+            xanchor="left", yanchor="bottom", text=f"clip threshold {clip_norm:g} (total norm)",
+            font={"size": 10, "color": COLORS["bad"]},
+        )
+    return fig
+
+
+def update_ratio_figure(records: Sequence[Record]) -> go.Figure:
+    """‖θ_end − θ_start‖ / ‖θ_start‖ per epoch: the step size the learning rate really gives."""
+    fig = _base("Update ratio ‖Δθ‖/‖θ‖ per epoch (log axis)", "‖Δθ‖ / ‖θ‖", log_y=True)
+    fig.add_trace(_line(records, "update_ratio", "update ratio",
+                        line={"color": COLORS["disen"]}))
+    return fig
+
+
 def lr_figure(records: Sequence[Record]) -> go.Figure:
     fig = _base("Learning rate (SEM weights)", "lr", log_y=True)
     fig.add_trace(_line(records, "lr", "lr", line={"color": COLORS["disen"]}))
@@ -161,15 +199,22 @@ def accuracy_figure(
 
 
 @lru_cache(maxsize=16)
-def empty_live_figures(reference_edges: int, reference_kind: str) -> dict[str, dict[str, Any]]:
+def empty_live_figures(
+    reference_edges: int, reference_kind: str, clip_norm: float | None = None
+) -> dict[str, dict[str, Any]]:
     """The run page's charts before any record, as plain dicts: the same for every run with
-    this reference, so built once (figure construction is the slow part of a page load)."""
-    figs = live_figures([], reference_edges, reference_kind)
+    this reference and clip threshold, so built once (figure construction is the slow part
+    of a page load)."""
+    figs = live_figures([], reference_edges, reference_kind, clip_norm)
     return {name: fig.to_plotly_json() for name, fig in figs.items()}
 
 
-def live_figures(records: Sequence[Record], reference_edges: int, reference_kind: str
-                 ) -> dict[str, go.Figure]:
+def live_figures(
+    records: Sequence[Record],
+    reference_edges: int,
+    reference_kind: str,
+    clip_norm: float | None = None,
+) -> dict[str, go.Figure]:
     """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`."""
     return {
         "clip": clip_figure(records),
@@ -179,6 +224,8 @@ def live_figures(records: Sequence[Record], reference_edges: int, reference_kind
         "lr": lr_figure(records),
         "edges": edges_figure(records),
         "accuracy": accuracy_figure(records, reference_edges, reference_kind),
+        "grad-terms": grad_terms_figure(records, clip_norm),
+        "update-ratio": update_ratio_figure(records),
     }
 
 
@@ -219,7 +266,7 @@ def compare_figure(runs: Mapping[str, Sequence[Record]], metric: str) -> go.Figu
     """One metric of several runs overlaid. Plain SVG lines: with 10 runs × 500 epochs they
     draw in ~0.2 s and zoom in ~50 ms, faster than WebGL without a GPU (docs/benchmarks.md)."""
     label = COMPARE_METRICS.get(metric, metric)
-    fig = _base(f"{label} by run", label, log_y=metric in ("loss_total", "lr", "val_recon"))
+    fig = _base(f"{label} by run", label, log_y=metric in LOG_METRICS)
     series = {name: _series(records, metric) for name, records in runs.items()}
     # Markers show where evaluations happened; past a few hundred points they only cost:
     # every marker is an SVG node to redraw on zoom (~0.46 s for 5,000, lines ~50 ms).

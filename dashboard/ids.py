@@ -24,6 +24,8 @@ LIVE_EVENT = "live-event"  # written by assets/live.js
 LIVE_STATUS = "live-status"  # written by assets/live.js
 RUN_HEADER = "run-header"
 RUN_STATUS = "run-status-badge"
+RUN_F1_AT_BEST = "run-f1-at-best"  # F1/SHD at the label-free best checkpoint
+RUN_MAX_F1 = "run-max-f1"  # the highest F1 of any evaluation
 RUN_PROGRESS = "run-progress"
 RUN_PROGRESS_TEXT = "run-progress-text"
 RUN_STOP = "run-stop"
@@ -36,7 +38,10 @@ RESTART_REQUEST = "restart-request"  # the clicked alert, handed to the server c
 SCORECARD = "run-scorecard"
 HEATMAP = "graph-adjacency"
 GRAPH_PREFIX = "graph-"
-LIVE_GRAPHS = ("clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy")
+LIVE_GRAPHS = (
+    "clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy", "grad-terms",
+    "update-ratio",
+)
 
 # runs page
 RUNS_TABLE = "runs-table"

@@ -301,7 +301,8 @@
         const pct = Math.min(100, (100 * last.epoch) / total);
         const label = "epoch " + last.epoch + " / " + total;
         const text = label + " · ETA " + formatSeconds(last.eta_seconds) +
-          (best ? " · BEST epoch " + best : "");
+          // The label-free best checkpoint (lowest val_recon), not the epoch of the best F1.
+          (best ? " · best checkpoint: epoch " + best : "");
         return [pct, label, text];
       },
     },

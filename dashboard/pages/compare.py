@@ -11,7 +11,12 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
 from dashboard.client import BackendError
-from dashboard.components import format_value, status_badge
+from dashboard.components import (
+    best_checkpoint_text,
+    format_value,
+    max_f1_text,
+    status_badge,
+)
 from dashboard.figures import COMPARE_METRICS, compare_figure
 
 dash.register_page(__name__, path="/compare", title="Compare · causalwatch", name="Compare")
@@ -98,8 +103,10 @@ def _config_table(runs: list[dict[str, Any]]) -> html.Div:
         html.Tr([html.Td("parent")] + [html.Td(r.get("parent_id") or "—") for r in runs]),
         html.Tr([html.Td("epochs")] + [
             html.Td(f"{r.get('last_epoch') or 0}/{r['epochs_total']}") for r in runs]),
-        html.Tr([html.Td("best F1 / SHD")] + [
-            html.Td(f"{format_value(r.get('best_f1'))} / {r.get('best_shd')}") for r in runs]),
+        html.Tr([html.Td("best checkpoint (lowest val_recon)")] + [
+            html.Td(best_checkpoint_text(r)) for r in runs]),
+        html.Tr([html.Td("max F1 seen (any epoch)")] + [
+            html.Td(max_f1_text(r)) for r in runs]),
     ]
     diff = [
         html.Tr([html.Td(html.Code(f))] + [

@@ -11,7 +11,13 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
 from dashboard.client import BackendError
-from dashboard.components import alert_card, scorecard_table, status_badge
+from dashboard.components import (
+    alert_card,
+    best_checkpoint_text,
+    max_f1_text,
+    scorecard_table,
+    status_badge,
+)
 from dashboard.figures import adjacency_figure, empty_live_figures
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
@@ -29,6 +35,11 @@ def _reference(run: dict[str, Any]) -> tuple[int, str]:
     return 13, "plausibility reference"
 
 
+def _clip_norm(run: dict[str, Any]) -> float | None:
+    value = run["config"].get("grad_clip_norm")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     if not run_id:
         return dbc.Alert("No run given.", color="warning")
@@ -39,7 +50,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                          className="mt-3")
     ref_size, ref_kind = _reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
-    figures = empty_live_figures(ref_size, ref_kind)
+    figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run))
     graphs = {
         name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
         for name, fig in figures.items()
@@ -78,6 +89,8 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                 dbc.Row([dbc.Col(graphs["loss-shares"], lg=6),
                          dbc.Col(graphs["loss-total"], lg=6)]),
                 dbc.Row([dbc.Col(graphs["edges"], lg=6), dbc.Col(graphs["accuracy"], lg=6)]),
+                dbc.Row([dbc.Col(graphs["grad-terms"], lg=6),
+                         dbc.Col(graphs["update-ratio"], lg=6)]),
                 dbc.Row([dbc.Col(graphs["lr"], lg=6)]),
                 dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG,
                           figure=adjacency_figure(None, None, [])),
@@ -109,13 +122,28 @@ def _header(run: dict[str, Any]) -> html.Div:
         html.H3([run.get("name") or run["id"], status_badge(run["status"], ids.RUN_STATUS)]),
         html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
                  className="text-muted small"),
+        _scores(run),
         html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,
     ])
 
 
+def _scores(run: dict[str, Any]) -> html.Div:
+    """The best checkpoint's F1/SHD beside the highest F1 seen, each named for what it is."""
+    _, ref_kind = _reference(run)
+    return html.Div([
+        html.Span("best checkpoint (label-free, lowest val_recon): ", className="text-muted"),
+        html.Span(best_checkpoint_text(run), id=ids.RUN_F1_AT_BEST),
+        html.Span(" · max F1 seen at any evaluation: ", className="text-muted"),
+        html.Span(max_f1_text(run), id=ids.RUN_MAX_F1),
+        html.Span(f" · F1/SHD vs the {ref_kind}", className="text-muted"),
+    ], className="small mt-1")
+
+
 def _header_key(run: dict[str, Any]) -> list[Any]:
     """What the header shows: it is re-rendered only when this changes."""
-    return [run.get("name"), run["status"], run.get("status_reason"), run.get("children")]
+    return [run.get("name"), run["status"], run.get("status_reason"), run.get("children"),
+            *(run.get(k) for k in ("best_epoch", "f1_at_best", "shd_at_best", "max_f1_seen",
+                                   "max_f1_epoch"))]
 
 
 def _stoppable(run: dict[str, Any]) -> bool:

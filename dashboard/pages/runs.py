@@ -1,4 +1,5 @@
-"""Every run: status, progress, best F1/SHD, alerts, lineage; filter, sort, compare, stop."""
+"""Every run: status, progress, F1/SHD at the best checkpoint and the max F1 seen, alerts,
+lineage; filter, sort, compare, stop."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ COLUMNS = [
     {"name": "status", "id": "status"},
     {"name": "preset", "id": "preset"},
     {"name": "epoch", "id": "progress"},
-    {"name": "best F1", "id": "best_f1", "type": "numeric"},
-    {"name": "best SHD", "id": "best_shd", "type": "numeric"},
+    # The label-free best checkpoint (lowest val_recon) and its scores; the highest F1 of any
+    # evaluation is a separate column, so neither is taken for the other.
+    {"name": "best ckpt epoch", "id": "best_epoch", "type": "numeric"},
+    {"name": "F1 at best ckpt", "id": "f1_at_best", "type": "numeric"},
+    {"name": "SHD at best ckpt", "id": "shd_at_best", "type": "numeric"},
+    {"name": "max F1 seen", "id": "max_f1_seen", "type": "numeric"},
     {"name": "alerts", "id": "alerts", "type": "numeric"},
     {"name": "started", "id": "started"},
     {"name": "parent", "id": "parent", "presentation": "markdown"},

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 
+from dashboard import ids
 from dashboard.client import _error_from
-from dashboard.components import config_diff, parse_field, runs_table_rows
+from dashboard.components import (
+    best_checkpoint_text,
+    config_diff,
+    max_f1_text,
+    parse_field,
+    runs_table_rows,
+)
 from dashboard.figures import EVAL_FIELDS, adjacency_figure, compare_figure, live_figures
+
+# Optional record fields: records of older trainers lack them (here: the first two epochs).
+HEALTH_FIELDS = ("grad_norm_recon", "grad_norm_sparse", "grad_norm_acyclic", "grad_norm_disen",
+                 "update_ratio")
+FIRST_WITH_HEALTH = 3
 
 
 def records(n: int) -> list[dict]:
     out = []
     for epoch in range(1, n + 1):
         evaluated = epoch % 2 == 0
+        measured = epoch >= FIRST_WITH_HEALTH
         out.append({
             "epoch": epoch, "clip_pct": 100.0 - epoch, "loss_total": 10.0 / epoch,
             "loss_recon": 9.0 / epoch, "loss_sparse": 0.5, "loss_acyclic": 0.0, "loss_disen": 0.1,
@@ -20,22 +35,55 @@ def records(n: int) -> list[dict]:
             "logit_std": 0.01 * epoch, "lr": 1e-4, "edges_at_05": 3, "edges_tuned": 2,
             "edges_topk": 13, **{f: (0.5 if evaluated else None) for f in EVAL_FIELDS},
             "shd": 10 if evaluated else None,
+            **{f: (1e-3 * epoch if measured else None) for f in HEALTH_FIELDS},
         })
     return out
 
 
 def test_every_live_trace_names_its_record_field_and_skips_missing_values() -> None:
-    figs = live_figures(records(6), 13, "plausibility reference")
-    assert set(figs) == {"clip", "loss-shares", "loss-total", "logit-std", "lr", "edges",
-                         "accuracy"}
+    figs = live_figures(records(6), 13, "plausibility reference", 1.0)
+    assert set(figs) == set(ids.LIVE_GRAPHS)
     for fig in figs.values():
         for trace in fig.data:
             field = trace.meta["field"]
             if field in EVAL_FIELDS:
                 assert list(trace.x) == [2, 4, 6], field  # evaluation epochs only
+            elif field in HEALTH_FIELDS:
+                assert list(trace.x) == [3, 4, 5, 6], field  # nulls left out, not zeros
+                assert None not in trace.y, field
             else:
                 assert list(trace.x) == [1, 2, 3, 4, 5, 6], field
     assert "plausibility reference" in figs["accuracy"].layout.title.text
+
+
+def test_gradient_norm_per_term_shows_each_term_and_the_clip_threshold() -> None:
+    fig = live_figures(records(6), 13, "ground truth", 0.5)["grad-terms"]
+    assert [t.meta["field"] for t in fig.data] == [
+        "grad_norm_recon", "grad_norm_sparse", "grad_norm_acyclic", "grad_norm_disen"]
+    assert [t.name for t in fig.data] == ["recon", "sparse", "acyclic", "disen"]
+    assert fig.layout.yaxis.type == "log"
+    (guide,) = fig.layout.shapes
+    assert (guide.y0, guide.y1, guide.line.dash) == (0.5, 0.5, "dash")
+    (label,) = fig.layout.annotations
+    # On a log axis an annotation is placed in log10 units, a shape in data units.
+    assert label.y == math.log10(0.5) and "0.5" in label.text
+    without = live_figures(records(6), 13, "ground truth")["grad-terms"]
+    assert not without.layout.shapes and not without.layout.annotations
+
+
+def test_update_ratio_is_one_line_on_a_log_axis() -> None:
+    fig = live_figures(records(4), 13, "ground truth", 1.0)["update-ratio"]
+    assert fig.layout.yaxis.type == "log"
+    (trace,) = fig.data
+    assert trace.meta["field"] == "update_ratio" and list(trace.y) == [3e-3, 4e-3]
+
+
+def test_runs_without_the_new_fields_still_chart() -> None:
+    old = [{k: v for k, v in r.items() if k not in HEALTH_FIELDS} for r in records(6)]
+    figs = live_figures(old, 13, "ground truth", 1.0)
+    assert all(len(t.x) == 0 for name in ("grad-terms", "update-ratio")
+               for t in figs[name].data)
+    assert len(figs["clip"].data[0].x) == 6
 
 
 def test_empty_figures_keep_their_structure_for_live_extension() -> None:
@@ -70,6 +118,10 @@ def test_empty_live_figures_are_built_once_per_reference() -> None:
     from dashboard.figures import empty_live_figures
 
     assert empty_live_figures(13, "ground truth") is empty_live_figures(13, "ground truth")
+    assert empty_live_figures(13, "ground truth", 0.5) is empty_live_figures(
+        13, "ground truth", 0.5)
+    assert empty_live_figures(13, "ground truth", 0.5) is not empty_live_figures(
+        13, "ground truth", 1.0)  # the clip threshold's guide line differs
 
 
 def test_form_values_parse_to_json_types() -> None:
@@ -87,14 +139,40 @@ def test_config_diff_shows_old_and_new_values() -> None:
     assert "no config change" in str(config_diff({}, {}))
 
 
+# The best checkpoint (lowest val_recon) at epoch 4 has a lower F1 than epoch 8 reached.
+SCORED_RUN = {
+    "id": "b", "name": None, "status": "running", "preset": "uci", "last_epoch": 9,
+    "epochs_total": 10, "best_epoch": 4, "f1_at_best": 0.12345, "shd_at_best": 9,
+    "max_f1_seen": 0.45678, "max_f1_epoch": 8, "best_f1": 0.12345, "best_shd": 9,
+    "open_alerts": 2, "created_at": "2026-11-24T10:00:00Z", "started_at": None,
+    "parent_id": "a",
+}
+
+
 def test_runs_table_rows_link_runs_and_parents() -> None:
-    rows = runs_table_rows([{
-        "id": "b", "name": None, "status": "running", "preset": "uci", "last_epoch": 3,
-        "epochs_total": 10, "best_f1": 0.12345, "best_shd": 9, "open_alerts": 2,
-        "created_at": "2026-11-24T10:00:00Z", "started_at": None, "parent_id": "a",
-    }])
-    assert rows[0]["run"] == "[b](/run/b)" and rows[0]["parent"] == "[a](/run/a)"
-    assert rows[0]["progress"] == "3/10" and rows[0]["best_f1"] == 0.123
+    (row,) = runs_table_rows([SCORED_RUN])
+    assert row["run"] == "[b](/run/b)" and row["parent"] == "[a](/run/a)"
+    assert row["progress"] == "9/10"
+    assert (row["best_epoch"], row["f1_at_best"], row["shd_at_best"]) == (4, 0.123, 9)
+    assert row["max_f1_seen"] == 0.457
+    assert "best_f1" not in row  # only the labelled names reach the page
+
+
+def test_f1_at_the_best_checkpoint_and_max_f1_are_labelled_apart() -> None:
+    assert best_checkpoint_text(SCORED_RUN) == "epoch 4: F1 0.123, SHD 9"
+    assert max_f1_text(SCORED_RUN) == "0.457 (epoch 8)"
+    fresh = {**SCORED_RUN, "best_epoch": None, "f1_at_best": None, "shd_at_best": None,
+             "max_f1_seen": None, "max_f1_epoch": None}
+    assert best_checkpoint_text(fresh) == "no best checkpoint yet"
+    assert max_f1_text(fresh) == "—"
+    no_reference = {**SCORED_RUN, "f1_at_best": None, "shd_at_best": None}
+    assert best_checkpoint_text(no_reference) == "epoch 4: F1 —, SHD —"
+
+
+def test_compare_draws_gradient_norms_and_update_ratio_on_a_log_axis() -> None:
+    for metric in (*HEALTH_FIELDS, "loss_total"):
+        assert compare_figure({"a": records(4)}, metric).layout.yaxis.type == "log", metric
+    assert compare_figure({"a": records(4)}, "clip_pct").layout.yaxis.type != "log"
 
 
 def test_backend_errors_become_one_sentence_with_the_field() -> None:

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -347,4 +348,36 @@ def test_a_long_run_is_drawn_from_a_reduced_set_that_keeps_its_spikes(
     ys = page.js("return document.querySelector('#graph-clip .js-plotly-plot').data[0].y")
     by_epoch = {r["epoch"]: r["clip_pct"] for r in stored}
     assert all(by_epoch[x] == y for x, y in zip(xs, ys, strict=True)), "values as stored"
+    page.assert_clean()
+
+
+HEALTH_FIELDS = ("grad_norm_recon", "grad_norm_sparse", "grad_norm_acyclic", "grad_norm_disen",
+                 "update_ratio")
+
+
+def test_gradient_norms_update_ratio_and_the_two_f1s_are_shown(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    """Records without the optional health fields (an older trainer's) leave the new charts
+    empty there, not at zero; the header names F1 at the best checkpoint apart from the
+    highest F1 seen, here a later epoch's."""
+    fields: dict[str, dict[str, Any]] = {
+        str(e): {f: (None if e < 3 else 1e-3 * e) for f in HEALTH_FIELDS} for e in range(1, 11)
+    }
+    fields["4"].update(is_best=True, f1=0.2, shd=12, val_recon=0.5)
+    fields["8"].update(f1=0.6, shd=7, val_recon=0.7)  # the better graph, not the checkpoint
+    run_id = _hand_fed_run(stack, 10, **fields)
+    page.open(f"/run/{run_id}")
+
+    page.wait_text("#run-f1-at-best", lambda t: t == "epoch 4: F1 0.200, SHD 12", 20,
+                   "F1/SHD at the best checkpoint")
+    assert page.text("#run-max-f1") == "0.600 (epoch 8)"
+    page.js("document.getElementById('graph-update-ratio').scrollIntoView({block: 'center'})")
+    measured = list(range(3, 11))
+    page.wait(lambda: page.trace_xs("#graph-grad-terms") == [measured] * 4, 30,
+              "four per-term gradient norm series from epoch 3")
+    assert page.trace_xs("#graph-update-ratio") == [measured]
+    clip = page.js("const gd = document.querySelector('#graph-grad-terms .js-plotly-plot');"
+                   "return gd.layout.shapes.map(s => [s.y0, s.line.dash]);")
+    assert clip == [[stack.run(run_id)["config"]["grad_clip_norm"], "dash"]]
     page.assert_clean()

@@ -350,7 +350,7 @@ def _f1_stalled(ctx: RunContext) -> Signal | None:
         return None  # not yet 20 epochs of evaluations to judge
     if max(f1 for _, f1 in evals) >= 1.0:
         return None  # the reference is recovered exactly: nothing left to improve
-    # max() keeps the first of equal values: the epoch the best F1 was first reached.
+    # max() keeps the first of equal values: the epoch the highest F1 was first reached.
     best_epoch, best = max(before, key=lambda p: p[1])
     after_epoch, best_after = max(after, key=lambda p: p[1])
     if best_after > best:
@@ -360,18 +360,19 @@ def _f1_stalled(ctx: RunContext) -> Signal | None:
         epoch=rec["epoch"],
         message=(
             f"F1 has not improved for {F1_STALL_EPOCHS} epochs at epoch {rec['epoch']}: the "
-            f"best F1 up to epoch {cutoff} is {best:.3f} (epoch {best_epoch}) and the best "
-            f"since is {best_after:.3f} (epoch {after_epoch}, not above {best:.3f}); "
+            f"highest F1 up to epoch {cutoff} is {best:.3f} (epoch {best_epoch}) and the "
+            f"highest since is {best_after:.3f} (epoch {after_epoch}, not above {best:.3f}); "
             f"{_describe_patch(patch)}"
         ),
         cause="Graph recovery has stalled: the model may lack the capacity to explain the "
         "data with a sparser, better graph.",
         suggested_changes=patch,
         evidence={
-            "best_f1": best,
-            "best_f1_epoch": best_epoch,
-            "best_f1_since": best_after,
-            "best_f1_since_epoch": after_epoch,
+            # The highest F1 seen, not the F1 at the best checkpoint (docs/metrics.md).
+            "max_f1": best,
+            "max_f1_epoch": best_epoch,
+            "max_f1_since": best_after,
+            "max_f1_since_epoch": after_epoch,
             "window_epochs": F1_STALL_EPOCHS,
         },
     )
@@ -551,7 +552,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "f1_stalled",
         Severity.INFO,
-        f"best F1 not improved for {F1_STALL_EPOCHS} epochs → bigger model",
+        f"highest F1 not improved for {F1_STALL_EPOCHS} epochs → bigger model",
         _f1_stalled,
     ),
 )

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# How a run names a data file the backend resolves (no folders, no leading dot, so never
+# `..`); uploaded files carry the prefix.
+UPLOAD_PREFIX = "upload:"
+MAX_FILE_NAME = 128
+FILE_NAME_PATTERN = r"^(upload:)?[A-Za-z0-9][A-Za-z0-9._+() -]{0,127}$"
 
 
 class ConfigError(ValueError):
@@ -71,11 +84,17 @@ class TrainConfig(BaseModel):
     acyclic_start: float = Field(
         1 / 3, ge=0, lt=1, description="fraction of the epochs before the acyclicity penalty"
     )
+    grad_norms_per_term: bool = Field(
+        True, description="measure each loss term's own gradient norm (one backward per term)"
+    )
 
     # data
-    dataset: Literal["uci", "synthetic"] = "uci"
+    dataset: Literal["uci", "synthetic", "csv"] = Field(
+        "uci", description="uci: Air Quality; synthetic: a random SEM; csv: your own file "
+        "(docs/data.md, Your own CSV)"
+    )
     standardize: bool | None = Field(
-        None, description="z-score columns with training statistics; default: on for uci"
+        None, description="z-score columns with training statistics; default: on for uci and csv"
     )
     val_fraction: float = Field(0.2, gt=0, lt=0.9)
     synthetic_nodes: int = Field(13, ge=2, le=200)
@@ -83,6 +102,32 @@ class TrainConfig(BaseModel):
     synthetic_samples: int = Field(2000, ge=20, le=10_000_000)
     synthetic_mechanism: Literal["linear", "mlp"] = "linear"
     synthetic_noise_scale: float = Field(1.0, gt=0, le=1e6)
+    csv_separator: Literal["auto", "comma", "semicolon"] = Field(
+        "auto", description="csv: the column separator; auto picks the one splitting the header"
+    )
+    csv_missing: str | None = Field(
+        None, max_length=32,
+        description="csv: the value coding a missing cell, e.g. -200 (compared as a number "
+        "when it is one); empty cells, NA, NaN and null are always missing",
+    )
+    data_file: str | None = Field(
+        None, max_length=MAX_FILE_NAME + len(UPLOAD_PREFIX), pattern=FILE_NAME_PATTERN,
+        description="runs started by the backend: a file of its --data-dir, or 'upload:<name>' "
+        "for an uploaded one (GET /api/datasets); handed to the trainer as --data",
+    )
+    reference_file: str | None = Field(
+        None, max_length=MAX_FILE_NAME + len(UPLOAD_PREFIX), pattern=FILE_NAME_PATTERN,
+        description="csv runs started by the backend: the reference graph JSON, named like "
+        "data_file; handed to the trainer as --reference",
+    )
+
+    @field_validator("csv_missing", mode="before")
+    @classmethod
+    def _marker_as_text(cls, value: object) -> object:
+        # A form or `--set csv_missing=-200` yields a number; the marker is kept as written.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @model_validator(mode="after")
     def _check_relations(self) -> TrainConfig:
@@ -92,6 +137,10 @@ class TrainConfig(BaseModel):
                 f"(got {self.learning_rate_init} > {self.learning_rate_max})"
             )
         max_edges = self.synthetic_nodes * (self.synthetic_nodes - 1) // 2
+        if self.reference_file is not None and self.dataset != "csv":
+            raise ValueError(
+                f"reference_file applies to dataset 'csv' only (got dataset {self.dataset!r})"
+            )
         if self.dataset == "synthetic" and self.synthetic_edges > max_edges:
             raise ValueError(
                 f"synthetic_edges must be <= {max_edges} for {self.synthetic_nodes} nodes "
@@ -103,7 +152,7 @@ class TrainConfig(BaseModel):
     def standardize_effective(self) -> bool:
         """`standardize` with its dataset-dependent default resolved."""
         if self.standardize is None:
-            return self.dataset == "uci"
+            return self.dataset in ("uci", "csv")
         return self.standardize
 
 
@@ -143,6 +192,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lambda_acyclic": 1e-7,
         "lambda_disen": 1e-6,
         "grad_clip_norm": 0.5,
+        "dataset": "uci",
+        "standardize": True,
+    },
+    # The configuration under which the model learns structure, chosen on synthetic data
+    # only (bench/select_healthy.py; docs/presets.md says what was tried and on which seeds).
+    "healthy": {
+        "learning_rate_init": 1e-3,
+        "learning_rate_max": 3e-3,
+        "warmup_epochs": 3,
+        "batch_size": 32,
+        "lambda_recon": 1.0,
+        "lambda_sparse": 0.03,
+        "lambda_acyclic": 0.1,
+        "lambda_disen": 1e-3,
+        "grad_clip_norm": 5.0,
+        "sparsify_method": "sigmoid",
+        "edge_mask": "gumbel",
+        "acyclic_schedule": "rising",
+        "epochs": 40,
+        "patience": 0,
         "dataset": "uci",
         "standardize": True,
     },

@@ -43,3 +43,11 @@ def eta_seconds(epoch_seconds: Sequence[float], epochs_left: int) -> float:
     if not epoch_seconds or epochs_left <= 0:
         return 0.0
     return float(np.mean(epoch_seconds)) * epochs_left
+
+
+def update_ratio(theta_before: np.ndarray, theta_after: np.ndarray) -> float:
+    """‖θ_after − θ_before‖ / ‖θ_before‖: how far one epoch moved the parameters."""
+    before = np.asarray(theta_before, dtype=np.float64)
+    step = np.linalg.norm(np.asarray(theta_after, dtype=np.float64) - before)
+    scale = np.linalg.norm(before)
+    return float(step / scale) if scale > 0 else float(step)

@@ -74,11 +74,20 @@ def structure_loss(
     lambda_disen: float,
     acyclicity: str = "notears",
 ) -> LossBreakdown:
-    """λ_recon·MSE + λ_sparse·‖P‖₁ + λ_acyclic·h(P) + λ_disen·D(Z)."""
+    """λ_recon·MSE + λ_sparse·(1/d)Σ_{i≠j} P_ij + λ_acyclic·h(P) + λ_disen·D(Z).
+
+    Sparsity is the expected number of parents per variable, as the MSE is the error per
+    variable: one edge into x_i costs λ_sparse/d and must buy that much of the MSE, which
+    it does when it lowers x_i's own squared error by λ_sparse. Neither scale grows with
+    d or n, so one λ_sparse means the same on 5 variables and on 50.
+    """
     h = h_notears if acyclicity == "notears" else h_dagma
+    d = probs.shape[0]
     return LossBreakdown(
         recon=lambda_recon * torch.mean((x - x_hat) ** 2),
-        sparse=lambda_sparse * probs.abs().sum(),
-        acyclic=lambda_acyclic * h(probs),
+        sparse=lambda_sparse * probs.abs().sum() / d,
+        # Off (λ = 0, e.g. early in the rising schedule) it is not evaluated: DAGMA's h is
+        # +inf outside its domain, and 0·inf would stop the run for a term that is not on.
+        acyclic=lambda_acyclic * h(probs) if lambda_acyclic else probs.new_zeros(()),
         disen=lambda_disen * decorrelation(latents),
     )

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 PROTOCOL_VERSION = 1
 # Counts and epochs fit a 32-bit SQL INTEGER (SQLite, PostgreSQL): larger is corruption.
 MAX_INT = 2**31 - 1
+# The four weighted terms of the objective, in the order records and charts list them.
+LOSS_TERMS = ("recon", "sparse", "acyclic", "disen")
 MessageType = Literal["started", "epoch", "graph", "alert", "finished", "failed"]
 
 

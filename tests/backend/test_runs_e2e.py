@@ -80,7 +80,7 @@ def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> N
 
 def test_presets_and_healthz(backend: BackendServer) -> None:
     names = [p["name"] for p in backend.client.get("/api/presets").json()]
-    assert names == ["standard", "synthetic", "uci"]
+    assert names == ["standard", "synthetic", "uci", "healthy"]
     uci = backend.client.get("/api/presets/uci").json()
     assert uci["config"]["lambda_recon"] == 100.0 and uci["config"]["standardize"] is True
     assert backend.client.get("/api/presets/nope").status_code == 404

@@ -34,7 +34,7 @@ def test_patches_apply_the_seed_adjustments() -> None:
     assert (cfg.learning_rate_init, cfg.learning_rate_max, cfg.grad_clip_norm) == (1e-6, 2e-5, 0.3)
     assert cfg.sparsify_method == "sigmoid"
     assert set(PATCHES) == {"lower_lr", "sigmoid_sparsify", "rebalance_losses", "bigger_model"}
-    assert set(PRESETS) == {"standard", "synthetic", "uci"}
+    assert set(PRESETS) == {"standard", "synthetic", "uci", "healthy"}
 
 
 @pytest.mark.parametrize(

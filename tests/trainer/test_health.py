@@ -33,3 +33,11 @@ def test_edges_above_ignores_diagonal() -> None:
 def test_eta_is_mean_pace_times_epochs_left() -> None:
     assert eta_seconds([1.0, 3.0], 5) == pytest.approx(10.0)
     assert eta_seconds([1.0], 0) == 0.0
+
+
+def test_update_ratio_is_step_norm_over_start_norm() -> None:
+    from trainer.health import update_ratio
+
+    # θ = (3, 4): ‖θ‖ = 5; step (0, 1): ‖Δθ‖ = 1.
+    assert update_ratio(np.array([3.0, 4.0]), np.array([3.0, 5.0])) == pytest.approx(0.2)
+    assert update_ratio(np.zeros(2), np.array([0.0, 2.0])) == pytest.approx(2.0)

@@ -27,7 +27,16 @@ def build_parser(prog: str = "causalwatch train") -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", default="uci", choices=sorted(PRESETS), help="named config")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--data", help="UCI Air Quality CSV (else $CAUSALWATCH_DATA, else ucimlrepo)")
+    p.add_argument(
+        "--data",
+        help="the data file: UCI Air Quality CSV (else $CAUSALWATCH_DATA, else ucimlrepo), or "
+        "your own numeric CSV with --set dataset=csv",
+    )
+    p.add_argument(
+        "--reference",
+        help='dataset csv: reference graph JSON, {"edges": [{"from": .., "to": ..}, ..]}; '
+        "without it SHD and F1 are not computed",
+    )
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config field (repeatable)",
@@ -49,6 +58,7 @@ def build_parser(prog: str = "causalwatch train") -> argparse.ArgumentParser:
 # (argparse dest, option, what it must name); `runs_dir` is created when missing.
 _PATH_OPTIONS = (
     ("data", "--data", "file"),
+    ("reference", "--reference", "file"),
     ("config", "--config", "file"),
     ("runs_dir", "--runs-dir", "folder"),
 )
@@ -156,8 +166,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"causalwatch: invalid --backend: {err}", file=sys.stderr)
             return EXIT_USAGE
+    if cfg.dataset == "csv" and not args.data:
+        hint = f" (data_file {cfg.data_file!r} is a name only the backend resolves)" \
+            if cfg.data_file else ""
+        print(f"causalwatch: dataset csv needs --data PATH, a numeric CSV with a header row{hint}",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
-        data = load_dataset(cfg, data_path=args.data)
+        data = load_dataset(cfg, data_path=args.data, reference_path=args.reference)
     except DataError as err:
         print(f"causalwatch: data error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -201,7 +217,8 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
                 "name": data.name,
                 "variables": list(data.variables),
                 "reference_kind": data.reference_kind,
-                "reference_edges": [
+                # None, not []: "no reference" differs from "a reference with no edges".
+                "reference_edges": None if data.reference is None else [
                     [data.variables[i], data.variables[j]]
                     for i, j in zip(*data.reference.nonzero(), strict=True)
                 ],
@@ -272,10 +289,12 @@ def _print_summary(result: Any, run_dir: Path, reference_kind: str) -> None:
     s = result.summary()
     print(f"{result.status}: {result.reason} ({s['epochs_run']} epochs, {s['seconds']:.1f} s)")
     if s["best_epoch"] is not None:
-        print(
-            f"best epoch {s['best_epoch']} (lowest val_recon {s['best_val_recon']:.4g}): "
-            f"F1 {s['best_f1']:.3f}, SHD {s['best_shd']} against the {reference_kind}"
+        scored = (
+            "no reference graph: SHD and F1 not computed" if s.get("best_f1") is None
+            else f"F1 {s['best_f1']:.3f}, SHD {s['best_shd']} against the {reference_kind}"
         )
+        print(f"best epoch {s['best_epoch']} (lowest val_recon {s['best_val_recon']:.4g}): "
+              f"{scored}")
     print(f"run folder: {run_dir}")
 
 

@@ -1,7 +1,9 @@
-"""The data of a run: UCI Air Quality or a synthetic SEM, cleaned, split and described.
+"""The data of a run: UCI Air Quality, a synthetic SEM or the user's own CSV, cleaned,
+split and described.
 
 `load_dataset(config)` returns a `Dataset`: float32 train and validation matrices with no
-missing or non-finite value, the reference graph to score against, and `stats`, the facts
+missing or non-finite value, the reference graph to score against (None when a CSV comes
+without one), and `stats`, the facts
 about the data a user must be told before trusting a run (row counts, imputation, raw
 variance spread, near-deterministic columns). docs/data.md explains every step.
 """
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from trainer.config import TrainConfig
+from trainer.data.csv import load_csv, read_reference
 from trainer.data.reference import UCI_VARIABLES, reference_adjacency
 from trainer.data.synthetic import simulate_er_dag, simulate_sem
 from trainer.data.uci import DataError, load_uci, split_sizes
@@ -24,18 +27,26 @@ __all__ = ["DataError", "Dataset", "load_dataset"]
 # R^2 from the other columns at or above this: the column is (almost) a function of them,
 # which lets a model drive its reconstruction error and noise variance to ~0.
 NEAR_DETERMINISTIC_R2 = 0.999
+# reference_kind of a CSV run: its own graph is whatever the user believes, not known truth.
+CSV_REFERENCE_KIND = "user reference graph"
+NO_REFERENCE_KIND = "none"
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A loaded dataset; `reference[i, j] == 1` means the edge i -> j."""
+    """A loaded dataset; `reference[i, j] == 1` means the edge i -> j.
 
-    name: str  # "uci" | "synthetic"
+    `reference` is None (and `reference_kind` "none") for a CSV given without a reference
+    graph: there is nothing to score against, so SHD, F1, precision and recall are null.
+    """
+
+    name: str  # "uci" | "synthetic" | "csv"
     variables: list[str]
     train: np.ndarray  # float32 (n_train, d)
     val: np.ndarray  # float32 (n_val, d)
-    reference: np.ndarray  # int8 (d, d)
-    reference_kind: str  # "plausibility reference" | "ground truth"
+    reference: np.ndarray | None  # int8 (d, d)
+    # "plausibility reference" | "ground truth" | "user reference graph" | "none"
+    reference_kind: str
     standardized: bool
     stats: dict[str, Any]  # JSON-serialisable
 
@@ -44,13 +55,22 @@ def load_dataset(
     config: TrainConfig,
     data_path: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    reference_path: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """The dataset `config.dataset` names; `data_path` and `cache_dir` only matter for UCI.
+    """The dataset `config.dataset` names. `data_path` is the UCI or CSV file, `cache_dir`
+    the UCI download's cache, `reference_path` a CSV's reference graph (JSON).
 
-    Raises DataError naming the file and the problem when UCI data cannot be used.
+    Raises DataError naming the file and the problem when the data cannot be used.
     """
+    if reference_path is not None and config.dataset != "csv":
+        raise DataError(
+            reference_path,
+            f"a reference graph is read for dataset 'csv' only (dataset is {config.dataset!r})",
+        )
     if config.dataset == "synthetic":
         return _load_synthetic(config)
+    if config.dataset == "csv":
+        return _load_csv(config, data_path, reference_path)
     split = load_uci(config.val_fraction, data_path, cache_dir)
     variables = list(UCI_VARIABLES)
     return _finish(
@@ -60,6 +80,33 @@ def load_dataset(
         val=split.val,
         reference=reference_adjacency(variables),
         reference_kind="plausibility reference",
+        standardize=config.standardize_effective,
+        stats=split.stats,
+    )
+
+
+def _load_csv(
+    config: TrainConfig,
+    data_path: str | os.PathLike[str] | None,
+    reference_path: str | os.PathLike[str] | None,
+) -> Dataset:
+    if data_path is None or not str(data_path).strip():
+        raise DataError("--data", "dataset 'csv' reads the file given with --data; none was given")
+    split = load_csv(
+        data_path, config.val_fraction, separator=config.csv_separator, missing=config.csv_missing
+    )
+    reference = None
+    if reference_path is not None:
+        reference = read_reference(reference_path, split.variables)
+        split.stats["reference_source"] = str(reference_path)
+        split.stats["reference_edges"] = int(reference.sum())
+    return _finish(
+        name="csv",
+        variables=split.variables,
+        train=split.train,
+        val=split.val,
+        reference=reference,
+        reference_kind=NO_REFERENCE_KIND if reference is None else CSV_REFERENCE_KIND,
         standardize=config.standardize_effective,
         stats=split.stats,
     )
@@ -112,7 +159,7 @@ def _finish(
     variables: list[str],
     train: np.ndarray,
     val: np.ndarray,
-    reference: np.ndarray,
+    reference: np.ndarray | None,
     reference_kind: str,
     standardize: bool,
     stats: dict[str, Any],
@@ -151,7 +198,7 @@ def _finish(
         variables=variables,
         train=train32,
         val=val32,
-        reference=reference.astype(np.int8),
+        reference=None if reference is None else reference.astype(np.int8),
         reference_kind=reference_kind,
         standardized=standardize,
         stats=stats,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,12 @@ def read_uci_csv(path: Path) -> tuple[pd.DataFrame, str]:
 
     Returns the table and a short name of the detected format.
     """
-    header = _first_line(path)
+    header = first_line(path)
     sep = _detect_separator(path, header)
-    raw = _read_text_table(path, sep)
+    raw = read_text_table(path, sep)
     decimal = SEPARATORS[sep]
     values = pd.DataFrame(
-        {name: _parse_column(raw[name], name, decimal, path) for name in UCI_VARIABLES},
+        {name: parse_column(raw[name], name, decimal, path) for name in UCI_VARIABLES},
         index=raw.index,
     )
     file_format = (
@@ -156,7 +157,7 @@ def read_uci_csv(path: Path) -> tuple[pd.DataFrame, str]:
     return values.mask(values == MISSING_CODE), file_format
 
 
-def _first_line(path: Path) -> str:
+def first_line(path: Path) -> str:
     """The header line, after refusing what cannot be a readable, reasonably sized text file."""
     try:
         size = path.stat().st_size
@@ -183,14 +184,14 @@ def _first_line(path: Path) -> str:
     return line
 
 
-def _header_names(header: str, sep: str) -> list[str]:
+def header_names(header: str, sep: str) -> list[str]:
     return [name.strip().strip('"').strip() for name in header.rstrip("\r\n").split(sep)]
 
 
 def _detect_separator(path: Path, header: str) -> str:
     """The separator under which the header names all 13 variables."""
     found = {
-        sep: [c for c in UCI_VARIABLES if c in _header_names(header, sep)] for sep in SEPARATORS
+        sep: [c for c in UCI_VARIABLES if c in header_names(header, sep)] for sep in SEPARATORS
     }
     for sep, columns in found.items():
         if len(columns) == len(UCI_VARIABLES):
@@ -214,7 +215,7 @@ def _detect_separator(path: Path, header: str) -> str:
     )
 
 
-def _read_text_table(path: Path, sep: str) -> pd.DataFrame:
+def read_text_table(path: Path, sep: str) -> pd.DataFrame:
     """Every cell as text; parsing numbers ourselves lets us name the cell that is wrong."""
     try:
         # skip_blank_lines=False keeps "row index + 2" equal to the line number in messages.
@@ -226,7 +227,7 @@ def _read_text_table(path: Path, sep: str) -> pd.DataFrame:
     return raw
 
 
-def _parse_column(raw: pd.Series, name: str, decimal: str, path: Path) -> pd.Series:
+def parse_column(raw: pd.Series, name: str, decimal: str, path: Path) -> pd.Series:
     """One variable's cells as float64, NaN where empty; refuses text and non-finite numbers."""
     text = raw.fillna("").astype(str).str.strip()
     text = text.mask(text.str.lower().isin(_MISSING_TOKENS), "")
@@ -278,9 +279,9 @@ def clean_and_split(values: pd.DataFrame, val_fraction: float, path: Path) -> Uc
             f"outages dropped); at least {MIN_ROWS} are needed",
         )
     n_train, n_val = split_sizes(n, val_fraction)
-    medians = _train_medians(kept[:n_train], path)
-    train, train_counts = _impute(kept[:n_train], hours[:n_train], medians)
-    val, val_counts = _impute(kept[n_train:], hours[n_train:], medians)
+    medians = train_medians(kept[:n_train], path)
+    train, train_counts = impute(kept[:n_train], hours[:n_train], medians)
+    val, val_counts = impute(kept[n_train:], hours[n_train:], medians)
     stats: dict[str, Any] = {
         "n_rows_raw": len(values),
         "n_rows_all_missing": int(all_missing.sum()),
@@ -300,31 +301,34 @@ def clean_and_split(values: pd.DataFrame, val_fraction: float, path: Path) -> Uc
     return UciSplit(train=train, val=val, stats=stats)
 
 
-def _train_medians(train: np.ndarray, path: Path) -> np.ndarray:
+def train_medians(
+    train: np.ndarray, path: Path, variables: Sequence[str] = UCI_VARIABLES
+) -> np.ndarray:
     """Per-column median of the values actually measured in the training split."""
     observed = ~np.isnan(train)
-    empty = [UCI_VARIABLES[j] for j in np.flatnonzero(~observed.any(axis=0))]
+    empty = [variables[j] for j in np.flatnonzero(~observed.any(axis=0))]
     if empty:
         raise DataError(path, f"column(s) {', '.join(empty)} have no value in the training split")
     return np.array([np.median(train[observed[:, j], j]) for j in range(train.shape[1])])
 
 
-def _impute(
-    x: np.ndarray, hours: np.ndarray, medians: np.ndarray
+def impute(
+    x: np.ndarray, hours: np.ndarray, medians: np.ndarray,
+    variables: Sequence[str] = UCI_VARIABLES,
 ) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
     """Short gaps interpolated in time, the rest set to the training median; counts per column."""
     interpolated = _interpolate_short_gaps(x, hours, MAX_INTERPOLATION_GAP_HOURS)
     still_missing = np.isnan(interpolated)
     filled = np.where(still_missing, medians, interpolated)
     counts = {
-        "interpolated": _per_column(np.isnan(x) & ~still_missing),
-        "median": _per_column(still_missing),
+        "interpolated": _per_column(np.isnan(x) & ~still_missing, variables),
+        "median": _per_column(still_missing, variables),
     }
     return filled, counts
 
 
-def _per_column(mask: np.ndarray) -> dict[str, int]:
-    return dict(zip(UCI_VARIABLES, (int(v) for v in mask.sum(axis=0)), strict=True))
+def _per_column(mask: np.ndarray, variables: Sequence[str]) -> dict[str, int]:
+    return dict(zip(variables, (int(v) for v in mask.sum(axis=0)), strict=True))
 
 
 def _interpolate_short_gaps(x: np.ndarray, hours: np.ndarray, max_gap: int) -> np.ndarray:

@@ -1,11 +1,14 @@
-"""Trainer speed on this machine: seconds per epoch, a full `uci` run, peak memory, streaming cost.
+"""Trainer speed on this machine: seconds per epoch, a full run, peak memory, streaming cost.
 
 Runs the real CLI (`python -m trainer`) as a subprocess, so start-up, data loading and file
 writing are counted. Streaming runs send to a local websocket ingest server that stores and
-acks every message (the test suite's stand-in for the backend). Runs alternate streaming /
-not streaming to spread machine noise evenly; medians are reported.
+acks every message (the test suite's stand-in for the backend). Medians are reported.
 
     .venv/bin/python bench/trainer_speed.py [--data PATH] [--repeats 3] [--epochs N]
+        [--preset healthy]
+
+Runs alternate plain / streaming / without the per-term gradient norms
+(`grad_norms_per_term=false`), so the norms' cost is a ratio measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ def _ingest_server():  # type: ignore[no-untyped-def]
 
 
 def run_once(
-    data: str | None, runs_dir: Path, run_id: str, epochs: int | None, backend: str | None
+    data: str | None, runs_dir: Path, run_id: str, epochs: int | None, backend: str | None,
+    *, preset: str = "healthy", extra: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    argv = [sys.executable, "-m", "trainer", "--preset", "uci", "--quiet",
-            "--runs-dir", str(runs_dir), "--run-id", run_id]
+    argv = [sys.executable, "-m", "trainer", "--preset", preset, "--quiet",
+            "--runs-dir", str(runs_dir), "--run-id", run_id, *extra]
     if data:
         argv += ["--data", data]
     if epochs:
@@ -65,19 +69,27 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("CAUSALWATCH_DATA")
                         or (str(default_data) if default_data.exists() else None))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, help="default: the preset's (early stopping on)")
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
+    parser.add_argument("--preset", default="healthy")
     args = parser.parse_args()
+    no_terms = ("--set", "grad_norms_per_term=false")
 
     server = _ingest_server()
     plain: list[dict[str, float]] = []
     streamed: list[dict[str, float]] = []
+    untermed: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for i in range(args.repeats):
-            plain.append(run_once(args.data, runs, f"plain-{i}", args.epochs, None))
-            streamed.append(run_once(args.data, runs, f"stream-{i}", args.epochs, server.url))
+            plain.append(run_once(args.data, runs, f"plain-{i}", args.epochs, None,
+                                  preset=args.preset))
+            streamed.append(run_once(args.data, runs, f"stream-{i}", args.epochs, server.url,
+                                     preset=args.preset))
+            untermed.append(run_once(args.data, runs, f"noterms-{i}", args.epochs, None,
+                                     preset=args.preset, extra=no_terms))
             print(f"repeat {i + 1}/{args.repeats}: plain {plain[-1]['wall']:.2f} s, "
-                  f"streamed {streamed[-1]['wall']:.2f} s", file=sys.stderr)
+                  f"streamed {streamed[-1]['wall']:.2f} s, without per-term norms "
+                  f"{untermed[-1]['wall']:.2f} s", file=sys.stderr)
         stored = {f"stream-{i}": len(server.received(f"stream-{i}")) for i in range(args.repeats)}
     server.close()
     # Peak resident memory of the largest trainer child (Linux reports KiB).
@@ -90,8 +102,12 @@ def main() -> None:
     train_s, train_ss = med(plain, "train_seconds"), med(streamed, "train_seconds")
     print("| figure | value |")
     print("|---|---|")
-    print(f"| epochs run (uci preset, early stopping) | {int(med(plain, 'epochs'))} |")
+    print(f"| epochs run ({args.preset} preset) | {int(med(plain, 'epochs'))} |")
     print(f"| seconds per epoch (median) | {med(plain, 'sec_per_epoch'):.3f} |")
+    print(f"| seconds per epoch without per-term gradient norms | "
+          f"{med(untermed, 'sec_per_epoch'):.3f} |")
+    print(f"| per-term gradient norms: cost as a ratio of epoch time | "
+          f"{med(plain, 'sec_per_epoch') / med(untermed, 'sec_per_epoch'):.2f}× |")
     print(f"| full run, wall incl. start-up (median of {args.repeats}) | {wall:.1f} s |")
     print(f"| full run, training loop only | {train_s:.1f} s |")
     print(f"| speed-up vs the seed's 5–7 min | {SEED_SECONDS[0] / wall:.1f}×–"

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend import __version__
-from backend.api import presets, runs, ws
+from backend.api import datasets, presets, runs, ws
 from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
 from backend.limits import BodySizeLimit
@@ -37,12 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.engine.dispose()
 
     app = FastAPI(title="causalwatch", version=__version__, lifespan=lifespan)
-    app.add_middleware(BodySizeLimit)
+    upload_limit = int(settings.max_upload_mb * 2**20)
+    app.add_middleware(BodySizeLimit, larger={datasets.UPLOAD_PATH: upload_limit})
     if settings.token:  # outermost: nothing is read for a caller without the token
         app.add_middleware(TokenMiddleware, token=settings.token)
     install_handlers(app)
     app.include_router(runs.router)
     app.include_router(presets.router)
+    app.include_router(datasets.router)
     app.include_router(ws.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

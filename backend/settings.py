@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         None, description="folder whose CSV/JSON files runs may name (CAUSALWATCH_DATA_DIR)"
     )
+    max_upload_mb: float = Field(
+        50.0, gt=0, le=4096, description="largest data file POST /api/datasets accepts"
+    )
     python: str = Field(sys.executable, description="interpreter that runs `-m trainer`")
     log_tail_lines: int = Field(20, ge=1, le=1000)
     poll_interval: float = Field(0.2, gt=0, le=10)

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from backend.datasets import DatasetError, trainer_file_args
 from backend.schemas import RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
@@ -247,8 +248,8 @@ class Supervisor:
                 "--backend", self.settings.ingest_base_url,
                 "--quiet",
             ]
-            if self.settings.data:
-                argv += ["--data", self.settings.data]
+            # Absolute paths: the trainer starts in its run folder, not ours.
+            argv += trainer_file_args(self.settings, run.config)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             token = self.store.get_ingest_token(run.id)
             if token:
@@ -258,7 +259,7 @@ class Supervisor:
                     argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     cwd=run_dir, env=env, start_new_session=True,
                 )
-        except OSError as err:
+        except (OSError, DatasetError) as err:
             updated = self.store.set_status(run.id, RunStatus.failed, f"could not start: {err}")
             if updated:
                 self.notify(updated)

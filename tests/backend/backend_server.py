@@ -41,8 +41,10 @@ class BackendServer:
         port: int | None = None,
         dashboard_port: int | None = None,
         db_url: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.root = root
+        self.data_dir = data_dir
         self.runs_dir = root / "runs"
         self.data = data
         self.max_runs = max_runs
@@ -93,6 +95,7 @@ class BackendServer:
                 sys.executable, "-m", "backend.cli", "up",
                 "--port", str(self.port), "--runs-dir", str(self.runs_dir),
                 "--max-runs", str(self.max_runs), "--data", str(self.data),
+                *(["--data-dir", str(self.data_dir)] if self.data_dir is not None else []),
                 *(
                     ["--no-dashboard"] if self.dashboard_port is None
                     else ["--dashboard-port", str(self.dashboard_port)]

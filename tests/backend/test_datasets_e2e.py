@@ -1,0 +1,138 @@
+"""Runs on the user's own CSV through a real backend: data-dir files, uploads, refusals.
+
+SQLite only: nothing here depends on the database. One backend serves the module (each
+start costs seconds), so every test uses file names of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backend_server import BackendServer
+from csv_files import CHAIN, write_csv, write_reference
+
+SHORT = {"dataset": "csv", "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iterator[
+    BackendServer
+]:
+    tmp_path = tmp_path_factory.mktemp("datasets")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    write_csv(data_dir / "chain.csv")
+    write_reference(data_dir / "chain.json", CHAIN)
+    (data_dir / "notes.txt").write_text("not a data file")
+    (data_dir / "escape.csv").symlink_to(uci_csv_path)  # inside the name, outside the folder
+    (data_dir / "sub").mkdir()
+    write_csv(data_dir / "sub" / "deep.csv")
+    backend = BackendServer(tmp_path, uci_csv_path, data_dir=data_dir)
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            # A small upload limit, so the 413 is cheap to provoke.
+            env.setenv("CAUSALWATCH_MAX_UPLOAD_MB", "0.05")
+            backend.start()
+        yield backend
+    finally:
+        backend.close()
+
+
+def test_listing_offers_only_files_inside_the_folders(server: BackendServer) -> None:
+    listed = server.client.get("/api/datasets").json()
+    assert [(d["name"], d["source"], d["kind"]) for d in listed] == [
+        ("chain.csv", "data_dir", "csv"), ("chain.json", "data_dir", "reference"),
+    ]
+    assert listed[0]["columns"] == ["alpha", "beta", "gamma", "delta"]
+
+
+def test_upload_then_train_without_reference(server: BackendServer, tmp_path: Path) -> None:
+    body = write_csv(tmp_path / "mine.csv", sep=";", decimal=",").read_bytes()
+    resp = server.client.post("/api/datasets", params={"name": "mine.csv"}, content=body,
+                              headers={"content-type": "text/csv"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json() == {"name": "upload:mine.csv", "source": "upload", "kind": "csv",
+                           "size_bytes": len(body), "columns": ["alpha", "beta", "gamma", "delta"]}
+    assert (server.runs_dir / "datasets" / "mine.csv").read_bytes() == body
+    again = server.client.post("/api/datasets", params={"name": "mine.csv"}, content=body)
+    assert again.status_code == 409 and "exists already" in again.text
+    names = [d["name"] for d in server.client.get("/api/datasets").json()]
+    assert names[-1] == "upload:mine.csv"
+
+    run = server.create("uci", **SHORT, data_file="upload:mine.csv")
+    done = server.wait_finished(run["id"])
+    assert done["status"] == "completed", done["status_reason"]
+    assert done["data"]["reference_kind"] == "none"
+    metrics = server.metrics(run["id"])
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(m["shd"] is None and m["f1"] is None for m in metrics)
+    assert metrics[-1]["val_recon"] is not None
+
+
+def test_data_dir_file_with_reference_is_scored(server: BackendServer) -> None:
+    run = server.create("uci", **SHORT, data_file="chain.csv", reference_file="chain.json")
+    done = server.wait_finished(run["id"])
+    assert done["status"] == "completed", done["status_reason"]
+    assert done["data"]["reference_kind"] == "user reference graph"
+    assert len(done["data"]["reference_edges"]) == 3
+    last = server.metrics(run["id"])[-1]
+    assert last["shd"] is not None and last["f1"] is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"data_file": "escape.csv"}, "data_file: 'escape.csv' is not a regular file inside"),
+        ({"data_file": "nope.csv"}, "data_file: no file 'nope.csv' among the data dir"),
+        ({"data_file": "upload:nope.csv"}, "data_file: no file 'nope.csv' among uploaded"),
+        ({}, "data_file: dataset csv needs a file"),
+        ({"data_file": "chain.csv", "reference_file": "sub"}, "reference_file: 'sub' is not a"),
+    ],
+)
+def test_unusable_file_fails_the_run_naming_the_field(
+    server: BackendServer, overrides: dict[str, str], reason: str
+) -> None:
+    run = server.create("uci", **SHORT, **overrides)
+    done = server.wait_finished(run["id"], timeout=30)
+    assert done["status"] == "failed"
+    assert done["status_reason"].startswith("could not start: ")
+    assert reason in done["status_reason"]
+
+
+@pytest.mark.parametrize(
+    "name", ["../x.csv", "/etc/passwd", "sub/deep.csv", ".hidden.csv", "upload:chain.csv"]
+)
+def test_paths_are_refused_at_create(server: BackendServer, name: str) -> None:
+    resp = server.client.post(
+        "/api/runs", json={"preset": "uci", "overrides": {**SHORT, "data_file": name}}
+    )
+    if name == "upload:chain.csv":  # a valid name: refused when its trainer would start
+        assert resp.status_code == 201
+        return
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["field"] == "overrides.data_file"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status", "fragment"),
+    [
+        ("../x.csv", b"a,b\n1,2\n", 422, "is not a file name"),
+        ("x.txt", b"a,b\n1,2\n", 422, "must end in .csv or .json"),
+        ("empty.csv", b"", 422, "is empty"),
+        ("one.csv", b"alpha\n1\n", 422, "no header of at least 2 columns"),
+        ("latin.csv", "a,b\n\u00e9,1\n".encode("latin-1"), 422, "is not UTF-8 text"),
+        ("ref.json", b"[1, 2]", 422, '"edges"'),
+        ("big.csv", b"a,b\n" + b"1,2\n" * 20_000, 413, "request body larger than"),
+    ],
+)
+def test_bad_uploads_are_refused(
+    server: BackendServer, name: str, body: bytes, status: int, fragment: str
+) -> None:
+    resp = server.client.post("/api/datasets", params={"name": name}, content=body)
+    assert resp.status_code == status, resp.text
+    assert fragment in resp.json()["detail"][0]["msg"]
+    uploads = server.runs_dir / "datasets"
+    assert not (uploads / name).exists() and not (server.root / "x.csv").exists()
+    assert not [p for p in uploads.glob(".*")], "no partial file left behind"

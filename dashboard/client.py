@@ -82,6 +82,10 @@ class BackendClient:
     def scorecard(self, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/runs/{run_id}/scorecard")  # type: ignore[no-any-return]
 
+    def datasets(self) -> list[dict[str, Any]]:
+        """Data files runs can name: the backend's --data-dir and uploaded ones."""
+        return self._request("GET", "/api/datasets")  # type: ignore[no-any-return]
+
     def graph(self, run_id: str) -> dict[str, Any] | None:
         try:
             return self._request("GET", f"/api/runs/{run_id}/graph")  # type: ignore[no-any-return]
@@ -97,6 +101,13 @@ class BackendClient:
     ) -> dict[str, Any]:
         body = {"preset": preset, "overrides": overrides, "name": name or None}
         return self._request("POST", "/api/runs", json=body)  # type: ignore[no-any-return]
+
+    def upload_dataset(self, name: str, content: bytes) -> dict[str, Any]:
+        """Store a CSV or reference JSON on the backend; returns how runs name it."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST", "/api/datasets", params={"name": name}, content=content,
+            headers={"content-type": "application/octet-stream"},
+        )
 
     def stop(self, run_id: str) -> dict[str, Any]:
         return self._request("POST", f"/api/runs/{run_id}/stop")  # type: ignore[no-any-return]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -199,3 +201,39 @@ def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _rounded(value: float | None) -> float | None:
     # Still a number, so the table sorts and filters it as one.
     return None if value is None else round(value, 3)
+
+
+def dataset_options(
+    files: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Dropdown options for the CSV files and the reference graphs the backend offers."""
+    csv_options, reference_options = [], []
+    for f in files:
+        where = "uploaded" if f["source"] == "upload" else "data dir"
+        columns = f.get("columns") or []
+        shown = ", ".join(columns[:4]) + (", …" if len(columns) > 4 else "")
+        detail = f"{where}, {len(columns)} columns: {shown}" if columns else where
+        option = {"label": f"{f['name']} ({detail})", "value": f["name"]}
+        (csv_options if f["kind"] == "csv" else reference_options).append(option)
+    return csv_options, reference_options
+
+
+def decode_upload(contents: str) -> bytes:
+    """dcc.Upload's `data:<type>;base64,<payload>` as the file's bytes."""
+    _, _, payload = contents.partition(",")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the browser sent the file in an unexpected form") from None
+
+
+def data_overrides(
+    dataset: str | None, data_file: str | None, reference_file: str | None
+) -> dict[str, Any]:
+    """The Data section's choices as config overrides; the files only matter for csv."""
+    if not dataset:
+        return {}
+    if dataset != "csv":
+        return {"dataset": dataset, "data_file": None, "reference_file": None}
+    return {"dataset": "csv", "data_file": data_file or None,
+            "reference_file": reference_file or None}

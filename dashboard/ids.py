@@ -15,6 +15,11 @@ FIELD_FEEDBACK = "cfg-feedback"  # {"type": FIELD_FEEDBACK, "name": <config fiel
 START = "launch-start"
 LAUNCH_ERROR = "launch-error"
 LAUNCH_REDIRECT = "launch-redirect"
+DATASET = "launch-dataset"
+DATA_FILE = "launch-data-file"
+REFERENCE_FILE = "launch-reference-file"
+DATA_UPLOAD = "launch-data-upload"
+DATA_UPLOAD_MESSAGE = "launch-data-upload-message"
 
 # run page
 RUN_ID = "run-id"

@@ -14,7 +14,7 @@ PATHOLOGIES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("standard", {"epochs": 26, "patience": 0},
      {"raw_variance", "near_deterministic", "clip_high", "f1_stalled"}),
     ("uci", {"epochs": 17, "patience": 0, "adjacency_lr_scale": 1.0}, {"logit_collapse"}),
-    ("uci", {"epochs": 10, "patience": 0, "lambda_sparse": 1.0, "sparsify_method": "sigmoid"},
+    ("uci", {"epochs": 10, "patience": 0, "lambda_sparse": 13.0, "sparsify_method": "sigmoid"},
      {"recon_share_low"}),
     ("uci", {"epochs": 3, "acyclicity": "dagma", "lambda_acyclic": 1.0}, {"non_finite"}),
 ]

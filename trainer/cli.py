@@ -290,11 +290,12 @@ def _print_summary(result: Any, run_dir: Path, reference_kind: str) -> None:
     print(f"{result.status}: {result.reason} ({s['epochs_run']} epochs, {s['seconds']:.1f} s)")
     if s["best_epoch"] is not None:
         scored = (
-            "no reference graph: SHD and F1 not computed" if s.get("best_f1") is None
-            else f"F1 {s['best_f1']:.3f}, SHD {s['best_shd']} against the {reference_kind}"
+            "no reference graph: SHD and F1 not computed" if s.get("f1_at_best") is None
+            else f"F1 {s['f1_at_best']:.3f}, SHD {s['shd_at_best']} against the "
+            f"{reference_kind} (max F1 seen in any epoch {s['max_f1_seen']:.3f})"
         )
-        print(f"best epoch {s['best_epoch']} (lowest val_recon {s['best_val_recon']:.4g}): "
-              f"{scored}")
+        print(f"best checkpoint: epoch {s['best_epoch']} (lowest val_recon "
+              f"{s['best_val_recon']:.4g}, chosen without the reference): {scored}")
     print(f"run folder: {run_dir}")
 
 

@@ -8,6 +8,7 @@ score is directed F1 at the label-free best checkpoint, the graph a user would k
 Prints one markdown row per candidate, best first; docs/presets.md records the outcome.
 
     .venv/bin/python bench/select_healthy.py [--seeds 101 102 103] [--epochs 40] [--quick]
+        [--pick 0 4 8]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CANDIDATES: list[dict[str, Any]] = [
     {"learning_rate_init": 1e-4, "learning_rate_max": 1e-3},
     {"adjacency_lr_scale": 5.0},
     {"adjacency_lr_scale": 5.0, "lambda_acyclic": 0.3, "lambda_sparse": 0.05},
+    {"lambda_acyclic": 1.0},
 ]
 
 
@@ -58,10 +60,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     parser.add_argument("--quick", action="store_true", help="one seed, last 4 candidates")
+    parser.add_argument("--pick", type=int, nargs="+", help="only these candidates (0-based)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = args.seeds[:1] if args.quick else args.seeds
-    candidates = [dict(c) for c in CANDIDATES]
+    candidates = [dict(c) for i, c in enumerate(CANDIDATES) if not args.pick or i in args.pick]
     if args.quick:
         candidates = candidates[-4:]
     rows = []

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from backend import scorecard
 from backend.api.deps import RunDep, ServicesDep
+from backend.datasets import DatasetError, trainer_file_args
 from backend.errors import ApiError, error_responses, not_found
 from backend.schemas import (
     AlertPublic,
@@ -25,6 +26,7 @@ from backend.schemas import (
     StatusEventPublic,
 )
 from backend.services import Services
+from backend.settings import Settings
 from trainer.config import ConfigError, TrainConfig, build_config
 from trainer.protocol import EpochRecord
 
@@ -39,12 +41,20 @@ def _new_run_id(preset: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}-{secrets.token_hex(3)}"
 
 
-def _validated_config(preset: str, overrides: dict[str, Any]) -> TrainConfig:
+def _validated_config(settings: Settings, preset: str, overrides: dict[str, Any]) -> TrainConfig:
     try:
-        return build_config(preset, overrides)
+        config = build_config(preset, overrides)
     except ConfigError as err:
         field = err.field if err.field in ("preset", "patch") else f"overrides.{err.field}"
         raise ApiError(422, str(err), field if err.field else "overrides") from None
+    try:
+        # Resolve the file names now, as the supervisor will: a well-formed name of no file
+        # would otherwise be accepted here and fail the run only when its trainer starts.
+        # (The supervisor checks again at start: a file can vanish while the run is queued.)
+        trainer_file_args(settings, config.model_dump())
+    except DatasetError as err:
+        raise ApiError(422, err.message, f"overrides.{err.field}") from None
+    return config
 
 
 def _launch(
@@ -89,7 +99,7 @@ def _launch(
 )
 def create_run(body: RunCreate, services: ServicesDep) -> RunPublic:
     """Validate the config (preset + overrides), record the run, queue its trainer."""
-    config = _validated_config(body.preset, body.overrides)
+    config = _validated_config(services.settings, body.preset, body.overrides)
     return _launch(services, preset=body.preset, config=config, name=body.name)
 
 
@@ -227,7 +237,9 @@ def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> Run
             )
         patch = dict(alert.suggested_changes)
         label = f"fix {alert.rule}"
-    config = _validated_config(run.preset, {**run.config, **patch, **body.overrides})
+    config = _validated_config(
+        services.settings, run.preset, {**run.config, **patch, **body.overrides}
+    )
     name = body.name or f"{run.name or run.id} · {label}"
     return _launch(
         services,

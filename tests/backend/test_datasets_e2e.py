@@ -82,23 +82,48 @@ def test_data_dir_file_with_reference_is_scored(server: BackendServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
+    ("overrides", "field", "reason"),
     [
-        ({"data_file": "escape.csv"}, "data_file: 'escape.csv' is not a regular file inside"),
-        ({"data_file": "nope.csv"}, "data_file: no file 'nope.csv' among the data dir"),
-        ({"data_file": "upload:nope.csv"}, "data_file: no file 'nope.csv' among uploaded"),
-        ({}, "data_file: dataset csv needs a file"),
-        ({"data_file": "chain.csv", "reference_file": "sub"}, "reference_file: 'sub' is not a"),
+        ({"data_file": "escape.csv"}, "data_file",
+         "data_file: 'escape.csv' is not a regular file inside"),
+        ({"data_file": "nope.csv"}, "data_file",
+         "data_file: no file 'nope.csv' among the data dir"),
+        ({"data_file": "upload:nope.csv"}, "data_file",
+         "data_file: no file 'nope.csv' among uploaded"),
+        ({}, "data_file", "data_file: dataset csv needs a file"),
+        ({"data_file": "chain.csv", "reference_file": "sub"}, "reference_file",
+         "reference_file: 'sub' is not a"),
+        ({"data_file": "chain.csv", "reference_file": "gone.json"}, "reference_file",
+         "reference_file: no file 'gone.json' among the data dir"),
     ],
 )
-def test_unusable_file_fails_the_run_naming_the_field(
-    server: BackendServer, overrides: dict[str, str], reason: str
+def test_unusable_file_is_refused_at_create_naming_the_field(
+    server: BackendServer, overrides: dict[str, str], field: str, reason: str
 ) -> None:
-    run = server.create("uci", **SHORT, **overrides)
-    done = server.wait_finished(run["id"], timeout=30)
-    assert done["status"] == "failed"
-    assert done["status_reason"].startswith("could not start: ")
-    assert reason in done["status_reason"]
+    before = len(server.client.get("/api/runs").json()["runs"])
+    resp = server.client.post(
+        "/api/runs", json={"preset": "uci", "overrides": {**SHORT, **overrides}}
+    )
+    assert resp.status_code == 422, resp.text
+    (detail,) = resp.json()["detail"]
+    assert detail["field"] == f"overrides.{field}"
+    assert reason in detail["msg"]
+    assert len(server.client.get("/api/runs").json()["runs"]) == before, "no run recorded"
+
+
+def test_restart_refuses_a_file_removed_since(server: BackendServer, tmp_path: Path) -> None:
+    body = write_csv(tmp_path / "brief.csv").read_bytes()
+    assert server.client.post(
+        "/api/datasets", params={"name": "brief.csv"}, content=body
+    ).status_code == 201
+    run = server.create("uci", **SHORT, data_file="upload:brief.csv")
+    assert server.wait_finished(run["id"])["status"] == "completed"
+    (server.runs_dir / "datasets" / "brief.csv").unlink()
+    resp = server.client.post(f"/api/runs/{run['id']}/restart", json={})
+    assert resp.status_code == 422, resp.text
+    (detail,) = resp.json()["detail"]
+    assert detail["field"] == "overrides.data_file"
+    assert "no file 'brief.csv' among uploaded" in detail["msg"]
 
 
 @pytest.mark.parametrize(
@@ -108,9 +133,6 @@ def test_paths_are_refused_at_create(server: BackendServer, name: str) -> None:
     resp = server.client.post(
         "/api/runs", json={"preset": "uci", "overrides": {**SHORT, "data_file": name}}
     )
-    if name == "upload:chain.csv":  # a valid name: refused when its trainer would start
-        assert resp.status_code == 201
-        return
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["field"] == "overrides.data_file"
 

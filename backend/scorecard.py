@@ -7,6 +7,9 @@ size); docs/rules.md justifies the epochs and what "met" means.
 A criterion is judged on the newest record at or after its `by_epoch` that carries its
 metric (evaluation epochs for F1 and SHD), so a live scorecard shows where the run is
 now and a finished run's scorecard shows where it ended.
+
+A run on a CSV without a reference graph has no F1 or SHD at all: those criteria are "n/a"
+(never pending, never missed) and a level is judged on the criteria that apply.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Status = Literal["met", "missed", "pending"]
+Status = Literal["met", "missed", "pending", "n/a"]
 LEVELS: tuple[str, ...] = ("Minimum", "Good", "Excellent")
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -25,6 +28,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
 }
 _WORDS = {"<=": "at most", ">=": "at least", "<": "below"}
+# The criteria scored against the reference graph: not applicable without one.
+REFERENCE_METRICS = frozenset({"f1", "shd"})
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,32 @@ def _judged_record(history: Sequence[dict[str, Any]], c: Criterion) -> dict[str,
     return None
 
 
+def _not_applicable(c: Criterion) -> dict[str, Any]:
+    return {
+        "level": c.level,
+        "name": c.name,
+        "description": f"no reference graph: {c.name} not computed",
+        "status": "n/a",
+        "observed": None,
+        "threshold": c.threshold,
+        "by_epoch": c.by_epoch,
+    }
+
+
 def _judge(
     c: Criterion,
     history: Sequence[dict[str, Any]],
-    reference_edges: int,
+    reference_edges: int | None,
     finished: bool,
     planned_epochs: int | None,
 ) -> dict[str, Any]:
-    threshold = float(reference_edges) if c.threshold is None else c.threshold
+    if reference_edges is None and c.name in REFERENCE_METRICS:
+        return _not_applicable(c)
+    if c.threshold is not None:
+        threshold = c.threshold
+    else:
+        assert reference_edges is not None  # only the SHD criteria lack a threshold
+        threshold = float(reference_edges)
     rec = _judged_record(history, c)
     observed: Any = None
     if rec is None:
@@ -103,7 +126,7 @@ def _judge(
 
 
 def _achieved(criteria: list[dict[str, Any]]) -> bool | None:
-    statuses = {c["status"] for c in criteria}
+    statuses = {c["status"] for c in criteria} - {"n/a"}
     if "missed" in statuses:
         return False
     if "pending" in statuses:
@@ -114,16 +137,18 @@ def _achieved(criteria: list[dict[str, Any]]) -> bool | None:
 def evaluate_scorecard(
     config: dict[str, Any],
     history: Sequence[dict[str, Any]],
-    reference_edges: int,
+    reference_edges: int | None,
     finished: bool,
 ) -> dict[str, Any]:
     """Every criterion's status for this run, grouped by level.
 
-    `history` is ordered by epoch; `finished` is true once the run is completed, stopped
-    or failed, which turns criteria still waiting for their epoch into "missed". A level
-    is achieved (True) when all its criteria are met, False when one is missed, None while
-    some are pending. While the run is live a met criterion can become missed (and back):
-    it is judged on the newest record.
+    `history` is ordered by epoch; `reference_edges` is the reference graph's edge count,
+    None when the run has no reference graph (its F1 and SHD criteria are then "n/a").
+    `finished` is true once the run is completed, stopped or failed, which turns criteria
+    still waiting for their epoch into "missed". A level is achieved (True) when all its
+    applicable criteria are met, False when one is missed, None while some are pending.
+    While the run is live a met criterion can become missed (and back): it is judged on
+    the newest record.
     """
     planned = config.get("epochs")
     planned_epochs = planned if isinstance(planned, int) else None

@@ -21,7 +21,8 @@ STATUS_COLORS = {
     "failed": "danger",
 }
 SEVERITY_COLORS = {"info": "info", "warning": "warning", "critical": "danger"}
-CRITERION_COLORS = {"met": "success", "missed": "danger", "pending": "secondary"}
+# "n/a": an F1/SHD criterion of a run without a reference graph, never judged.
+CRITERION_COLORS = {"met": "success", "missed": "danger", "pending": "secondary", "n/a": "light"}
 
 
 def status_badge(status: str, badge_id: str | None = None) -> dbc.Badge:
@@ -113,6 +114,7 @@ def scorecard_table(card: Mapping[str, Any]) -> html.Div:
                 html.Td(c["name"]),
                 html.Td(c["description"], className="small text-muted"),
                 html.Td(dbc.Badge(c["status"], color=CRITERION_COLORS.get(c["status"], "secondary"),
+                                  text_color="dark" if c["status"] == "n/a" else None,
                                   className="criterion-status")),
                 html.Td("—" if c.get("observed") is None else format_value(c["observed"]),
                         className="small"),

@@ -25,6 +25,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 PROTOCOL_VERSION = 1
+# `reference_kind` of a run with no reference graph (a CSV given without one): its records'
+# shd, f1, precision, recall and f1_skeleton are null, and `reference_edges` is null.
+NO_REFERENCE_KIND = "none"
 # Counts and epochs fit a 32-bit SQL INTEGER (SQLite, PostgreSQL): larger is corruption.
 MAX_INT = 2**31 - 1
 # The four weighted terms of the objective, in the order records and charts list them.

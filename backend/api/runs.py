@@ -28,7 +28,7 @@ from backend.schemas import (
 from backend.services import Services
 from backend.settings import Settings
 from trainer.config import ConfigError, TrainConfig, build_config
-from trainer.protocol import EpochRecord
+from trainer.protocol import NO_REFERENCE_KIND, EpochRecord
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
 # A route taking a run id answers 404 for an unknown run.
@@ -255,11 +255,17 @@ def _attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
-def _reference_edges(run: RunPublic) -> int:
+def _reference_edges(run: RunPublic) -> int | None:
+    """The reference graph's edge count, None when the run has no reference graph."""
     data = run.data or {}
     edges = data.get("reference_edges")
     if isinstance(edges, list):
         return len(edges)
-    if run.config.get("dataset") == "synthetic":
-        return int(run.config.get("synthetic_edges", 0))
+    if data.get("reference_kind") == NO_REFERENCE_KIND:
+        return None
+    config = run.config
+    if config.get("dataset") == "csv" and not config.get("reference_file"):
+        return None  # not started yet, but a CSV without a reference file has none
+    if config.get("dataset") == "synthetic":
+        return int(config.get("synthetic_edges", 0))
     return 13

@@ -69,6 +69,11 @@ def test_upload_then_train_without_reference(server: BackendServer, tmp_path: Pa
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert all(m["shd"] is None and m["f1"] is None for m in metrics)
     assert metrics[-1]["val_recon"] is not None
+    card = server.client.get(f"/api/runs/{run['id']}/scorecard").json()
+    criteria = [c for level in card["levels"] for c in level["criteria"]]
+    assert {c["status"] for c in criteria if c["name"] in ("f1", "shd")} == {"n/a"}
+    assert all("no reference graph" in c["description"] for c in criteria
+               if c["name"] in ("f1", "shd"))
 
 
 def test_data_dir_file_with_reference_is_scored(server: BackendServer) -> None:

@@ -16,7 +16,7 @@ from backend.rules import (
     evaluate,
 )
 from trainer.config import PATCHES, TrainConfig, build_config
-from trainer.protocol import EpochRecord
+from trainer.protocol import NO_REFERENCE_KIND, EpochRecord
 
 UCI_REFERENCE_EDGES = 13
 # An evaluation epoch of the empty graph against the 13-edge reference.
@@ -473,6 +473,25 @@ def test_empty_graph_collapse_silent_otherwise() -> None:
     # Without the started payload the reference size is unknown.
     no_data = evaluate(make_context(history=[make_record(2, **EMPTY)]), set())
     assert "empty_graph_collapse" not in names(no_data)
+
+
+def test_without_a_reference_graph_the_rules_scored_against_it_stay_silent() -> None:
+    """A CSV run without a reference: null F1/SHD never fire f1_stalled or
+    empty_graph_collapse; the rules that need no reference still fire."""
+    unscored = dict.fromkeys(("shd", "f1", "precision", "recall", "f1_skeleton"))
+    history = [
+        EpochRecord.model_validate({**r, **unscored}).model_dump() for r in broken_history()
+    ]
+    data = {**make_data(), "name": "csv", "reference_kind": NO_REFERENCE_KIND,
+            "reference_edges": None}
+    ctx = make_context("uci", {"dataset": "csv"}, history=history, data=data)
+    fired = names(stream(ctx))
+    assert fired == set(RULE_NAMES) - {
+        "f1_stalled", "empty_graph_collapse", "raw_variance", "near_deterministic", "non_finite"
+    }
+    # The same records scored against a reference do fire both.
+    scored = make_context("uci", history=broken_history(), data=make_data())
+    assert {"f1_stalled", "empty_graph_collapse"} <= names(stream(scored))
 
 
 # --- data flags --------------------------------------------------------------------------------

@@ -186,3 +186,37 @@ def test_a_run_planned_too_short_misses_the_later_levels_at_once() -> None:
     assert levels["Minimum"]["achieved"] is None
     assert levels["Good"]["achieved"] is None
     assert set(statuses(levels["Excellent"]).values()) == {"missed"}
+
+
+def no_reference_run(last: int, **overrides: Any) -> list[dict[str, Any]]:
+    """A CSV run without a reference graph: no record carries F1, SHD, precision or recall."""
+    unscored = dict.fromkeys(("f1", "shd", "precision", "recall", "f1_skeleton"))
+    return [
+        EpochRecord.model_validate({**make_record(e, **overrides), **unscored}).model_dump()
+        for e in range(1, last + 1)
+    ]
+
+
+def test_without_a_reference_f1_and_shd_are_not_applicable_and_levels_judge_the_rest() -> None:
+    for finished in (False, True):
+        out = evaluate_scorecard(CONFIG, no_reference_run(50), None, finished)
+        for level in out["levels"]:
+            scored = [c for c in level["criteria"] if c["name"] in ("f1", "shd")]
+            assert scored, level["level"]
+            for c in scored:
+                assert c["status"] == "n/a" and c["observed"] is None
+                assert "no reference graph" in c["description"]
+            assert level["achieved"] is True, (level["level"], finished)
+    # Only the applicable criteria wait, and only they can be missed.
+    early = evaluate_scorecard(CONFIG, no_reference_run(10), None, finished=False)
+    assert [lvl["achieved"] for lvl in early["levels"]] == [None, None, None]
+    ended = evaluate_scorecard(CONFIG, no_reference_run(25), None, finished=True)
+    assert [lvl["achieved"] for lvl in ended["levels"]] == [True, False, False]
+    clipped = evaluate_scorecard(CONFIG, no_reference_run(20, clip_pct=80.0), None, False)
+    assert clipped["levels"][0]["achieved"] is False
+
+
+def test_with_a_reference_nothing_is_not_applicable() -> None:
+    for history, finished in ((run(50), False), ([], False), ([], True)):
+        out = evaluate_scorecard(CONFIG, history, REFERENCE_EDGES, finished)
+        assert all(c["status"] != "n/a" for lvl in out["levels"] for c in lvl["criteria"])

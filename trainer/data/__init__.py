@@ -21,6 +21,7 @@ from trainer.data.csv import load_csv, read_reference
 from trainer.data.reference import UCI_VARIABLES, reference_adjacency
 from trainer.data.synthetic import simulate_er_dag, simulate_sem
 from trainer.data.uci import DataError, load_uci, split_sizes
+from trainer.protocol import NO_REFERENCE_KIND
 
 __all__ = ["DataError", "Dataset", "load_dataset"]
 
@@ -29,7 +30,6 @@ __all__ = ["DataError", "Dataset", "load_dataset"]
 NEAR_DETERMINISTIC_R2 = 0.999
 # reference_kind of a CSV run: its own graph is whatever the user believes, not known truth.
 CSV_REFERENCE_KIND = "user reference graph"
-NO_REFERENCE_KIND = "none"
 
 
 @dataclass(frozen=True, eq=False)

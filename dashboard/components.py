@@ -1,4 +1,5 @@
-"""Reusable pieces of the pages: status badge, alert card, scorecard, config diff, form field."""
+"""Reusable pieces of the pages: a run's reference, status badge, alert card, scorecard,
+config diff, form field."""
 
 from __future__ import annotations
 
@@ -23,6 +24,33 @@ STATUS_COLORS = {
 SEVERITY_COLORS = {"info": "info", "warning": "warning", "critical": "danger"}
 # "n/a": an F1/SHD criterion of a run without a reference graph, never judged.
 CRITERION_COLORS = {"met": "success", "missed": "danger", "pending": "secondary", "n/a": "light"}
+
+
+# The API's `reference_kind` of a run without a reference graph (a CSV without one).
+NO_REFERENCE_KIND = "none"
+
+
+def has_reference(run: dict[str, Any]) -> bool:
+    """False for a run scored against nothing: its records carry no SHD or F1."""
+    data = run.get("data") or {}
+    if data:
+        return data.get("reference_kind") != NO_REFERENCE_KIND
+    # Not started yet: a CSV run without a reference file will have none.
+    config = run["config"]
+    return not (config.get("dataset") == "csv" and not config.get("reference_file"))
+
+
+def run_reference(run: dict[str, Any]) -> tuple[int | None, str]:
+    """The reference graph's edge count (None without one) and its kind."""
+    if not has_reference(run):
+        return None, NO_REFERENCE_KIND
+    data = run.get("data") or {}
+    edges = data.get("reference_edges")
+    if isinstance(edges, list):
+        return len(edges), data.get("reference_kind") or "reference"
+    if run["config"].get("dataset") == "synthetic":
+        return int(run["config"].get("synthetic_edges", 13)), "ground truth"
+    return 13, "plausibility reference"
 
 
 def status_badge(status: str, badge_id: str | None = None) -> dbc.Badge:

@@ -175,9 +175,21 @@ def edges_figure(records: Sequence[Record]) -> go.Figure:
     return fig
 
 
+NO_REFERENCE_NOTE = "no reference graph: SHD/F1 not computed"
+
+
 def accuracy_figure(
-    records: Sequence[Record], reference_edges: int, reference_kind: str
+    records: Sequence[Record], reference_edges: int | None, reference_kind: str
 ) -> go.Figure:
+    """SHD and F1 against the reference graph; for a run without one (`reference_edges`
+    None) a note in the chart's place: its records carry no SHD or F1 to draw."""
+    if reference_edges is None:
+        fig = _base("SHD and F1", "")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.add_annotation(text=NO_REFERENCE_NOTE, x=0.5, y=0.5, xref="paper", yref="paper",
+                           showarrow=False, font={"size": 13, "color": COLORS["guide"]})
+        return fig  # no traces: the live extension has nothing to extend here
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.update_layout(  # the same settings as _base, without copying a whole layout
         title={"text": f"SHD and F1 vs the {reference_kind}", "x": 0.02, "font": {"size": 15}},
@@ -200,22 +212,23 @@ def accuracy_figure(
 
 @lru_cache(maxsize=16)
 def empty_live_figures(
-    reference_edges: int, reference_kind: str, clip_norm: float | None = None
+    reference_edges: int | None, reference_kind: str, clip_norm: float | None = None
 ) -> dict[str, dict[str, Any]]:
     """The run page's charts before any record, as plain dicts: the same for every run with
-    this reference and clip threshold, so built once (figure construction is the slow part
-    of a page load)."""
+    this reference (None: none) and clip threshold, so built once (figure construction is
+    the slow part of a page load)."""
     figs = live_figures([], reference_edges, reference_kind, clip_norm)
     return {name: fig.to_plotly_json() for name, fig in figs.items()}
 
 
 def live_figures(
     records: Sequence[Record],
-    reference_edges: int,
+    reference_edges: int | None,
     reference_kind: str,
     clip_norm: float | None = None,
 ) -> dict[str, go.Figure]:
-    """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`."""
+    """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`;
+    `reference_edges` is None for a run without a reference graph."""
     return {
         "clip": clip_figure(records),
         "loss-shares": loss_shares_figure(records),
@@ -230,28 +243,36 @@ def live_figures(
 
 
 def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] | None,
-                     reference_edges: Sequence[Sequence[str]]) -> go.Figure:
-    """Learned edge probabilities beside the reference graph (row = cause, column = effect)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
-        "learned P(edge)" + (f" · epoch {graph['epoch']}" if graph else " · waiting"),
-        "reference graph",
-    ))
+                     reference_edges: Sequence[Sequence[str]] | None) -> go.Figure:
+    """Learned edge probabilities beside the reference graph (row = cause, column = effect);
+    the learned ones alone for a run without a reference graph (`reference_edges` None)."""
+    learned = "learned P(edge)" + (f" · epoch {graph['epoch']}" if graph else " · waiting")
+    if reference_edges is None:
+        fig = make_subplots(rows=1, cols=1, subplot_titles=(f"{learned} · no reference graph",))
+    else:
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                            subplot_titles=(learned, "reference graph"))
     names = list(variables or [])
     if names:
-        index = {v: i for i, v in enumerate(names)}
-        reference = [[0] * len(names) for _ in names]
-        for cause, effect in reference_edges:
-            if cause in index and effect in index:
-                reference[index[cause]][index[effect]] = 1
         probs = graph["probabilities"] if graph else [[None] * len(names) for _ in names]
         short = [_short(n) for n in names]
+        colorbar = {"len": 0.9, "thickness": 10, **({} if reference_edges is None else {"x": 0.44})}
         fig.add_trace(go.Heatmap(z=probs, x=short, y=short, zmin=0, zmax=1, colorscale="Blues",
-                                 colorbar={"x": 0.44, "len": 0.9, "thickness": 10},
+                                 colorbar=colorbar,
                                  hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Heatmap(z=reference, x=short, y=short, zmin=0, zmax=1,
-                                 colorscale=[[0, "#ffffff"], [1, "#2c3e50"]], showscale=False,
-                                 hovertemplate="%{y} → %{x}: %{z}<extra></extra>"), 1, 2)
+        if reference_edges is not None:
+            index = {v: i for i, v in enumerate(names)}
+            reference = [[0] * len(names) for _ in names]
+            for cause, effect in reference_edges:
+                if cause in index and effect in index:
+                    reference[index[cause]][index[effect]] = 1
+            fig.add_trace(go.Heatmap(z=reference, x=short, y=short, zmin=0, zmax=1,
+                                     colorscale=[[0, "#ffffff"], [1, "#2c3e50"]],
+                                     showscale=False,
+                                     hovertemplate="%{y} → %{x}: %{z}<extra></extra>"), 1, 2)
         fig.update_yaxes(autorange="reversed")
+        if reference_edges is None:  # one panel alone: square cells, not the full width
+            fig.update_yaxes(scaleanchor="x", constrain="domain")
     fig.update_layout(height=380, margin={"l": 90, "r": 20, "t": 40, "b": 90},
                       template="plotly_white")
     fig.update_xaxes(tickangle=45, tickfont={"size": 9})

@@ -14,25 +14,17 @@ from dashboard.client import BackendError
 from dashboard.components import (
     alert_card,
     best_checkpoint_text,
+    has_reference,
     max_f1_text,
+    run_reference,
     scorecard_table,
     status_badge,
 )
-from dashboard.figures import adjacency_figure, empty_live_figures
+from dashboard.figures import NO_REFERENCE_NOTE, adjacency_figure, empty_live_figures
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
-
-
-def _reference(run: dict[str, Any]) -> tuple[int, str]:
-    data = run.get("data") or {}
-    edges = data.get("reference_edges")
-    if isinstance(edges, list):
-        return len(edges), data.get("reference_kind") or "reference"
-    if run["config"].get("dataset") == "synthetic":
-        return int(run["config"].get("synthetic_edges", 13)), "ground truth"
-    return 13, "plausibility reference"
 
 
 def _clip_norm(run: dict[str, Any]) -> float | None:
@@ -48,7 +40,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     except BackendError as err:
         return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
                          className="mt-3")
-    ref_size, ref_kind = _reference(run)
+    ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
     figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run))
     graphs = {
@@ -92,8 +84,8 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                 dbc.Row([dbc.Col(graphs["grad-terms"], lg=6),
                          dbc.Col(graphs["update-ratio"], lg=6)]),
                 dbc.Row([dbc.Col(graphs["lr"], lg=6)]),
-                dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG,
-                          figure=adjacency_figure(None, None, [])),
+                dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG, figure=adjacency_figure(
+                    None, None, [] if ref_size is not None else None)),
             ], xl=8),
             dbc.Col([
                 html.H5("Red flags"),
@@ -129,13 +121,14 @@ def _header(run: dict[str, Any]) -> html.Div:
 
 def _scores(run: dict[str, Any]) -> html.Div:
     """The best checkpoint's F1/SHD beside the highest F1 seen, each named for what it is."""
-    _, ref_kind = _reference(run)
+    ref_size, ref_kind = run_reference(run)
+    scored = f"F1/SHD vs the {ref_kind}" if ref_size is not None else NO_REFERENCE_NOTE
     return html.Div([
         html.Span("best checkpoint (label-free, lowest val_recon): ", className="text-muted"),
         html.Span(best_checkpoint_text(run), id=ids.RUN_F1_AT_BEST),
         html.Span(" · max F1 seen at any evaluation: ", className="text-muted"),
         html.Span(max_f1_text(run), id=ids.RUN_MAX_F1),
-        html.Span(f" · F1/SHD vs the {ref_kind}", className="text-muted"),
+        html.Span(f" · {scored}", className="text-muted"),
     ], className="small mt-1")
 
 
@@ -219,7 +212,8 @@ def refresh_panels(
     heatmap: Any = dash.no_update
     if now["graph"] != shown.get("graph", -1):
         data = run.get("data") or {}
-        heatmap = adjacency_figure(graph, data.get("variables"), data.get("reference_edges", []))
+        reference = (data.get("reference_edges") or []) if has_reference(run) else None
+        heatmap = adjacency_figure(graph, data.get("variables"), reference)
     return header, not _stoppable(run), cards, scorecard_table(card), heatmap, now
 
 

@@ -13,9 +13,18 @@ from dashboard.components import (
     config_diff,
     max_f1_text,
     parse_field,
+    run_reference,
     runs_table_rows,
+    scorecard_table,
 )
-from dashboard.figures import EVAL_FIELDS, adjacency_figure, compare_figure, live_figures
+from dashboard.figures import (
+    EVAL_FIELDS,
+    NO_REFERENCE_NOTE,
+    adjacency_figure,
+    compare_figure,
+    empty_live_figures,
+    live_figures,
+)
 
 # Optional record fields: records of older trainers lack them (here: the first two epochs).
 HEALTH_FIELDS = ("grad_norm_recon", "grad_norm_sparse", "grad_norm_acyclic", "grad_norm_disen",
@@ -103,6 +112,64 @@ def test_adjacency_heatmaps_place_reference_edges() -> None:
     assert "epoch 4" in fig.layout.annotations[0].text
 
 
+def unscored(n: int) -> list[dict]:
+    """Records of a run without a reference graph: no SHD, F1, precision or recall."""
+    return [{**r, "shd": None, "f1": None, "precision": None, "recall": None,
+             "f1_skeleton": None} for r in records(n)]
+
+
+def test_without_a_reference_the_accuracy_chart_is_a_note() -> None:
+    figs = live_figures(unscored(6), None, "none", 1.0)
+    assert set(figs) == set(ids.LIVE_GRAPHS)  # every live output still has its graph
+    accuracy = figs["accuracy"]
+    assert len(accuracy.data) == 0  # nothing for the live extension to draw into
+    (note,) = accuracy.layout.annotations
+    assert note.text == NO_REFERENCE_NOTE == "no reference graph: SHD/F1 not computed"
+    assert not accuracy.layout.shapes  # no "SHD n = empty graph" or F1 guide lines
+    assert "vs the" not in accuracy.layout.title.text
+    assert len(figs["clip"].data[0].x) == 6  # the other charts are unchanged
+    empty = empty_live_figures(None, "none")
+    assert empty["accuracy"]["data"] == [] and empty is empty_live_figures(None, "none")
+    with_reference = live_figures(records(6), 13, "ground truth")["accuracy"]
+    assert [t.meta["field"] for t in with_reference.data] == ["shd", "f1", "f1_skeleton"]
+
+
+def test_adjacency_without_a_reference_draws_the_learned_graph_alone() -> None:
+    graph = {"epoch": 4, "probabilities": [[0, 0.9, 0.1], [0.2, 0, 0.3], [0.4, 0.5, 0]]}
+    fig = adjacency_figure(graph, ["a", "b", "c"], None)
+    (learned,) = fig.data
+    assert learned.z[0][1] == 0.9
+    (title,) = fig.layout.annotations
+    assert "epoch 4" in title.text and "no reference graph" in title.text
+    assert "reference graph" not in [a.text for a in fig.layout.annotations]
+    waiting = adjacency_figure(None, None, None)
+    assert not waiting.data and "waiting" in waiting.layout.annotations[0].text
+
+
+def test_a_run_knows_it_has_no_reference_before_and_after_it_starts() -> None:
+    csv_config = {"dataset": "csv", "data_file": "x.csv", "reference_file": None}
+    assert run_reference({"config": csv_config, "data": None}) == (None, "none")
+    started = {"reference_kind": "none", "reference_edges": None, "variables": ["a", "b"]}
+    assert run_reference({"config": csv_config, "data": started}) == (None, "none")
+    user = {"reference_kind": "user reference graph", "reference_edges": [["a", "b"]]}
+    assert run_reference({"config": {**csv_config, "reference_file": "g.json"},
+                          "data": user}) == (1, "user reference graph")
+    assert run_reference({"config": {"dataset": "uci"}, "data": None}) == (
+        13, "plausibility reference")
+
+
+def test_scorecard_shows_not_applicable_criteria() -> None:
+    card = {"levels": [{"level": "Minimum", "achieved": True, "criteria": [
+        {"name": "clip_pct", "description": "clip_pct at most 50 from epoch 20",
+         "status": "met", "observed": 0.0},
+        {"name": "f1", "description": "no reference graph: f1 not computed",
+         "status": "n/a", "observed": None},
+    ]}]}
+    html = str(scorecard_table(card))
+    assert "n/a" in html and "no reference graph" in html and "color='light'" in html
+    assert "achieved" in html
+
+
 def test_compare_overlays_one_trace_per_run() -> None:
     fig = compare_figure({"parent": records(500), "child": records(300)}, "f1")
     assert [t.name for t in fig.data] == ["parent", "child"]
@@ -115,8 +182,6 @@ def test_compare_overlays_one_trace_per_run() -> None:
 
 
 def test_empty_live_figures_are_built_once_per_reference() -> None:
-    from dashboard.figures import empty_live_figures
-
     assert empty_live_figures(13, "ground truth") is empty_live_figures(13, "ground truth")
     assert empty_live_figures(13, "ground truth", 0.5) is empty_live_figures(
         13, "ground truth", 0.5)

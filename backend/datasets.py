@@ -17,8 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
+from backend.schemas import DatasetPublic
 from backend.settings import Settings
 from trainer.config import FILE_NAME_PATTERN, UPLOAD_PREFIX
 
@@ -35,16 +34,6 @@ class DatasetError(ValueError):
         self.message = message
         self.field = field
         self.status = status
-
-
-class DatasetPublic(BaseModel):
-    """A file a run can name in `data_file` (kind csv) or `reference_file` (kind reference)."""
-
-    name: str  # what the config holds: `air.csv` or `upload:air.csv`
-    source: Literal["data_dir", "upload"]
-    kind: Literal["csv", "reference"]
-    size_bytes: int
-    columns: list[str] | None = None  # a CSV's header, as far as the first line tells
 
 
 def uploads_dir(settings: Settings) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -144,3 +144,13 @@ class Health(BaseModel):
     runs_queued: int
     # Runs whose rule state ingest holds in memory: live runs, and no finished one for long.
     runs_in_memory: int
+
+
+class DatasetPublic(BaseModel):
+    """A file a run can name in `data_file` (kind csv) or `reference_file` (kind reference)."""
+
+    name: str  # what the config holds: `air.csv` or `upload:air.csv`
+    source: Literal["data_dir", "upload"]
+    kind: Literal["csv", "reference"]
+    size_bytes: int
+    columns: list[str] | None = None  # a CSV's header, as far as the first line tells

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from backend.api.deps import ServicesDep
-from backend.datasets import DatasetError, DatasetPublic, list_datasets, save_upload
+from backend.datasets import DatasetError, list_datasets, save_upload
 from backend.errors import ApiError, ErrorBody, error_responses
+from backend.schemas import DatasetPublic
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 UPLOAD_PATH = router.prefix

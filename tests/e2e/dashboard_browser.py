@@ -211,6 +211,8 @@ class DashboardPage:
     def set_field(self, name: str, value: str) -> None:
         """Type into a config field the way a user does (select all, type over it)."""
         element = self.field(name)
+        # The Data section pushes the grid below the fold: a user scrolls to it first.
+        self.js("arguments[0].scrollIntoView({block: 'center'});", element)
         element.click()
         element.send_keys(Keys.CONTROL, "a")
         element.send_keys(Keys.DELETE)

@@ -91,10 +91,11 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
     page: DashboardPage, stack: BackendServer
 ) -> None:
     page.open("/new")
-    page.field("dataset")
+    page.field("epochs")
     page.click("#_dbcprivate_radioitems_launch-preset_input_synthetic")
-    page.wait(lambda: page.field("dataset").get_attribute("value") == "synthetic", 15,
-              "the synthetic preset's values in the form")
+    # The preset picks the Data section's dataset (a radio, not a field of the grid).
+    page.wait(lambda: page.find("#_dbcprivate_radioitems_launch-dataset_input_synthetic")
+              .is_selected(), 15, "the synthetic preset's dataset in the form")
     # 20000 samples: ~0.5 s an epoch on an idle 2-core machine, so the 12 epochs stream
     # over several seconds, after the run page has loaded even on a busy machine.
     page.set_field("epochs", "12")

@@ -84,6 +84,12 @@ class TrainConfig(BaseModel):
     acyclic_start: float = Field(
         1 / 3, ge=0, lt=1, description="fraction of the epochs before the acyclicity penalty"
     )
+    recon_weighting: Literal["none", "residual"] = Field(
+        "none",
+        description="none: plain MSE; residual: each variable's squared error divided by its "
+        "residual variance of the previous epoch (Gaussian likelihood with a noise variance "
+        "per variable, GOLEM-NV)",
+    )
     grad_norms_per_term: bool = Field(
         True, description="measure each loss term's own gradient norm (one backward per term)"
     )
@@ -204,9 +210,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "lambda_recon": 1.0,
         "lambda_sparse": 0.03,
-        "lambda_acyclic": 0.1,
+        "lambda_acyclic": 1.0,
         "lambda_disen": 1e-3,
         "grad_clip_norm": 5.0,
+        "recon_weighting": "residual",
+        "adjacency_lr_scale": 2.0,
         "sparsify_method": "sigmoid",
         "edge_mask": "gumbel",
         "acyclic_schedule": "rising",

@@ -196,6 +196,10 @@ def train(
     params = list(model.parameters())
     shuffler = torch.Generator().manual_seed(cfg.seed)
     penalty_from = acyclic_start_epoch(cfg) + 1
+    # recon_weighting="residual": each variable's squared error in units of its residual
+    # variance, first the data's own variance (nothing explained yet), then each epoch's.
+    data_variance = x_train.var(dim=0).clamp_min(1e-12)
+    residual_variance = data_variance if cfg.recon_weighting == "residual" else None
 
     history: list[dict[str, Any]] = []
     epoch_times: list[float] = []
@@ -217,6 +221,7 @@ def train(
             "lambda_disen": cfg.lambda_disen,
         }
         sums = dict.fromkeys(LOSS_TERMS, 0.0)
+        squared_error_sum = torch.zeros(d)
         term_norm_sums = dict.fromkeys(LOSS_TERMS, 0.0)
         norms: list[float] = []
         theta_start = _flat(params)
@@ -225,8 +230,10 @@ def train(
                 xb = x_train[batch_idx]
                 x_hat, z, probs = model(xb)
                 terms = structure_loss(
-                    xb, x_hat, z, probs, acyclicity=cfg.acyclicity, **weights
+                    xb, x_hat, z, probs, acyclicity=cfg.acyclicity,
+                    residual_variance=residual_variance, **weights
                 )
+                squared_error_sum += ((xb - x_hat.detach()) ** 2).sum(dim=0)
                 _check_finite(terms, f"epoch {epoch} step {step + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 if cfg.grad_norms_per_term:
@@ -253,6 +260,10 @@ def train(
             break
 
         n_steps = len(norms)
+        if residual_variance is not None:
+            # Floored (a millionth of the column's variance) so a near-deterministic column
+            # cannot blow its weight up without bound.
+            residual_variance = torch.maximum(squared_error_sum / n, 1e-6 * data_variance)
         means = {name: total / n_steps for name, total in sums.items()}
         shares = health.loss_shares(means)
         with torch.no_grad():

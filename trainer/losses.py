@@ -73,6 +73,7 @@ def structure_loss(
     lambda_acyclic: float,
     lambda_disen: float,
     acyclicity: str = "notears",
+    residual_variance: Tensor | None = None,
 ) -> LossBreakdown:
     """λ_recon·MSE + λ_sparse·(1/d)Σ_{i≠j} P_ij + λ_acyclic·h(P) + λ_disen·D(Z).
 
@@ -80,11 +81,18 @@ def structure_loss(
     variable: one edge into x_i costs λ_sparse/d and must buy that much of the MSE, which
     it does when it lowers x_i's own squared error by λ_sparse. Neither scale grows with
     d or n, so one λ_sparse means the same on 5 variables and on 50.
+
+    `residual_variance` (d,), when given, divides each variable's squared error by it
+    (`recon_weighting="residual"`, docs/model.md): the gradient of a Gaussian likelihood
+    with one noise variance per variable, as in GOLEM-NV (Ng et al. 2020).
     """
     h = h_notears if acyclicity == "notears" else h_dagma
     d = probs.shape[0]
+    squared = (x - x_hat) ** 2
+    if residual_variance is not None:
+        squared = squared / residual_variance
     return LossBreakdown(
-        recon=lambda_recon * torch.mean((x - x_hat) ** 2),
+        recon=lambda_recon * torch.mean(squared),
         sparse=lambda_sparse * probs.abs().sum() / d,
         # Off (λ = 0, e.g. early in the rising schedule) it is not evaluated: DAGMA's h is
         # +inf outside its domain, and 0·inf would stop the run for a term that is not on.

@@ -42,3 +42,19 @@ def test_decorrelation_is_zero_for_uncorrelated_and_positive_for_redundant_laten
     redundant = torch.cat([base, base], dim=-1)  # both dims identical: covariance 1
     assert float(decorrelation(redundant)) > 0.5
     assert float(decorrelation(torch.randn(8, 3, 1))) == 0.0
+
+
+def test_residual_weighting_divides_each_variables_squared_error() -> None:
+    from trainer.losses import structure_loss
+
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    x_hat = torch.tensor([[0.0, 2.0], [3.0, 2.0]])  # squared errors: col 0 (1, 0), col 1 (0, 4)
+    probs = torch.zeros(2, 2)
+    latents = torch.zeros(2, 2, 1)
+    weights = {"lambda_recon": 2.0, "lambda_sparse": 0.0, "lambda_acyclic": 0.0,
+               "lambda_disen": 0.0}
+    plain = structure_loss(x, x_hat, latents, probs, **weights)
+    assert float(plain.recon) == 2.0 * (1 + 0 + 0 + 4) / 4
+    scaled = structure_loss(x, x_hat, latents, probs, residual_variance=torch.tensor([0.5, 4.0]),
+                            **weights)
+    assert float(scaled.recon) == 2.0 * (1 / 0.5 + 4 / 4.0) / 4

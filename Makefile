@@ -57,6 +57,7 @@ test: lint system-deps
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)
 	$(BIN)/python bench/causal_quality.py $(DATA_ARG)
+	$(BIN)/python bench/fix_efficacy.py $(DATA_ARG)
 	$(BIN)/python bench/backend_ingest.py
 	$(BIN)/python bench/load.py
 

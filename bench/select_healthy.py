@@ -31,10 +31,10 @@ SYNTHETIC = {"dataset": "synthetic", "synthetic_nodes": 13, "synthetic_edges": 1
 # the final preset's fields; the last row is the first round's winner.
 CANDIDATES: list[dict[str, Any]] = [
     {},
-    {"recon_weighting": "none"},
+    {"recon_weighting": "equal"},
     {"adjacency_lr_scale": 20.0},
     {"adjacency_lr_scale": 20.0, "lambda_acyclic": 0.3},
-    {"recon_weighting": "none", "adjacency_lr_scale": 20.0, "lambda_acyclic": 0.1},
+    {"recon_weighting": "equal", "adjacency_lr_scale": 20.0, "lambda_acyclic": 0.1},
 ]
 
 

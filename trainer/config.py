@@ -84,11 +84,12 @@ class TrainConfig(BaseModel):
     acyclic_start: float = Field(
         1 / 3, ge=0, lt=1, description="fraction of the epochs before the acyclicity penalty"
     )
-    recon_weighting: Literal["none", "residual"] = Field(
-        "none",
-        description="none: plain MSE; residual: each variable's squared error divided by its "
-        "residual variance of the previous epoch (Gaussian likelihood with a noise variance "
-        "per variable, GOLEM-NV)",
+    # "equal", not "none": forms read the word none as an empty value.
+    recon_weighting: Literal["equal", "residual"] = Field(
+        "equal",
+        description="equal: plain MSE, every variable's error alike; residual: each "
+        "variable's squared error divided by its residual variance of the previous epoch "
+        "(Gaussian likelihood with a noise variance per variable, GOLEM-NV)",
     )
     grad_norms_per_term: bool = Field(
         True, description="measure each loss term's own gradient norm (one backward per term)"

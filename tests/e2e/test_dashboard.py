@@ -103,8 +103,11 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
     page.set_field("patience", "0")
     page.click("#launch-start")
 
+    # Creating the run is a POST through the dashboard to the backend: on a loaded machine
+    # it can take longer than a click; a refusal would show in the launch error alert.
     run_id = page.wait(lambda: (m := RUN_URL.search(page.driver.current_url)) and m.group(1),
-                       20, "the run page after Start")
+                       60, "the run page after Start (launch error: "
+                       f"{page.text('#launch-error')!r})")
     page.wait_loaded()
     # Sample in the page itself, every 10 ms, from as soon as it has loaded: a WebDriver round
     # trip can take a second on a busy machine, long enough to miss every intermediate state

@@ -33,11 +33,10 @@ from trainer.data.uci import (
     DataError,
     first_line,
     header_names,
-    impute,
+    impute_splits,
     parse_column,
     read_text_table,
     split_sizes,
-    train_medians,
 )
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
@@ -274,9 +273,7 @@ def _clean_and_split(
             f"every value missing); at least {MIN_ROWS} are needed"
         )
     n_train, n_val = split_sizes(n, val_fraction)
-    medians = train_medians(kept[:n_train], path, variables)
-    train, train_counts = impute(kept[:n_train], rows[:n_train], medians, variables)
-    val, val_counts = impute(kept[n_train:], rows[n_train:], medians, variables)
+    train, val, imputation = impute_splits(kept, rows, n_train, path, variables)
     stats: dict[str, Any] = {
         "n_rows_raw": len(values),
         "n_rows_all_missing": int(all_missing.sum()),
@@ -285,11 +282,6 @@ def _clean_and_split(
         "n_val": n_val,
         "split": "file order (the last rows validate)",
         "max_interpolation_gap_rows": MAX_INTERPOLATION_GAP_HOURS,
-        "train_medians": dict(zip(variables, map(float, medians), strict=True)),
-        "imputed_cells": {
-            c: sum(counts[kind][c] for counts in (train_counts, val_counts) for kind in counts)
-            for c in variables
-        },
-        "imputation": {"train": train_counts, "val": val_counts},
+        **imputation,
     }
     return CsvSplit(variables=variables, train=train, val=val, stats=stats)

@@ -279,9 +279,7 @@ def clean_and_split(values: pd.DataFrame, val_fraction: float, path: Path) -> Uc
             f"outages dropped); at least {MIN_ROWS} are needed",
         )
     n_train, n_val = split_sizes(n, val_fraction)
-    medians = train_medians(kept[:n_train], path)
-    train, train_counts = impute(kept[:n_train], hours[:n_train], medians)
-    val, val_counts = impute(kept[n_train:], hours[n_train:], medians)
+    train, val, imputation = impute_splits(kept, hours, n_train, path, UCI_VARIABLES)
     stats: dict[str, Any] = {
         "n_rows_raw": len(values),
         "n_rows_all_missing": int(all_missing.sum()),
@@ -291,14 +289,31 @@ def clean_and_split(values: pd.DataFrame, val_fraction: float, path: Path) -> Uc
         "n_val": n_val,
         "split": "chronological",
         "max_interpolation_gap_hours": MAX_INTERPOLATION_GAP_HOURS,
-        "train_medians": dict(zip(UCI_VARIABLES, map(float, medians), strict=True)),
+        **imputation,
+    }
+    return UciSplit(train=train, val=val, stats=stats)
+
+
+def impute_splits(
+    kept: np.ndarray,
+    positions: np.ndarray,
+    n_train: int,
+    path: Path,
+    variables: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Train and validation rows imputed with the training medians, and what was imputed
+    (`train_medians`, `imputed_cells`, `imputation`: the keys of a dataset's stats)."""
+    medians = train_medians(kept[:n_train], path, variables)
+    train, train_counts = impute(kept[:n_train], positions[:n_train], medians, variables)
+    val, val_counts = impute(kept[n_train:], positions[n_train:], medians, variables)
+    return train, val, {
+        "train_medians": dict(zip(variables, map(float, medians), strict=True)),
         "imputed_cells": {
             c: sum(counts[kind][c] for counts in (train_counts, val_counts) for kind in counts)
-            for c in UCI_VARIABLES
+            for c in variables
         },
         "imputation": {"train": train_counts, "val": val_counts},
     }
-    return UciSplit(train=train, val=val, stats=stats)
 
 
 def train_medians(

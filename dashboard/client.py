@@ -112,8 +112,18 @@ class BackendClient:
     def stop(self, run_id: str) -> dict[str, Any]:
         return self._request("POST", f"/api/runs/{run_id}/stop")  # type: ignore[no-any-return]
 
-    def restart(self, run_id: str, alert_id: int | None = None) -> dict[str, Any]:
-        body = {"alert_id": alert_id} if alert_id is not None else {}
+    def restart(
+        self, run_id: str, alert_id: int | None = None,
+        overrides: dict[str, Any] | None = None, name: str | None = None,
+    ) -> dict[str, Any]:
+        """A child of `run_id`: its config + the alert's fix + `overrides` (the backend merges)."""
+        body: dict[str, Any] = {}
+        if alert_id is not None:
+            body["alert_id"] = alert_id
+        if overrides:
+            body["overrides"] = overrides
+        if name:
+            body["name"] = name
         return self._request(  # type: ignore[no-any-return]
             "POST", f"/api/runs/{run_id}/restart", json=body
         )

@@ -20,6 +20,9 @@ DATA_FILE = "launch-data-file"
 REFERENCE_FILE = "launch-reference-file"
 DATA_UPLOAD = "launch-data-upload"
 DATA_UPLOAD_MESSAGE = "launch-data-upload-message"
+EDIT_FROM = "launch-edit-from"  # the run an edit form copies: {run_id, preset, config} or None
+EDIT_NOTE = "launch-edit-note"
+EDIT_MISSING = "launch-edit-missing"  # the alert shown instead of the form: no such run
 
 # run page
 RUN_ID = "run-id"
@@ -34,6 +37,7 @@ RUN_MAX_F1 = "run-max-f1"  # the highest F1 of any evaluation
 RUN_PROGRESS = "run-progress"
 RUN_PROGRESS_TEXT = "run-progress-text"
 RUN_STOP = "run-stop"
+RUN_EDIT = "run-edit-restart"  # opens the launch form pre-filled with this run's config
 RUN_SHOWN = "run-shown"  # what the panels show now: re-render only what changed
 RUN_MESSAGE = "run-message"
 RUN_REDIRECT = "run-redirect"

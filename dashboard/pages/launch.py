@@ -1,9 +1,16 @@
 """Start a run: preset picker, the data (UCI, synthetic or a CSV picked or uploaded), every
-other config field pre-filled and editable, inline errors."""
+other config field pre-filled and editable, inline errors.
+
+With `?from=<run id>` it is an edit form: pre-filled with that run's config, and Start
+restarts that run with the form's values (a child linked to it) instead of creating one.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import dash
 import dash_bootstrap_components as dbc
@@ -29,17 +36,31 @@ DATASETS = {
     "synthetic": "synthetic (random DAG, known truth)",
     "csv": "your own CSV",
 }
+# What a run id can look like: anything else is no run, and never becomes part of an API path.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.\-]*")
+# RestartRequest's limit on `name`: a default name must not be refused for its length.
+NAME_MAX = 200
 
 
-def layout(preset: str = "standard", **_query: Any) -> html.Div:
+def layout(preset: str = "standard", **query: Any) -> html.Div | dbc.Alert:
+    edit: dict[str, Any] | None = None
+    if "from" in query:
+        loaded = edit_source(query["from"])
+        if isinstance(loaded, dbc.Alert):
+            return loaded
+        edit = loaded
     try:
         presets = client.get().presets()
     except BackendError as err:
         return dbc.Alert(f"Cannot load the presets: {err.message}.", color="danger")
     names = [p["name"] for p in presets]
     descriptions = {p["name"]: p["description"] for p in presets}
+    chosen = edit["preset"] if edit else preset
+    source = f"run {edit['run_id']}" if edit else "the preset"
     return html.Div([
-        html.H3("New run", className="mt-3"),
+        html.H3("Edit and restart" if edit else "New run", className="mt-3"),
+        edit_note(edit["run_id"]) if edit else None,
+        dcc.Store(id=ids.EDIT_FROM, data=edit),
         dbc.Row([
             dbc.Col([
                 dbc.Label("Preset", html_for=ids.PRESET, className="fw-semibold"),
@@ -47,17 +68,18 @@ def layout(preset: str = "standard", **_query: Any) -> html.Div:
                     id=ids.PRESET,
                     options=[{"label": html.Span([html.Strong(n), f" — {descriptions[n]}"]),
                               "value": n} for n in names],
-                    value=preset if preset in names else names[0],
+                    value=chosen if chosen in names else names[0],
                 ),
             ], md=8),
             dbc.Col([
                 dbc.Label("Run name", html_for=ids.RUN_NAME, className="fw-semibold"),
-                dbc.Input(id=ids.RUN_NAME, placeholder="optional"),
+                dbc.Input(id=ids.RUN_NAME, placeholder="optional",
+                          value=edit_name(edit) if edit else None),
             ], md=4),
         ], className="mb-3"),
-        data_section(),
+        data_section(edit["config"] if edit else None),
         html.H5("Configuration"),
-        html.P("Every field comes from the preset; change any. The backend validates the "
+        html.P(f"Every field comes from {source}; change any. The backend validates the "
                "whole config and names any field it refuses.", className="text-muted small"),
         dbc.Row(id=ids.FIELDS),
         dbc.Alert(id=ids.LAUNCH_ERROR, color="danger", is_open=False),
@@ -66,32 +88,82 @@ def layout(preset: str = "standard", **_query: Any) -> html.Div:
     ])
 
 
-@dash.callback(Output(ids.FIELDS, "children"), Input(ids.PRESET, "value"))
-def fill_fields(preset: str | None) -> list[dbc.Col] | dbc.Alert:
+def edit_source(run_id: Any) -> dict[str, Any] | dbc.Alert:
+    """What an edit form copies from run `run_id`; an alert instead of the form without it."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        return missing_run(run_id)
+    try:
+        run = client.get().run(run_id)
+    except BackendError as err:
+        if err.status == 404:
+            return missing_run(run_id)
+        return missing_run(run_id, f"Cannot load run {run_id}: {err.message}.")
+    return {"run_id": run["id"], "preset": run["preset"], "config": run["config"],
+            "name": run.get("name")}
+
+
+def missing_run(run_id: Any, message: str | None = None) -> dbc.Alert:
+    shown = run_id if isinstance(run_id, str) and run_id else "(none given)"
+    return dbc.Alert([
+        message or f"run {shown} not found.", " ",
+        dcc.Link("Start a new run from a blank form", href="/new", className="alert-link"),
+    ], id=ids.EDIT_MISSING, color="warning", className="mt-3")
+
+
+def edit_note(run_id: str) -> dbc.Alert:
+    return dbc.Alert([
+        "Editing a copy of run ", dcc.Link(run_id, href="/run/" + quote(run_id, safe="")),
+        " — the new run is linked to it as a restart.",
+    ], id=ids.EDIT_NOTE, color="info", className="small py-2")
+
+
+def edit_name(edit: Mapping[str, Any]) -> str:
+    suffix = " · edit"
+    return (edit.get("name") or edit["run_id"])[:NAME_MAX - len(suffix)] + suffix
+
+
+def form_values(preset: str, edit: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the form shows for `preset`: its config; on an edit form on the run's own preset,
+    the run's config over it (the preset fills only fields newer than the run).
+
+    Picking another preset on an edit form fills from that preset, as on a blank form; picking
+    the run's preset again brings the run's values back.
+    """
+    values = dict(client.get().preset(preset)["config"])
+    if edit and edit.get("preset") == preset:
+        values.update(edit["config"])
+    return values
+
+
+@dash.callback(Output(ids.FIELDS, "children"), Input(ids.PRESET, "value"),
+              State(ids.EDIT_FROM, "data"))
+def fill_fields(preset: str | None, edit: dict[str, Any] | None) -> list[dbc.Col] | dbc.Alert:
     if not preset:
         raise PreventUpdate
     try:
         schema = client.get().config_schema()
-        values = client.get().preset(preset)["config"]
+        values = form_values(preset, edit)
     except BackendError as err:
         return dbc.Alert(f"Cannot load preset {preset}: {err.message}.", color="danger")
     return [field_input(info, values.get(info["name"])) for info in schema
             if info["name"] not in DATA_FIELDS]
 
 
-@dash.callback(Output(ids.DATASET, "value"), Input(ids.PRESET, "value"))
-def preset_dataset(preset: str | None) -> str:
+@dash.callback(Output(ids.DATASET, "value"), Input(ids.PRESET, "value"),
+              State(ids.EDIT_FROM, "data"))
+def preset_dataset(preset: str | None, edit: dict[str, Any] | None) -> str:
     if not preset:
         raise PreventUpdate
     try:
-        return str(client.get().preset(preset)["config"]["dataset"])
+        return str(form_values(preset, edit)["dataset"])
     except BackendError:
         raise PreventUpdate from None
 
 
-def data_section() -> html.Div:
+def data_section(config: Mapping[str, Any] | None = None) -> html.Div:
     """Dataset choice; for csv a file of the backend's data dir or an upload, and optionally
-    a reference graph (without one, SHD and F1 are not computed)."""
+    a reference graph (without one, SHD and F1 are not computed). `config`: an edited run's."""
+    config = config or {}
     try:
         files = client.get().datasets()
         problem = None
@@ -101,19 +173,20 @@ def data_section() -> html.Div:
     return html.Div([
         html.H5("Data"),
         dbc.RadioItems(
-            id=ids.DATASET, inline=True, value="uci",
+            id=ids.DATASET, inline=True, value=config.get("dataset") or "uci",
             options=[{"label": label, "value": v} for v, label in DATASETS.items()],
         ),
         dbc.Row([
             dbc.Col([
                 dbc.Label("CSV file (dataset csv)", html_for=ids.DATA_FILE, className="small"),
-                dcc.Dropdown(id=ids.DATA_FILE, options=csv_options,
+                dcc.Dropdown(id=ids.DATA_FILE, options=csv_options, value=config.get("data_file"),
                              placeholder="pick a file of the data dir or an upload"),
             ], md=4),
             dbc.Col([
                 dbc.Label("Reference graph (optional)", html_for=ids.REFERENCE_FILE,
                           className="small"),
                 dcc.Dropdown(id=ids.REFERENCE_FILE, options=reference_options,
+                             value=config.get("reference_file"),
                              placeholder="none: SHD and F1 not computed"),
             ], md=4),
             dbc.Col([
@@ -175,6 +248,7 @@ def upload_file(contents: str | None, filename: str | None) -> tuple[Any, ...]:
     State(ids.RUN_NAME, "value"),
     State({"type": ids.FIELD, "name": ALL}, "value"),
     State({"type": ids.FIELD, "name": ALL}, "id"),
+    State(ids.EDIT_FROM, "data"),
     State(ids.DATASET, "value"),
     State(ids.DATA_FILE, "value"),
     State(ids.REFERENCE_FILE, "value"),
@@ -182,13 +256,13 @@ def upload_file(contents: str | None, filename: str | None) -> tuple[Any, ...]:
 )
 def start_run(
     _clicks: int | None, preset: str, name: str | None, values: list[Any],
-    field_ids: list[dict[str, str]], *data_choice: str | None,
+    field_ids: list[dict[str, str]], edit: dict[str, Any] | None, *data_choice: str | None,
 ) -> tuple[Any, ...]:
     names = [f["name"] for f in field_ids]
     overrides = {n: parse_field(v) for n, v in zip(names, values, strict=True)}
     overrides.update(data_overrides(*data_choice))
     try:
-        run = client.get().create_run(preset, overrides, name)
+        run = launch(preset, overrides, name, edit)
     except BackendError as err:
         bad = (err.field or "").removeprefix("overrides.")
         invalid = [n == bad for n in names]
@@ -197,3 +271,17 @@ def start_run(
         return dash.no_update, f"Not started{where}: {err.message}", True, invalid, feedback
     return f"/run/{run['id']}", "", False, [False] * len(names), [""] * len(names)
 
+
+def launch(
+    preset: str, overrides: dict[str, Any], name: str | None, edit: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A new run from the form; on an edit form, a restart of the edited run.
+
+    An edit form restarts its run even when the user picked another preset: the child stays
+    linked to its parent as the note says, and since the form sends every field, the child's
+    config is exactly what the form showed; only its preset label stays the parent's (the
+    restart endpoint keeps the parent's preset).
+    """
+    if edit:
+        return client.get().restart(edit["run_id"], overrides=overrides, name=name)
+    return client.get().create_run(preset, overrides, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import dash
 import dash_bootstrap_components as dbc
@@ -68,6 +69,9 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         # Outside the header: a re-rendered header must not swallow a click on Stop.
         dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2",
                    disabled=not _stoppable(run)),
+        # Acts on the text advice too: any change to this run's config, as a linked restart.
+        dbc.Button("Edit and restart", id=ids.RUN_EDIT, href="/new?from=" + quote(run_id, safe=""),
+                   color="primary", outline=True, size="sm", className="mt-2 ms-2"),
         dbc.Row([
             dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0, label="", striped=True,
                                  style={"height": "22px"}), md=6),

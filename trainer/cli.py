@@ -191,7 +191,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
     # These matrices are tiny: extra intra-op threads cost more in sync than they save.
     torch.set_num_threads(1)
     run_dir = Path(args.runs_dir) / run_id
-    files = RunFiles(run_dir, cfg.epochs)
+    files = RunFiles(run_dir, cfg.epochs_to_run)
     config_dump = cfg.model_dump()
     files.write_config({"run_id": run_id, "preset": args.preset, **config_dump})
     warnings = _data_warnings(data.stats, data.standardized)
@@ -230,7 +230,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    bar = tqdm(total=cfg.epochs, unit="epoch", disable=args.quiet, file=sys.stderr,
+    bar = tqdm(total=cfg.epochs_to_run, unit="epoch", disable=args.quiet, file=sys.stderr,
                dynamic_ncols=True, desc=run_id[:24])
     last_f1: list[float | None] = [None]
 

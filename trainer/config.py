@@ -49,6 +49,11 @@ class TrainConfig(BaseModel):
     )
     grad_clip_norm: float = Field(1.0, gt=0, le=1e6, description="max global grad norm")
     epochs: int = Field(100, ge=1, le=100_000)
+    stop_after_epochs: int | None = Field(
+        None, ge=1, le=100_000,
+        description="end the run after this many epochs while the LR and acyclicity "
+        "schedules stay planned over `epochs` (a probe's look at a longer run's start)",
+    )
     batch_size: int = Field(128, ge=1, le=1_000_000)
     eval_every: int = Field(2, ge=1, le=10_000)
     patience: int = Field(15, ge=0, le=100_000, description="epochs without improvement; 0 = off")
@@ -154,6 +159,11 @@ class TrainConfig(BaseModel):
                 f"(got {self.synthetic_edges})"
             )
         return self
+
+    @property
+    def epochs_to_run(self) -> int:
+        """The epochs this run trains: `epochs`, or fewer with `stop_after_epochs`."""
+        return min(self.epochs, self.stop_after_epochs or self.epochs)
 
     @property
     def standardize_effective(self) -> bool:

@@ -17,6 +17,7 @@ from trainer.config import TrainConfig
 from trainer.losses import LossBreakdown, structure_loss
 from trainer.model import CausalStructureModel
 from trainer.protocol import LOSS_TERMS
+from trainer.schedule import acyclic_start_epoch, acyclic_weight, get_lr
 
 if TYPE_CHECKING:
     from trainer.data import Dataset
@@ -67,44 +68,6 @@ class RunResult:
             "final_shd": last.get("shd"),
             "seconds": round(self.seconds, 3),
         }
-
-
-def get_lr(epoch: int, cfg: TrainConfig) -> float:
-    """Learning rate for 1-based `epoch`: linear warmup init → max, then the schedule.
-
-    Warmup: epoch 1 runs at `learning_rate_init`, epoch `warmup_epochs + 1` at
-    `learning_rate_max`. Cosine then decays back to `learning_rate_init` at the last epoch.
-    """
-    lo, hi, warm = cfg.learning_rate_init, cfg.learning_rate_max, cfg.warmup_epochs
-    if epoch <= warm:
-        return lo + (hi - lo) * (epoch - 1) / warm
-    if cfg.lr_schedule == "constant":
-        return hi
-    span = max(1, cfg.epochs - warm - 1)
-    progress = min(1.0, (epoch - warm - 1) / span)
-    return lo + (hi - lo) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def acyclic_weight(epoch: int, cfg: TrainConfig) -> float:
-    """λ_acyclic in force during 1-based `epoch`.
-
-    `rising` (SDCD, Nazaret et al. 2024): 0 for the first `acyclic_start` of the epochs, so
-    the graph first learns which parents explain each variable; then linear in the epoch,
-    reaching `lambda_acyclic` at the last one. `constant`: `lambda_acyclic` throughout.
-    """
-    if cfg.acyclic_schedule == "constant":
-        return cfg.lambda_acyclic
-    start = acyclic_start_epoch(cfg)
-    if epoch <= start:
-        return 0.0
-    return cfg.lambda_acyclic * (epoch - start) / (cfg.epochs - start)
-
-
-def acyclic_start_epoch(cfg: TrainConfig) -> int:
-    """The last epoch without the acyclicity penalty (0 when it is on from the start)."""
-    if cfg.acyclic_schedule == "constant":
-        return 0
-    return min(cfg.epochs - 1, math.floor(cfg.acyclic_start * cfg.epochs))
 
 
 def term_gradients(
@@ -213,8 +176,12 @@ def train(
     best_record: dict[str, Any] | None = None
     step = 0
     status, reason = "completed", f"ran all {cfg.epochs} epochs"
+    # A probe trains the first epochs of a longer plan: its schedules are the plan's.
+    last_epoch = cfg.epochs_to_run
+    if last_epoch < cfg.epochs:
+        reason = f"ran {last_epoch} of {cfg.epochs} planned epochs (stop_after_epochs)"
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, last_epoch + 1):
         t0 = time.perf_counter()
         lr = get_lr(epoch, cfg)
         for group in optimizer.param_groups:
@@ -293,6 +260,7 @@ def train(
             "clip_pct": health.clip_pct(norms, cfg.grad_clip_norm),
             "grad_norm_mean": float(np.mean(norms)),
             "grad_norm_max": float(np.max(norms)),
+            "grad_norm_p90": float(np.percentile(norms, 90)),
             "logit_mean": logit_mean,
             "logit_std": logit_std,
             "edges_at_05": health.count_edges_above(probs_np, 0.5),
@@ -311,7 +279,7 @@ def train(
             "update_ratio": update_ratio,
         }
 
-        is_eval = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        is_eval = epoch % cfg.eval_every == 0 or epoch == last_epoch
         if is_eval:
             val_recon = validation_recon(model, x_val, tuned)
             record["val_recon"] = val_recon
@@ -336,7 +304,7 @@ def train(
 
         epoch_times.append(time.perf_counter() - t0)
         record["epoch_seconds"] = epoch_times[-1]
-        record["eta_seconds"] = health.eta_seconds(epoch_times, cfg.epochs - epoch)
+        record["eta_seconds"] = health.eta_seconds(epoch_times, last_epoch - epoch)
         history.append(record)
         if record["is_best"]:
             best_record = record

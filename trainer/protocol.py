@@ -57,6 +57,8 @@ class EpochRecord(BaseModel):
     clip_pct: float = Field(ge=0, le=100)
     grad_norm_mean: float
     grad_norm_max: float
+    # Optional like the cause-naming fields below: records from before it lack it.
+    grad_norm_p90: float | None = Field(None, ge=0)
     logit_mean: float
     logit_std: float
     edges_at_05: int = Field(ge=0, le=MAX_INT)

@@ -9,9 +9,10 @@ import torch
 
 from trainer.config import build_config
 from trainer.data import load_dataset
-from trainer.loop import acyclic_weight, term_gradients, train
+from trainer.loop import term_gradients, train
 from trainer.losses import LossBreakdown
 from trainer.model import CausalStructureModel
+from trainer.schedule import acyclic_weight
 
 
 def _sigmoid(x: float) -> float:

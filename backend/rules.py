@@ -7,8 +7,8 @@ the caller keeps the names that fired and passes them back.
 
 Per-epoch rules judge the newest record (`history[-1]`), because `evaluate` runs on each
 new one; window rules read only the tail they need, and only `f1_stalled` scans the
-history (on evaluation epochs). Thresholds are the seed's checklist (DESIGN.md, Red
-flags); docs/rules.md gives each rule's cause and why its fix helps.
+history (on evaluation epochs). Thresholds live in backend/thresholds.py; docs/rules.md
+gives each rule's diagnosis and how its fixes are computed.
 """
 
 from __future__ import annotations
@@ -21,22 +21,31 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from backend.thresholds import (
+    ADJ_LR_SCALE_FACTOR,
+    CLIP_AFTER_EPOCH,
+    CLIP_NORM_TARGET,
+    CLIP_PCT_MAX,
+    EXPECTED_SHARES,
+    F1_STALL_EPOCHS,
+    LOGIT_AFTER_EPOCH,
+    LOGIT_STD_MIN,
+    NEAR_DETERMINISTIC_R2,
+    RECON_LOW_EPOCHS,
+    RECON_SHARE_MIN,
+    REGULARIZERS_SILENT_EPOCHS,
+    REGULARIZERS_SILENT_PCT,
+    SPIKE_RATIO,
+    UPDATE_RATIO_MAX,
+    VARIANCE_RATIO_MAX,
+)
 from trainer.config import PATCHES, TrainConfig
+from trainer.protocol import LOSS_TERMS
 
-CLIP_PCT_MAX = 50.0  # clip_high: more than half the steps clipped ...
-CLIP_AFTER_EPOCH = 10  # ... after warmup and the first epochs' transients
-LOGIT_STD_MIN = 0.05  # logit_collapse: logits this close together are quantized
-LOGIT_AFTER_EPOCH = 15  # logits start at N(0, 0.01²); give them time to spread
-RECON_SHARE_MIN = 50.0  # recon_share_low: regularizers outweigh the data term
 # Rules read whole records only near the end of the history (the newest, or the last
-# RECON_LOW_EPOCHS); further back only the F1 curve (f1_stalled).
+# few); further back only the F1 curve (f1_stalled).
 FULL_HISTORY = 64
 HISTORY_KEPT_FIELDS = ("epoch", "f1")
-RECON_LOW_EPOCHS = 3  # consecutive epochs, so one noisy warmup epoch does not fire it
-F1_STALL_EPOCHS = 20  # f1_stalled: epochs without a better F1
-VARIANCE_RATIO_MAX = 10.0  # raw_variance: largest / smallest raw column variance
-NEAR_DETERMINISTIC_R2 = 0.999  # the trainer lists columns with R² from the others ≥ this
-ADJ_LR_SCALE_FACTOR = 10.0  # logit_collapse under sigmoid: how much faster logits should move
 
 logger = logging.getLogger("causalwatch.rules")
 
@@ -48,20 +57,49 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One fix a rule proposes: a config patch, and what it should do, in numbers."""
+
+    label: str  # short and stable, e.g. "rescale_losses"
+    changes: dict[str, Any]
+    expected: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Finding:
-    """One alert: what was seen (with its numbers), why it is wrong, and the config patch."""
+    """One alert: what was seen (with its numbers), why it is wrong, and the fixes.
+
+    `candidates` are the rule's fixes in its order of preference (those with an empty
+    patch left out); `suggested_changes` is the first one's patch, `{}` when there is none.
+    """
 
     rule: str
     severity: Severity
     epoch: int | None  # None for the run-start data flags
     message: str
     cause: str
-    suggested_changes: dict[str, Any]
+    candidates: tuple[Candidate, ...]
     evidence: dict[str, Any]
+
+    @property
+    def suggested_changes(self) -> dict[str, Any]:
+        return dict(self.candidates[0].changes) if self.candidates else {}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (the severity as its plain string)."""
-        return {**asdict(self), "severity": str(self.severity)}
+        return {
+            "rule": self.rule,
+            "severity": str(self.severity),
+            "epoch": self.epoch,
+            "message": self.message,
+            "cause": self.cause,
+            "suggested_changes": self.suggested_changes,
+            "candidates": [c.as_dict() for c in self.candidates],
+            "evidence": self.evidence,
+        }
 
 
 @dataclass(frozen=True)
@@ -91,6 +129,9 @@ class Rule:
     name: str
     severity: Severity
     description: str
+    # The record field a fix should move (a probe reports it before → after); None for
+    # rules judged on something else (the data facts, a failure, the F1 history).
+    metric: str | None
     check: Callable[[RunContext], Finding | None]
 
 
@@ -101,21 +142,37 @@ class Signal:
     epoch: int | None
     message: str
     cause: str
-    suggested_changes: dict[str, Any]
+    candidates: Sequence[Candidate]
     evidence: dict[str, Any]
 
 
 def _rule(
-    name: str, severity: Severity, description: str, detect: Callable[[RunContext], Signal | None]
+    name: str,
+    severity: Severity,
+    description: str,
+    detect: Callable[[RunContext], Signal | None],
+    metric: str | None = None,
 ) -> Rule:
     # The name and severity live once, on the Rule; detectors cannot contradict them.
     def check(ctx: RunContext) -> Finding | None:
         signal = detect(ctx)
         if signal is None:
             return None
-        return Finding(rule=name, severity=severity, **asdict(signal))
+        return Finding(
+            rule=name,
+            severity=severity,
+            epoch=signal.epoch,
+            message=signal.message,
+            cause=signal.cause,
+            candidates=tuple(c for c in signal.candidates if c.changes),
+            evidence=signal.evidence,
+        )
 
-    return Rule(name=name, severity=severity, description=description, check=check)
+    return Rule(name, severity, description, metric, check)
+
+
+def _only(label: str, changes: dict[str, Any], expected: str) -> list[Candidate]:
+    return [Candidate(label, changes, expected)]
 
 
 # --- config patches --------------------------------------------------------------------
@@ -215,36 +272,200 @@ def _g(value: float) -> str:
 # --- per-epoch rules -------------------------------------------------------------------
 
 
+def _sig(value: float) -> float:
+    """Three significant digits: a patch a person can read and type."""
+    return float(f"{value:.3g}")
+
+
+def _scaled_weights(config: dict[str, Any], factor: float) -> dict[str, float]:
+    """Every nonzero λ times `factor`, within its field's bounds."""
+    out: dict[str, float] = {}
+    for term in LOSS_TERMS:
+        key = f"lambda_{term}"
+        current = float(_setting(config, key))
+        if current > 0:
+            out[key] = min(_sig(current * factor), _upper_bound(key))
+    return out
+
+
+def _clip_candidates(ctx: RunContext, rec: dict[str, Any]) -> tuple[str, list[Candidate]]:
+    """The cause the numbers point to, and the three fixes in that cause's order.
+
+    - loss scale: one weighted term carries the gradient (≥ 90% of the per-term norms) and
+      its norm sits above the clip. Adam's step is invariant to a constant factor on the
+      loss, so multiplying every λ by c changes no update; it only brings the norm under
+      the clip. c puts the p90 norm at CLIP_NORM_TARGET × the clip.
+    - spikes: the largest norm is SPIKE_RATIO × the p90 one: clip at the p90 norm, so only
+      the tail is cut.
+    - step size: update_ratio above UPDATE_RATIO_MAX: the LR is large for the parameters;
+      scale learning_rate_max (and init, if above) down to that ratio.
+    """
+    clip = float(_setting(ctx.config, "grad_clip_norm"))
+    p90 = float(rec.get("grad_norm_p90") or rec["grad_norm_mean"])
+    top = float(rec["grad_norm_max"])
+    factor = CLIP_NORM_TARGET * clip / p90
+    after_max = top * factor
+    rescale = Candidate(
+        "rescale_losses",
+        _scaled_weights(ctx.config, factor),
+        f"every λ × {_g(factor)}: p90 norm {_g(p90)} → {_g(p90 * factor)} and max "
+        f"{_g(top)} → {_g(after_max)} against the clip {_g(clip)}; expected clip% "
+        + ("0" if after_max <= clip else "≤ 10")
+        + "; Adam's steps, the loss shares and val_recon unchanged",
+    )
+    clip_at_p90 = Candidate(
+        "clip_at_p90",
+        {"grad_clip_norm": _sig(p90)} if _sig(p90) > clip else {},
+        f"grad_clip_norm {_g(clip)} → {_g(p90)} (the p90 norm): expected clip% ≈ 10",
+    )
+    ratio = rec.get("update_ratio")
+    lr_patch: dict[str, Any] = {}
+    lr_text = "update_ratio not measured"
+    if ratio:
+        lr_max = float(_setting(ctx.config, "learning_rate_max"))
+        lr_init = float(_setting(ctx.config, "learning_rate_init"))
+        new_max = _sig(lr_max * min(1.0, UPDATE_RATIO_MAX / ratio))
+        if new_max < lr_max:
+            lr_patch = {"learning_rate_max": new_max}
+            if lr_init > new_max:
+                lr_patch["learning_rate_init"] = new_max
+        lr_text = (
+            f"learning_rate_max {_g(lr_max)} → {_g(new_max)}: update_ratio {_g(ratio)} → about "
+            f"{_g(min(ratio, UPDATE_RATIO_MAX))} per epoch; the gradient norm itself stays"
+        )
+    lower_lr = Candidate("lower_lr", lr_patch, lr_text)
+
+    norms = {t: rec.get(f"grad_norm_{t}") for t in LOSS_TERMS}
+    measured = all(v is not None for v in norms.values()) and sum(norms.values()) > 0
+    if measured:
+        term = max(norms, key=lambda t: norms[t] or 0.0)
+        share = (norms[term] or 0.0) / sum(v or 0.0 for v in norms.values())
+        if share >= 0.9 and (norms[term] or 0.0) > clip:
+            cause = (
+                f"the {term} term carries {share:.0%} of the gradient (norm "
+                f"{_g(norms[term] or 0.0)} > clip {_g(clip)}): the loss scale, not the "
+                "optimizer, sets the norm"
+            )
+            return cause, [rescale, clip_at_p90, lower_lr]
+    if top > SPIKE_RATIO * p90:
+        cause = f"the norm spikes: max {_g(top)} > {SPIKE_RATIO:g} × p90 {_g(p90)}"
+        return cause, [clip_at_p90, rescale, lower_lr]
+    if ratio and rec["epoch"] > int(_setting(ctx.config, "warmup_epochs")) and (
+        ratio > UPDATE_RATIO_MAX
+    ):
+        cause = f"the steps are large: update_ratio {_g(ratio)} > {UPDATE_RATIO_MAX:g}"
+        return cause, [lower_lr, rescale, clip_at_p90]
+    cause = (
+        f"the steady norm (p90 {_g(p90)}) is above the clip {_g(clip)}"
+        + ("" if measured else "; per-term norms not measured")
+    )
+    return cause, [rescale, clip_at_p90, lower_lr]
+
+
 def _clip_high(ctx: RunContext) -> Signal | None:
     rec = ctx.latest
     if rec is None or rec["epoch"] <= CLIP_AFTER_EPOCH or rec["clip_pct"] <= CLIP_PCT_MAX:
         return None
     clip_norm = _setting(ctx.config, "grad_clip_norm")
-    patch = _lower_lr_patch(ctx.config)
+    cause, candidates = _clip_candidates(ctx, rec)
+    fixes = [c for c in candidates if c.changes]
     message = (
         f"clip% is {rec['clip_pct']:.4g}% (> {CLIP_PCT_MAX:.0f}%) at epoch {rec['epoch']} "
-        f"(judged after epoch {CLIP_AFTER_EPOCH}): the pre-clip gradient norm (mean "
-        f"{_g(rec['grad_norm_mean'])}, max {_g(rec['grad_norm_max'])}) is above "
-        f"grad_clip_norm {clip_norm:g}; {_describe_patch(patch)}"
+        f"(judged after epoch {CLIP_AFTER_EPOCH}): {cause}; "
+        + (f"suggested: {fixes[0].label} ({fixes[0].expected})" if fixes
+           else "no config change left to suggest")
     )
-    if not patch:
-        message += (
-            " (lower_lr is already applied: standardize the data or lower lambda_recon "
-            "to shrink the gradient itself)"
-        )
     return Signal(
         epoch=rec["epoch"],
         message=message,
         cause="Most optimizer steps are clipped, so the clip threshold, not the loss, sets "
         "the step size.",
-        suggested_changes=patch,
+        candidates=candidates,
         evidence={
             "clip_pct": rec["clip_pct"],
             "threshold": CLIP_PCT_MAX,
             "after_epoch": CLIP_AFTER_EPOCH,
             "grad_norm_mean": rec["grad_norm_mean"],
+            "grad_norm_p90": rec.get("grad_norm_p90"),
             "grad_norm_max": rec["grad_norm_max"],
             "grad_clip_norm": clip_norm,
+            "update_ratio": rec.get("update_ratio"),
+            **{f"grad_norm_{t}": rec.get(f"grad_norm_{t}") for t in LOSS_TERMS},
+            "diagnosis": cause,
+        },
+    )
+
+
+def _measured_rebalance(
+    config: dict[str, Any], rec: dict[str, Any]
+) -> tuple[dict[str, float], list[str], str]:
+    """λ for each regularizer so its share of the loss lands mid-way in EXPECTED_SHARES.
+
+    Each weighted term is λ × (its raw value), so for the epoch's measured terms
+    λ' = λ × (target share / target recon share) × loss_recon / loss_term, with λ_recon
+    kept. A term off (λ 0, or before the rising acyclicity schedule starts) or exactly 0
+    has no magnitude to scale from and keeps its weight. Returns the patch, the terms
+    left alone, and the breakdown expected after it.
+    """
+    recon = float(rec["loss_recon"])
+    mid = {t: sum(EXPECTED_SHARES[t]) / 2 for t in LOSS_TERMS}
+    changes: dict[str, float] = {}
+    unmeasured: list[str] = []
+    for term in LOSS_TERMS[1:]:
+        key = f"lambda_{term}"
+        weight, loss = float(_setting(config, key)), float(rec[f"loss_{term}"])
+        if weight <= 0 or loss <= 0 or recon <= 0:
+            unmeasured.append(term)
+            continue
+        changes[key] = min(
+            _sig(weight * mid[term] / mid["recon"] * recon / loss), _upper_bound(key)
+        )
+    aimed = {t: mid[t] for t in LOSS_TERMS if t == "recon" or f"lambda_{t}" in changes}
+    total = sum(aimed.values())
+    expected = ", ".join(f"{t} {100 * v / total:.0f}%" for t, v in aimed.items())
+    return changes, unmeasured, expected
+
+
+def _regularizers_silent(ctx: RunContext) -> Signal | None:
+    tail = ctx.history[-REGULARIZERS_SILENT_EPOCHS:]
+    if len(tail) < REGULARIZERS_SILENT_EPOCHS:
+        return None
+    regs = [t for t in LOSS_TERMS if t != "recon"]
+    for rec in tail:
+        total = sum(rec[f"share_{t}"] for t in LOSS_TERMS)
+        if total <= 0 or sum(rec[f"share_{t}"] for t in regs) >= REGULARIZERS_SILENT_PCT:
+            return None
+    rec = tail[-1]
+    recon = float(rec["loss_recon"])
+    changes, unmeasured, expected = _measured_rebalance(ctx.config, rec)
+    shares = ", ".join(
+        f"{sum(r[f'share_{t}'] for t in regs):.2g}%" for r in tail
+    )
+    note = ""
+    if unmeasured:
+        note = f"; not measurable now (weight 0 or term 0): {', '.join(unmeasured)}"
+    targets = ", ".join(f"{t} {lo:g}–{hi:g}%" for t, (lo, hi) in EXPECTED_SHARES.items())
+    return Signal(
+        epoch=rec["epoch"],
+        message=(
+            f"the regularizers are silent: sparse + acyclic + disen shares were {shares} "
+            f"(< {REGULARIZERS_SILENT_PCT:g}%) at epochs {tail[0]['epoch']}–{rec['epoch']}; "
+            f"measured terms: recon {_g(recon)}, "
+            + ", ".join(f"{t} {_g(rec[f'loss_{t}'])}" for t in regs)
+            + f"; λ set for the expected breakdown ({targets}){note}; "
+            f"{_describe_patch(changes)}; expected shares {expected}"
+        ),
+        cause="The sparsity, acyclicity and disentanglement terms are numerically negligible "
+        "next to reconstruction (the seed's underflow): nothing pushes the graph to be sparse "
+        "or acyclic.",
+        candidates=_only("rebalance_from_measured", changes, f"expected shares {expected}"),
+        evidence={
+            "regularizer_share": [sum(r[f"share_{t}"] for t in regs) for r in tail],
+            "epochs": [r["epoch"] for r in tail],
+            "threshold": REGULARIZERS_SILENT_PCT,
+            "consecutive_epochs": REGULARIZERS_SILENT_EPOCHS,
+            **{f"loss_{t}": rec[f"loss_{t}"] for t in LOSS_TERMS},
+            "unmeasured": unmeasured,
         },
     )
 
@@ -268,7 +489,8 @@ def _logit_collapse(ctx: RunContext) -> Signal | None:
         ),
         cause="The adjacency logits have collapsed to almost one value (quantization): edge "
         "probabilities no longer tell edges apart.",
-        suggested_changes=patch,
+        candidates=_only("spread_logits", patch, "logit std above "
+        f"{LOGIT_STD_MIN} once the logits move at their own pace"),
         evidence={
             "logit_std": rec["logit_std"],
             "logit_mean": rec["logit_mean"],
@@ -292,17 +514,23 @@ def _recon_share_low(ctx: RunContext) -> Signal | None:
     regs = {k: rec[f"share_{k}"] for k in ("sparse", "acyclic", "disen")}
     top = max(regs, key=regs.__getitem__)
     shares = ", ".join(f"{r['share_recon']:.4g}%" for r in tail)
+    measured, _, expected = _measured_rebalance(ctx.config, rec)
     patch = _rebalance_patch(ctx.config)
     return Signal(
         epoch=rec["epoch"],
         message=(
             f"recon share has been below {RECON_SHARE_MIN:.0f}% for {RECON_LOW_EPOCHS} "
             f"consecutive epochs ({shares} at epochs {tail[0]['epoch']}–{rec['epoch']}); "
-            f"the largest regularizer is {top} at {regs[top]:.1f}%; {_describe_patch(patch)}"
+            f"the largest regularizer is {top} at {regs[top]:.1f}%; λ from the measured "
+            f"terms: {_describe_patch(measured)} (expected shares {expected}); the "
+            f"checklist's: {_describe_patch(patch)}"
         ),
         cause="The regularizers outweigh the reconstruction term, so the graph is shaped by "
         "the penalties rather than the data.",
-        suggested_changes=patch,
+        candidates=[
+            Candidate("rebalance_from_measured", measured, f"expected shares {expected}"),
+            Candidate("rebalance_losses", patch, f"recon share above {RECON_SHARE_MIN:.0f}%"),
+        ],
         evidence={
             "share_recon": [r["share_recon"] for r in tail],
             "epochs": [r["epoch"] for r in tail],
@@ -328,7 +556,8 @@ def _threshold_tuning_broken(ctx: RunContext) -> Signal | None:
         ),
         cause="Threshold tuning finds no acyclic non-empty graph because the top edge "
         "probabilities are tied (collapsed logits).",
-        suggested_changes=patch,
+        candidates=_only("spread_logits", patch, "edges_tuned > 0 once the top "
+        "probabilities separate"),
         evidence={
             "edges_tuned": rec["edges_tuned"],
             "edges_topk": rec["edges_topk"],
@@ -366,7 +595,8 @@ def _f1_stalled(ctx: RunContext) -> Signal | None:
         ),
         cause="Graph recovery has stalled: the model may lack the capacity to explain the "
         "data with a sparser, better graph.",
-        suggested_changes=patch,
+        candidates=_only("bigger_model", patch, "a higher F1 within "
+        f"{F1_STALL_EPOCHS} epochs"),
         evidence={
             # The highest F1 seen, not the F1 at the best checkpoint (docs/metrics.md).
             "max_f1": best,
@@ -399,7 +629,7 @@ def _non_finite(ctx: RunContext) -> Signal | None:
             f"must be finite){extra}; {_describe_patch(patch)}"
         ),
         cause="A loss term or gradient became infinite or NaN, so training cannot continue.",
-        suggested_changes=patch,
+        candidates=_only("lower_lr", patch, "every loss term and gradient finite"),
         evidence={"reason": ctx.failure, "epoch": epoch, "acyclicity": acyclicity},
     )
 
@@ -418,9 +648,15 @@ def _empty_graph_collapse(ctx: RunContext) -> Signal | None:
         return None
     # Regularizers in charge push every edge out; otherwise the logits tied (see docs).
     if rec["share_recon"] < RECON_SHARE_MIN:
+        measured, _, expected = _measured_rebalance(ctx.config, rec)
         patch, why = _rebalance_patch(ctx.config), "the regularizers dominate the loss"
+        candidates = [
+            Candidate("rebalance_from_measured", measured, f"expected shares {expected}"),
+            Candidate("rebalance_losses", patch, "a non-empty tuned graph"),
+        ]
     else:
         patch, why = _spread_logits_patch(ctx.config), "the edge logits are tied"
+        candidates = _only("spread_logits", patch, "a non-empty tuned graph")
     kind = (ctx.data or {}).get("reference_kind", "reference")
     return Signal(
         epoch=rec["epoch"],
@@ -428,11 +664,11 @@ def _empty_graph_collapse(ctx: RunContext) -> Signal | None:
             f"edges_tuned is 0 and SHD is {rec['shd']}, equal to the {ref} edges of the "
             f"{kind}, at epoch {rec['epoch']}: the learned graph is empty (recon share "
             f"{rec['share_recon']:.1f}%, logit std {_g(rec['logit_std'])}; {why}); "
-            f"{_describe_patch(patch)}"
+            f"{_describe_patch(candidates[0].changes)}"
         ),
         cause="The model has collapsed to the empty graph: it scores exactly what predicting "
         "no edge at all would.",
-        suggested_changes=patch,
+        candidates=candidates,
         evidence={
             "edges_tuned": rec["edges_tuned"],
             "shd": rec["shd"],
@@ -471,7 +707,8 @@ def _raw_variance(ctx: RunContext) -> Signal | None:
         ),
         cause="Unstandardized columns on very different scales make the largest-variance "
         "columns dominate the loss and explode the gradients.",
-        suggested_changes={"standardize": True},
+        candidates=_only("standardize", {"standardize": True}, "every column at variance 1: "
+        "variance ratio 1"),
         evidence={"variance_ratio": ratio, "threshold": VARIANCE_RATIO_MAX, "standardized": False},
     )
 
@@ -490,7 +727,7 @@ def _near_deterministic(ctx: RunContext) -> Signal | None:
         ),
         cause="A column the others almost exactly determine drives its reconstruction loss "
         "and noise variance to about 0, which distorts the loss and the learned edges.",
-        suggested_changes={},
+        candidates=[],
         evidence={
             "columns": [{"column": i["column"], "r2": i["r2"]} for i in items],
             "threshold": NEAR_DETERMINISTIC_R2,
@@ -506,6 +743,7 @@ RULES: tuple[Rule, ...] = (
         Severity.WARNING,
         f"raw variance ratio > {VARIANCE_RATIO_MAX:g} with standardize off → standardize",
         _raw_variance,
+        metric="clip_pct",
     ),
     _rule(
         "near_deterministic",
@@ -522,42 +760,67 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "clip_high",
         Severity.WARNING,
-        f"clip% > {CLIP_PCT_MAX:.0f} after epoch {CLIP_AFTER_EPOCH} → lower the LR",
+        f"clip% > {CLIP_PCT_MAX:.0f} after epoch {CLIP_AFTER_EPOCH} → rescale the λ, clip at "
+        "the p90 norm or lower the LR, by the measured cause",
         _clip_high,
+        metric="clip_pct",
     ),
     _rule(
         "logit_collapse",
         Severity.WARNING,
         f"logit std < {LOGIT_STD_MIN} after epoch {LOGIT_AFTER_EPOCH} → sigmoid sparsify",
         _logit_collapse,
+        metric="logit_std",
     ),
     _rule(
         "recon_share_low",
         Severity.WARNING,
         f"recon share < {RECON_SHARE_MIN:.0f}% for {RECON_LOW_EPOCHS} epochs → rebalance",
         _recon_share_low,
+        metric="share_recon",
+    ),
+    _rule(
+        "regularizers_silent",
+        Severity.WARNING,
+        f"sparse + acyclic + disen shares < {REGULARIZERS_SILENT_PCT:g}% for "
+        f"{REGULARIZERS_SILENT_EPOCHS} epochs → λ from the measured terms",
+        _regularizers_silent,
+        metric="share_regularizers",
     ),
     _rule(
         "threshold_tuning_broken",
         Severity.WARNING,
         "edges_tuned = 0 while edges_topk > 0 → let the logits separate",
         _threshold_tuning_broken,
+        metric="edges_tuned",
     ),
     _rule(
         "empty_graph_collapse",
         Severity.CRITICAL,
         "edges_tuned = 0 and SHD = reference size → rebalance or let the logits separate",
         _empty_graph_collapse,
+        metric="edges_tuned",
     ),
     _rule(
         "f1_stalled",
         Severity.INFO,
         f"highest F1 not improved for {F1_STALL_EPOCHS} epochs → bigger model",
         _f1_stalled,
+        metric="f1",
     ),
 )
 
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
+RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+
+
+def metric_value(metric: str, record: dict[str, Any]) -> float | None:
+    """A rule's flagged metric read off one epoch record (`share_regularizers`: the three
+    regularizers' shares summed)."""
+    if metric == "share_regularizers":
+        return float(sum(record[f"share_{t}"] for t in LOSS_TERMS[1:]))
+    value = record.get(metric)
+    return None if value is None else float(value)
 
 
 def evaluate(ctx: RunContext, already_fired: Collection[str]) -> list[Finding]:

@@ -1,8 +1,7 @@
 """The success-criteria scorecard of a run: Minimum / Good / Excellent, epoch-conditioned.
 
-Pure code over the run's records. The thresholds follow DESIGN.md's guide lines (clip%
-50 / 10 / 5, logit std 0.05 / 0.1 / 0.2, F1 0.2 / 0.4 / 0.5, SHD below the reference
-size); docs/rules.md justifies the epochs and what "met" means.
+Pure code over the run's records. The thresholds (backend/thresholds.py) follow DESIGN.md's
+guide lines; docs/rules.md justifies the epochs and what "met" means.
 
 A criterion is judged on the newest record at or after its `by_epoch` that carries its
 metric (evaluation epochs for F1 and SHD), so a live scorecard shows where the run is
@@ -19,8 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.thresholds import LEVEL_EPOCH, LEVEL_TARGETS, LEVELS
+
 Status = Literal["met", "missed", "pending", "n/a"]
-LEVELS: tuple[str, ...] = ("Minimum", "Good", "Excellent")
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -50,19 +50,13 @@ class Criterion:
         return text
 
 
-# Minimum: red-flag-free and better than chance by epoch 20; Good by 30; Excellent by 50.
-CRITERIA: tuple[Criterion, ...] = (
-    Criterion("Minimum", "clip_pct", "<=", 50.0, 20),
-    Criterion("Minimum", "logit_std", ">=", 0.05, 20),
-    Criterion("Minimum", "f1", ">=", 0.2, 20),
-    Criterion("Good", "clip_pct", "<=", 10.0, 30),
-    Criterion("Good", "logit_std", ">=", 0.1, 30),
-    Criterion("Good", "f1", ">=", 0.4, 30),
-    Criterion("Good", "shd", "<", None, 30),
-    Criterion("Excellent", "clip_pct", "<=", 5.0, 50),
-    Criterion("Excellent", "logit_std", ">=", 0.2, 50),
-    Criterion("Excellent", "f1", ">=", 0.5, 50),
-    Criterion("Excellent", "shd", "<", None, 50),
+# Minimum: red-flag-free and better than chance by epoch 20; Good by 30; Excellent by 50
+# (backend/thresholds.py holds the numbers).
+CRITERIA: tuple[Criterion, ...] = tuple(
+    Criterion(level, metric, op, by_level[level], LEVEL_EPOCH[level])
+    for level in LEVELS
+    for metric, (op, by_level) in LEVEL_TARGETS.items()
+    if level in by_level
 )
 
 
@@ -150,7 +144,7 @@ def evaluate_scorecard(
     While the run is live a met criterion can become missed (and back): it is judged on
     the newest record.
     """
-    planned = config.get("epochs")
+    planned = config.get("stop_after_epochs") or config.get("epochs")
     planned_epochs = planned if isinstance(planned, int) else None
     levels = []
     for level in LEVELS:

@@ -122,13 +122,24 @@ def names(findings: list[Finding]) -> set[str]:
 
 
 def assert_patch_applies(preset: str, overrides: dict[str, Any], finding: Finding) -> TrainConfig:
-    """The suggested change validates on the run's config and changes what it names."""
+    """Every candidate fix validates on the run's config and changes what it names; the
+    suggested change is the first candidate's."""
     before = build_config(preset, overrides)
-    after = build_config(preset, {**overrides, **finding.suggested_changes})
-    for key, value in finding.suggested_changes.items():
-        assert getattr(after, key) == value
-        assert getattr(before, key) != value, f"{key} already {value}: the patch is a no-op"
+    first = finding.candidates[0].changes if finding.candidates else {}
+    assert finding.suggested_changes == first
+    after = before
+    for candidate in finding.candidates:
+        assert candidate.changes and candidate.label and candidate.expected
+        patched = build_config(preset, {**overrides, **candidate.changes})
+        for key, value in candidate.changes.items():
+            assert getattr(patched, key) == value
+            assert getattr(before, key) != value, f"{key} already {value}: the patch is a no-op"
+        after = patched if candidate is finding.candidates[0] else after
     return after
+
+
+def labels(finding: Finding) -> list[str]:
+    return [c.label for c in finding.candidates]
 
 
 # --- the catalogue -----------------------------------------------------------------------
@@ -140,6 +151,7 @@ def test_rule_names_and_severities_are_the_api() -> None:
         "clip_high": Severity.WARNING,
         "logit_collapse": Severity.WARNING,
         "recon_share_low": Severity.WARNING,
+        "regularizers_silent": Severity.WARNING,
         "threshold_tuning_broken": Severity.WARNING,
         "f1_stalled": Severity.INFO,
         "non_finite": Severity.CRITICAL,
@@ -193,7 +205,9 @@ def test_every_rule_fires_once_and_its_patch_validates(
         failure="non-finite gradient norm (nan) at epoch 42 step 3",
     )
     findings = stream(ctx)
-    expected = set(RULE_NAMES) - ({"raw_variance"} if standardized else set())
+    # Dominant regularizers (recon_share_low) are the opposite of silent ones.
+    expected = set(RULE_NAMES) - {"regularizers_silent"}
+    expected -= {"raw_variance"} if standardized else set()
     assert sorted(f.rule for f in findings) == sorted(expected)
     for finding in findings:
         assert finding.severity == next(r.severity for r in RULES if r.name == finding.rule)
@@ -214,16 +228,64 @@ def test_already_fired_rules_are_skipped() -> None:
 # --- clip_high ----------------------------------------------------------------------------
 
 
-def test_clip_high_fires_at_the_first_epoch_after_10() -> None:
-    history = make_history(range(1, 20), clip_pct=100.0, grad_norm_mean=1.2e4, grad_norm_max=2.2e4)
+# Pre-clip norms of the standard preset on raw UCI (docs/rules.md): recon carries it all.
+RAW_NORMS = {
+    "clip_pct": 100.0, "grad_norm_mean": 2.18e4, "grad_norm_p90": 2.25e4, "grad_norm_max": 2.27e4,
+    "grad_norm_recon": 2.18e4, "grad_norm_sparse": 1.3e-6, "grad_norm_acyclic": 1.3e-6,
+    "grad_norm_disen": 1.1e-7, "update_ratio": 0.049,
+}
+
+
+def test_clip_high_from_the_loss_scale_rescales_every_weight() -> None:
+    history = make_history(range(1, 20), **RAW_NORMS)
     finding = only(stream(make_context("standard", history=history)), "clip_high")
     assert finding.epoch == 11
     assert finding.severity is Severity.WARNING
-    for text in ("100%", "> 50%", "epoch 11", "1.2e+04", "2.2e+04", "grad_clip_norm 1"):
+    for text in ("100%", "> 50%", "epoch 11", "recon term carries 100%", "2.25e+04"):
         assert text in finding.message
-    assert finding.suggested_changes == PATCHES["lower_lr"]
-    assert finding.evidence["clip_pct"] == 100.0
+    assert labels(finding) == ["rescale_losses", "clip_at_p90"]  # the LR is not too large
+    factor = 0.5 * 1.0 / 2.25e4  # p90 to half the clip
+    config = build_config("standard")
+    for term in ("recon", "sparse", "acyclic", "disen"):
+        want = getattr(config, f"lambda_{term}") * factor
+        assert finding.suggested_changes[f"lambda_{term}"] == pytest.approx(want, rel=2e-3)
+    assert "expected clip% 0" in finding.candidates[0].expected  # max × c = 0.5 < 1
+    assert finding.candidates[1].changes == {"grad_clip_norm": 2.25e4}
+    assert finding.evidence["grad_norm_recon"] == 2.18e4
     assert_patch_applies("standard", {}, finding)
+
+
+def test_clip_high_from_spikes_clips_at_the_p90_norm() -> None:
+    spiky = {"clip_pct": 60.0, "grad_norm_mean": 1.1, "grad_norm_p90": 1.3, "grad_norm_max": 9.0,
+             "grad_norm_recon": 0.6, "grad_norm_sparse": 0.5, "grad_norm_acyclic": 0.0,
+             "grad_norm_disen": 0.1, "update_ratio": 0.01}
+    finding = only(evaluate(make_context(history=make_history(range(1, 12), **spiky)), set()),
+                   "clip_high")
+    assert "spikes" in finding.message and "9" in finding.message
+    assert labels(finding) == ["clip_at_p90", "rescale_losses"]
+    assert finding.suggested_changes == {"grad_clip_norm": 1.3}
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_clip_high_from_large_steps_lowers_the_learning_rate() -> None:
+    steps = {"clip_pct": 70.0, "grad_norm_mean": 1.2, "grad_norm_p90": 1.6, "grad_norm_max": 2.0,
+             "grad_norm_recon": 0.7, "grad_norm_sparse": 0.7, "grad_norm_acyclic": 0.0,
+             "grad_norm_disen": 0.1, "update_ratio": 0.5}
+    finding = only(evaluate(make_context(history=make_history(range(1, 12), **steps)), set()),
+                   "clip_high")
+    assert "update_ratio 0.5 > 0.1" in finding.message
+    assert labels(finding) == ["lower_lr", "rescale_losses", "clip_at_p90"]
+    assert finding.suggested_changes == {"learning_rate_max": pytest.approx(1e-4)}
+    assert_patch_applies("standard", {}, finding)
+
+
+def test_clip_high_without_per_term_norms_still_rescales() -> None:
+    # Records from before the per-term norms (or grad_norms_per_term off) carry None.
+    history = make_history(range(1, 12), clip_pct=90.0, grad_norm_mean=3.0, grad_norm_max=4.0)
+    finding = only(evaluate(make_context(history=history), set()), "clip_high")
+    assert "per-term norms not measured" in finding.message
+    assert labels(finding)[0] == "rescale_losses"
+    assert finding.suggested_changes["lambda_recon"] == pytest.approx(10.0 * 0.5 / 3.0, rel=2e-3)
 
 
 def test_clip_high_stays_silent_through_epoch_10_and_at_exactly_50() -> None:
@@ -234,21 +296,36 @@ def test_clip_high_stays_silent_through_epoch_10_and_at_exactly_50() -> None:
     assert "50.5%" in only(stream(make_context(history=just_above)), "clip_high").message
 
 
-def test_clip_high_keeps_a_stronger_user_setting() -> None:
-    overrides = {"learning_rate_init": 1e-7, "learning_rate_max": 1e-5, "grad_clip_norm": 1.0}
-    ctx = make_context("uci", overrides, history=make_history(range(1, 12), clip_pct=90.0))
-    finding = only(evaluate(ctx, set()), "clip_high")
-    assert finding.suggested_changes == {"grad_clip_norm": 0.3}
-    assert_patch_applies("uci", overrides, finding)
+# --- regularizers_silent ---------------------------------------------------------------------
+
+# The standard preset on standardized UCI: recon is everything (docs/rules.md).
+SILENT = {"loss_recon": 0.76, "loss_sparse": 5.9e-6, "loss_acyclic": 0.0, "loss_disen": 1e-8,
+          "share_recon": 100.0, "share_sparse": 0.0008, "share_acyclic": 0.0,
+          "share_disen": 0.0}
 
 
-def test_clip_high_with_lower_lr_already_applied_suggests_nothing_and_says_why() -> None:
-    ctx = make_context(
-        "uci", PATCHES["lower_lr"], history=make_history(range(1, 12), clip_pct=100.0)
-    )
-    finding = only(evaluate(ctx, set()), "clip_high")
-    assert finding.suggested_changes == {}
-    assert "already applied" in finding.message
+def test_regularizers_silent_sets_each_weight_from_its_measured_term() -> None:
+    overrides = {"standardize": True, "lambda_recon": 1.0, "lambda_sparse": 1e-6,
+                 "lambda_acyclic": 3e-7, "lambda_disen": 1e-6}
+    history = make_history(range(1, 6), **SILENT)
+    finding = only(stream(make_context("standard", overrides, history=history)),
+                   "regularizers_silent")
+    assert finding.epoch == 3
+    # λ' = λ × (target share / 70) × recon / term: sparse 15%, disen 7.5% of the loss.
+    assert finding.suggested_changes == {
+        "lambda_sparse": pytest.approx(1e-6 * 15 / 70 * 0.76 / 5.9e-6, rel=2e-3),
+        "lambda_disen": pytest.approx(1e-6 * 7.5 / 70 * 0.76 / 1e-8, rel=2e-3),
+    }
+    for text in ("silent", "< 1%", "epochs 1–3", "acyclic", "not measurable", "sparse 10–20%"):
+        assert text in finding.message
+    assert "recon 76%, sparse 16%, disen 8%" in finding.candidates[0].expected
+    assert_patch_applies("standard", overrides, finding)
+
+
+def test_regularizers_silent_needs_three_epochs_and_is_quiet_when_they_speak() -> None:
+    two = make_history(range(1, 3), **SILENT) + make_history(range(3, 6))
+    assert "regularizers_silent" not in names(stream(make_context(history=two)))
+    assert stream(make_context(history=make_history(range(1, 30)))) == []
 
 
 # --- logit_collapse ----------------------------------------------------------------------
@@ -307,7 +384,15 @@ def test_recon_share_low_needs_three_consecutive_epochs() -> None:
     assert finding.epoch == 7
     for text in ("34%", "below 50%", "3 consecutive", "epochs 5–7", "sparse at 66.0%"):
         assert text in finding.message
-    assert finding.suggested_changes == PATCHES["rebalance_losses"]
+    # Measured first: λ' = λ × (target share / 70) × recon / term; the checklist second.
+    config = build_config("uci")
+    assert labels(finding) == ["rebalance_from_measured", "rebalance_losses"]
+    assert finding.suggested_changes == {
+        "lambda_sparse": pytest.approx(config.lambda_sparse * 15 / 70 * 0.9 / 0.05, rel=2e-3),
+        "lambda_acyclic": pytest.approx(config.lambda_acyclic * 3.5 / 70 * 0.9 / 0.03, rel=2e-3),
+        "lambda_disen": pytest.approx(config.lambda_disen * 7.5 / 70 * 0.9 / 0.02, rel=2e-3),
+    }
+    assert finding.candidates[1].changes == PATCHES["rebalance_losses"]
     assert_patch_applies("uci", {}, finding)
 
 
@@ -324,12 +409,12 @@ def test_recon_share_low_never_lowers_lambda_recon() -> None:
     overrides = {"lambda_recon": 1000.0}
     ctx = make_context("uci", overrides, history=make_history(range(1, 4), **LOW_SHARES))
     finding = only(evaluate(ctx, set()), "recon_share_low")
-    assert finding.suggested_changes == {"lambda_sparse": 5e-7, "lambda_disen": 5e-7}
+    assert finding.candidates[1].changes == {"lambda_sparse": 5e-7, "lambda_disen": 5e-7}
     assert_patch_applies("uci", overrides, finding)
     past = {"lambda_recon": 1000.0, "lambda_sparse": 1e-8, "lambda_disen": 1e-8}
     ctx = make_context("uci", past, history=make_history(range(1, 4), **LOW_SHARES))
     finding = only(evaluate(ctx, set()), "recon_share_low")
-    assert finding.suggested_changes == {"lambda_recon": 10_000.0}
+    assert finding.candidates[1].changes == {"lambda_recon": 10_000.0}
     assert_patch_applies("uci", past, finding)
 
 
@@ -446,7 +531,8 @@ def test_empty_graph_collapse_with_dominant_regularizers_rebalances() -> None:
     assert finding.epoch == 6
     for text in ("edges_tuned is 0", "SHD is 13", "13 edges", "plausibility reference", "30.0%"):
         assert text in finding.message
-    assert finding.suggested_changes == PATCHES["rebalance_losses"]
+    assert labels(finding) == ["rebalance_from_measured", "rebalance_losses"]
+    assert finding.candidates[1].changes == PATCHES["rebalance_losses"]
     assert_patch_applies("uci", {}, finding)
 
 
@@ -487,7 +573,8 @@ def test_without_a_reference_graph_the_rules_scored_against_it_stay_silent() -> 
     ctx = make_context("uci", {"dataset": "csv"}, history=history, data=data)
     fired = names(stream(ctx))
     assert fired == set(RULE_NAMES) - {
-        "f1_stalled", "empty_graph_collapse", "raw_variance", "near_deterministic", "non_finite"
+        "f1_stalled", "empty_graph_collapse", "raw_variance", "near_deterministic", "non_finite",
+        "regularizers_silent",
     }
     # The same records scored against a reference do fire both.
     scored = make_context("uci", history=broken_history(), data=make_data())

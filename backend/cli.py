@@ -61,6 +61,8 @@ def up_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs", type=int, help="trainer processes at once (default 2)")
     p.add_argument("--data", help="UCI Air Quality CSV handed to trainers")
     p.add_argument("--data-dir", help="folder of CSV/JSON files that runs may name")
+    p.add_argument("--max-probes", type=int,
+                   help="probe trainers at once, beside --max-runs (default 1; 0: no probes)")
     p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -75,7 +77,7 @@ def up(argv: list[str]) -> int:
     given = {
         "host": args.host, "port": args.port, "dashboard_port": args.dashboard_port,
         "database_url": args.db, "runs_dir": args.runs_dir, "max_runs": args.max_runs,
-        "data": args.data, "data_dir": args.data_dir,
+        "data": args.data, "data_dir": args.data_dir, "max_probes": args.max_probes,
     }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})

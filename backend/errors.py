@@ -22,17 +22,27 @@ STORE_STATUS = {"integrity": 409, "busy": 503, "unavailable": 503, "database": 5
 class ApiError(Exception):
     """An error a route reports; `field` names the offending input when there is one."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        *,
+        existing_run_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.existing_run_id = existing_run_id
 
     def body(self) -> dict[str, Any]:
         item: dict[str, Any] = {"msg": self.message, "type": "causalwatch_error"}
         if self.field is not None:
             item["loc"] = ["body", *self.field.split(".")]
             item["field"] = self.field
+        if self.existing_run_id is not None:
+            item["existing_run_id"] = self.existing_run_id
         return {"detail": [item]}
 
 
@@ -41,6 +51,7 @@ class ErrorItem(BaseModel):
     type: str
     loc: list[str | int] | None = None
     field: str | None = None
+    existing_run_id: str | None = None  # 409 on restart: the run that already has the config
 
 
 class ErrorBody(BaseModel):
@@ -52,7 +63,7 @@ class ErrorBody(BaseModel):
 ERROR_MEANINGS = {
     400: "The body is not JSON",
     404: "The run, preset, graph or log does not exist",
-    409: "The run has already ended",
+    409: "The run has already ended, or (restart) its config already ran",
     413: "The request body is over the size limit",
     429: "Too many runs are queued (max_queued)",
     503: "The database is busy or unreachable: retry (Retry-After)",

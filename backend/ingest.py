@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from backend import rules
 from backend.db import StoreError
 from backend.hub import Hub
-from backend.schemas import RunPublic
+from backend.schemas import AlertPublic, RunPublic
 from backend.store import Store
 from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot, StartedData
 
@@ -124,7 +124,7 @@ class Ingest:
         writer: IngestWriter,
         hub: Hub,
         on_report: Callable[[str, str, dict[str, Any]], None],
-        on_alert: Callable[[str], None] | None = None,
+        on_alert: Callable[[RunPublic, AlertPublic], None] | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -321,13 +321,14 @@ class Ingest:
                 cause=finding.cause,
                 suggested_changes=finding.suggested_changes,
                 evidence=_json_safe(finding.evidence),
+                candidates=[c.as_dict() for c in finding.candidates],
             )
             if alert is not None:
                 self.hub.publish(
                     {"type": "alert", "run_id": run.id, "alert": alert.model_dump(mode="json")}
                 )
                 if self.on_alert is not None:
-                    self.on_alert(run.id)
+                    self.on_alert(run, alert)
 
     @property
     def runs_in_memory(self) -> int:

@@ -86,11 +86,14 @@ class Run(Base):
         Index("ix_runs_status", "status"),
         Index("ix_runs_parent_id", "parent_id"),
         Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_kind", "kind"),
     )
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     preset: Mapped[str] = mapped_column(String(64))
+    # "run": a user's; "probe": the backend's short try of an alert's candidate fix.
+    kind: Mapped[str] = mapped_column(String(16), server_default="run")
     config: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -152,6 +155,7 @@ class Metric(Base):
     clip_pct: Mapped[float]
     grad_norm_mean: Mapped[float]
     grad_norm_max: Mapped[float]
+    grad_norm_p90: Mapped[float | None]
     logit_mean: Mapped[float]
     logit_std: Mapped[float]
     edges_at_05: Mapped[int]
@@ -192,6 +196,9 @@ class Alert(Base):
     cause: Mapped[str] = mapped_column(Text)
     suggested_changes: Mapped[dict[str, Any]]
     evidence: Mapped[dict[str, Any]]
+    # The rule's fixes in its order of preference, and what the probes of them showed.
+    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSON)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

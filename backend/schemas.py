@@ -21,6 +21,11 @@ class RunStatus(StrEnum):
         return self in (RunStatus.completed, RunStatus.stopped, RunStatus.failed)
 
 
+class RunKind(StrEnum):
+    run = "run"  # a user's
+    probe = "probe"  # the backend's short try of an alert's candidate fix
+
+
 class RunCreate(BaseModel):
     """POST /api/runs body: a preset plus field overrides, validated by trainer.config."""
 
@@ -37,14 +42,22 @@ class RestartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alert_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    candidate: str | None = Field(
+        None, max_length=64, description="with alert_id: apply this candidate (by label) "
+        "instead of the alert's fix"
+    )
     overrides: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(None, max_length=200)
+    allow_repeat: bool = Field(
+        False, description="run even if a user run with the same config exists (else 409)"
+    )
 
 
 class RunPublic(BaseModel):
     id: str
     name: str | None
     preset: str
+    kind: RunKind = RunKind.run
     config: dict[str, Any]
     status: RunStatus
     status_reason: str | None
@@ -110,9 +123,39 @@ class AlertPublic(BaseModel):
     epoch: int | None
     message: str
     cause: str
-    suggested_changes: dict[str, Any]
+    suggested_changes: dict[str, Any] = Field(
+        description="the rule's first-choice patch (its best guess, before any probe)"
+    )
     evidence: dict[str, Any]
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the rule's fixes in its order of preference: label, changes, expected",
+    )
+    verification: dict[str, Any] | None = Field(
+        None,
+        description="what probe runs of the candidates showed (docs/rules.md, Probes): "
+        "status pending | verified | refuted, and per probe the evidence before → after; "
+        "null when no probe was run (info alerts, no fix, probes off)",
+    )
     created_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the patch 'Restart with this fix' applies: the best verified probe's, "
+        "else the rule's first choice (then fix_verified is false)"
+    )
+    @property
+    def fix(self) -> dict[str, Any]:
+        best = (self.verification or {}).get("best")
+        if best is not None:
+            for probe in (self.verification or {}).get("probes", []):
+                if probe.get("label") == best:
+                    return dict(probe["changes"])
+        return dict(self.suggested_changes)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fix_verified(self) -> bool:
+        return (self.verification or {}).get("best") is not None
 
 
 class StatusEventPublic(BaseModel):

@@ -8,7 +8,8 @@ from typing import Any
 
 from backend.hub import Hub
 from backend.ingest import Ingest, IngestWriter
-from backend.schemas import RunPublic
+from backend.probes import Prober
+from backend.schemas import AlertPublic, RunPublic
 from backend.settings import Settings
 from backend.store import Store
 from backend.supervisor import Supervisor
@@ -22,6 +23,7 @@ class Services:
     writer: IngestWriter
     ingest: Ingest
     supervisor: Supervisor
+    prober: Prober
     loop: asyncio.AbstractEventLoop
 
     @classmethod
@@ -39,10 +41,26 @@ class Services:
                 # Its rule state is no longer needed in memory (reloaded if a resend comes).
                 loop.call_soon_threadsafe(ingest.forget, run.id)
 
-        supervisor = Supervisor(settings, store, notify)
+        def queued(run: RunPublic) -> None:
+            notify(run)
+            loop.call_soon_threadsafe(supervisor.poke)
+
+        def alert_changed(alert: AlertPublic) -> None:
+            event = {
+                "type": "alert", "run_id": alert.run_id, "alert": alert.model_dump(mode="json")
+            }
+            loop.call_soon_threadsafe(hub.publish, event)
+
+        prober = Prober(settings, store, on_run=queued, on_alert=alert_changed)
+
+        def new_alert(run: RunPublic, alert: AlertPublic) -> None:
+            # Called on the event loop by ingest; queueing probes writes to the database.
+            loop.run_in_executor(None, prober.on_new_alert, run, alert)
+
+        supervisor = Supervisor(settings, store, notify, on_tick=prober.check)
         writer = IngestWriter(store)
-        ingest = Ingest(store, writer, hub, on_report=supervisor.report)
-        return cls(settings, store, hub, writer, ingest, supervisor, loop)
+        ingest = Ingest(store, writer, hub, on_report=supervisor.report, on_alert=new_alert)
+        return cls(settings, store, hub, writer, ingest, supervisor, prober, loop)
 
     def publish_status(self, run: RunPublic) -> None:
         self.supervisor.notify(run)

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     )
     max_runs: int = Field(2, ge=1, le=256, description="trainer processes at once")
     max_queued: int = Field(1000, ge=0, le=100_000, description="runs waiting for a slot")
+    probes: bool = Field(
+        True, description="try each warning/critical alert's fixes in short probe runs"
+    )
+    max_probes: int = Field(
+        1, ge=0, le=64,
+        description="probe trainers at once, in slots of their own beside max_runs",
+    )
+    probe_nice: int = Field(
+        19, ge=0, le=19, description="CPU niceness of probe trainers: they take idle CPU only"
+    )
     stop_timeout: float = Field(10.0, gt=0, le=3600, description="SIGTERM → SIGKILL after")
     data: str | None = Field(None, description="UCI CSV handed to trainers (CAUSALWATCH_DATA)")
     data_dir: Path | None = Field(

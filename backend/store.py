@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import StoreError, make_engine, managed_session, migrate
 from backend.orm import RUN_ID_LENGTH, Alert, Graph, Metric, Run, StatusEvent, utcnow
-from backend.schemas import AlertPublic, RunPublic, RunStatus, StatusEventPublic
+from backend.schemas import AlertPublic, RunKind, RunPublic, RunStatus, StatusEventPublic
 from trainer.protocol import EpochRecord
 
 __all__ = ["METRIC_FIELDS", "Store", "StoreError"]
@@ -132,13 +132,17 @@ class Store:
         parent_id: str | None = None,
         parent_alert_id: int | None = None,
         ingest_token: str | None = None,
+        kind: RunKind = RunKind.run,
     ) -> RunPublic:
-        """A new queued run; its epoch count comes from config["epochs"]."""
+        """A new queued run; it trains config["epochs"] (fewer with "stop_after_epochs")."""
         if not run_id or len(run_id) > RUN_ID_LENGTH:
             raise ValueError(f"run_id: must be 1..{RUN_ID_LENGTH} characters (got {run_id!r})")
         epochs = config.get("epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"config.epochs: must be an integer >= 1 (got {epochs!r})")
+        stop_after = config.get("stop_after_epochs")
+        if isinstance(stop_after, int) and not isinstance(stop_after, bool) and stop_after >= 1:
+            epochs = min(epochs, stop_after)
 
         def work(session: Session) -> RunPublic:
             now = utcnow()
@@ -146,6 +150,7 @@ class Store:
                 id=run_id,
                 name=name,
                 preset=preset,
+                kind=RunKind(kind).value,
                 config=config,
                 status=RunStatus.queued.value,
                 parent_id=parent_id,
@@ -169,9 +174,16 @@ class Store:
         return self._read(work)
 
     def list_runs(
-        self, *, status: str | None = None, limit: int = 500, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        kind: RunKind | None = RunKind.run,
+        parent_id: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
     ) -> list[RunPublic]:
-        """Newest first; a fixed number of queries however many runs (no N+1)."""
+        """Newest first, of one kind (None: every kind), optionally one run's children only;
+        a fixed number of queries however many runs (no N+1)."""
         if limit < 1:
             raise ValueError(f"limit: must be >= 1 (got {limit})")
         if offset < 0:
@@ -179,8 +191,25 @@ class Store:
         stmt = select(Run)
         if status is not None:
             stmt = stmt.where(Run.status == _status(status).value)
+        if kind is not None:
+            stmt = stmt.where(Run.kind == RunKind(kind).value)
+        if parent_id is not None:
+            stmt = stmt.where(Run.parent_id == parent_id)
         stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
         return self._read(lambda session: _load_runs(session, stmt))
+
+    def find_run_with_config(self, config: dict[str, Any]) -> RunPublic | None:
+        """The oldest user run (kind run) whose config equals `config`, if any."""
+
+        def work(session: Session) -> str | None:
+            rows = session.execute(
+                select(Run.id, Run.config).where(Run.kind == RunKind.run.value)
+                .order_by(Run.created_at, Run.id)
+            )
+            return next((run_id for run_id, cfg in rows if cfg == config), None)
+
+        found = self._read(work)
+        return None if found is None else self.get_run(found)
 
     def runs_in_status(self, *statuses: RunStatus) -> list[RunPublic]:
         """Runs in any of `statuses`, oldest first (queue order)."""
@@ -374,6 +403,7 @@ class Store:
         cause: str,
         suggested_changes: dict[str, Any],
         evidence: dict[str, Any],
+        candidates: list[dict[str, Any]] | None = None,
     ) -> AlertPublic | None:
         """The new alert, or None when `rule` already fired for the run (or the run is unknown).
 
@@ -393,6 +423,7 @@ class Store:
                 "cause": cause,
                 "suggested_changes": suggested_changes,
                 "evidence": evidence,
+                "candidates": candidates,
                 "created_at": utcnow(),
             }
             if not _insert_skipping_duplicates(session, _ALERTS, [row], ("run_id", "rule")):
@@ -414,6 +445,24 @@ class Store:
             return None if alert is None else _alert_public(alert)
 
         return self._read(work)
+
+    def set_verification(self, alert_id: int, verification: dict[str, Any]) -> AlertPublic | None:
+        """Record what the probes of an alert's fixes showed; the alert as it now reads."""
+
+        def work(session: Session) -> AlertPublic | None:
+            alert = session.get(Alert, alert_id, with_for_update=True)
+            if alert is None:
+                return None
+            alert.verification = verification
+            session.flush()
+            return _alert_public(alert)
+
+        return self._write(work)
+
+    def alerts_with_verification(self) -> list[AlertPublic]:
+        """Every alert that has (or had) probes, oldest first."""
+        stmt = select(Alert).where(Alert.verification.is_not(None)).order_by(Alert.id)
+        return self._read(lambda session: [_alert_public(a) for a in session.scalars(stmt)])
 
     def fired_rules(self, run_id: str) -> set[str]:
         return self._read(
@@ -450,7 +499,10 @@ def _load_runs(session: Session, stmt: Any) -> list[RunPublic]:
     ids = [run.id for run, _ in rows]
     children: dict[str, list[str]] = {run_id: [] for run_id in ids}
     child_rows = session.execute(
-        select(Run.parent_id, Run.id).where(Run.parent_id.in_(ids)).order_by(Run.created_at, Run.id)
+        # Restarts only: probes are listed by GET /api/runs/{id}/probes.
+        select(Run.parent_id, Run.id)
+        .where(Run.parent_id.in_(ids), Run.kind == RunKind.run.value)
+        .order_by(Run.created_at, Run.id)
     )
     for parent_id, child_id in child_rows:
         children[parent_id].append(child_id)
@@ -465,6 +517,7 @@ def _run_public(run: Run, *, children: list[str], open_alerts: int) -> RunPublic
         id=run.id,
         name=run.name,
         preset=run.preset,
+        kind=RunKind(run.kind or RunKind.run.value),
         config=run.config,
         status=RunStatus(run.status),
         status_reason=run.status_reason,
@@ -500,6 +553,8 @@ def _alert_public(alert: Alert) -> AlertPublic:
         cause=alert.cause,
         suggested_changes=alert.suggested_changes,
         evidence=alert.evidence,
+        candidates=alert.candidates or [],
+        verification=alert.verification,
         created_at=alert.created_at,
     )
 

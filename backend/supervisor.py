@@ -9,6 +9,7 @@ and the next backend re-attaches to the ones still alive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 import psutil
 
 from backend.datasets import DatasetError, trainer_file_args
-from backend.schemas import RunPublic, RunStatus
+from backend.schemas import RunKind, RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
 from trainer.protocol import EpochRecord
@@ -41,6 +42,7 @@ class TrainerProcess:
     run_id: str
     process: subprocess.Popen[bytes] | None  # None when re-attached after a backend restart
     pid: int
+    kind: RunKind = RunKind.run
     stop_requested_at: float | None = None
     killed: bool = False
     reports: dict[str, Any] = field(default_factory=dict)
@@ -84,11 +86,16 @@ def tail(path: Path, lines: int) -> list[str]:
 
 class Supervisor:
     def __init__(
-        self, settings: Settings, store: Store, notify: Callable[[RunPublic], None]
+        self,
+        settings: Settings,
+        store: Store,
+        notify: Callable[[RunPublic], None],
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.notify = notify
+        self.on_tick = on_tick  # after each pass: the probes' judge
         self.runs_dir = settings.runs_dir.resolve()
         self._procs: dict[str, TrainerProcess] = {}
         self._reports: dict[str, dict[str, Any]] = {}
@@ -130,7 +137,7 @@ class Supervisor:
             pid = self.store.get_pid(run.id)
             if pid is not None and _is_trainer_of(pid, run.id):
                 logger.info("re-attached to trainer of %s (pid %s)", run.id, pid)
-                self._procs[run.id] = TrainerProcess(run.id, None, pid)
+                self._procs[run.id] = TrainerProcess(run.id, None, pid, kind=run.kind)
             else:
                 status, reason = self._recover_from_files(run.id)
                 updated = self.store.set_status(run.id, status, reason)
@@ -220,17 +227,27 @@ class Supervisor:
         self._reap()
         self._escalate_stops()
         self._fill_slots()
+        if self.on_tick is not None:
+            self.on_tick()
 
     def _fill_slots(self) -> None:
-        free = self.settings.max_runs - len(self._procs)
-        if free <= 0:
+        # User runs and probes have slots of their own: a probe never takes a user's slot.
+        running = [tp.kind for tp in self._procs.values()]
+        free = {
+            RunKind.run: self.settings.max_runs - running.count(RunKind.run),
+            RunKind.probe: self.settings.max_probes - running.count(RunKind.probe),
+        }
+        if max(free.values()) <= 0:
             return
         queued = sorted(self.store.runs_in_status(RunStatus.queued), key=lambda r: r.created_at)
-        for run in queued[:free]:
+        for run in queued:
+            if free[run.kind] <= 0:
+                continue
             with self._claim:
                 current = self.store.get_run(run.id)
                 if current is not None and current.status == RunStatus.queued:
                     self._spawn(current)
+                    free[run.kind] -= 1
 
     def _spawn(self, run: RunPublic) -> None:
         run_dir = self.runs_dir / run.id
@@ -251,6 +268,10 @@ class Supervisor:
             # Absolute paths: the trainer starts in its run folder, not ours.
             argv += trainer_file_args(self.settings, run.config)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            probe = run.kind is RunKind.probe
+            if probe:
+                # One core's worth at most, and only what user runs leave idle.
+                env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
             token = self.store.get_ingest_token(run.id)
             if token:
                 env["CAUSALWATCH_INGEST_TOKEN"] = token
@@ -259,12 +280,17 @@ class Supervisor:
                     argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     cwd=run_dir, env=env, start_new_session=True,
                 )
+            if probe:
+                # Set from here rather than in a preexec_fn (unsafe with threads); the
+                # trainer has not got past importing torch by now.
+                with contextlib.suppress(ProcessLookupError):  # already ended
+                    os.setpriority(os.PRIO_PROCESS, process.pid, self.settings.probe_nice)
         except (OSError, DatasetError) as err:
             updated = self.store.set_status(run.id, RunStatus.failed, f"could not start: {err}")
             if updated:
                 self.notify(updated)
             return
-        self._procs[run.id] = TrainerProcess(run.id, process, process.pid)
+        self._procs[run.id] = TrainerProcess(run.id, process, process.pid, kind=run.kind)
         updated = self.store.set_status(run.id, RunStatus.running, None, pid=process.pid)
         logger.info("started trainer for %s (pid %s)", run.id, process.pid)
         if updated:

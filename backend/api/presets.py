@@ -1,9 +1,12 @@
-"""REST: the presets and the config schema the launch form is built from."""
+"""REST: the presets, the config schema the launch form is built from, the thresholds."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
+from backend import thresholds
 from backend.errors import error_responses, not_found
 from backend.schemas import FieldInfo, Preset
 from trainer.config import PATCHES, PRESETS, TrainConfig, build_config, describe_field
@@ -52,3 +55,10 @@ def config_schema() -> list[FieldInfo]:
             )
         )
     return out
+
+
+@router.get("/thresholds")
+def get_thresholds() -> dict[str, Any]:
+    """Every number runs are judged by: the scorecard levels (the charts' guide lines), the
+    red flags' triggers, the expected loss breakdown and the probes' bounds."""
+    return thresholds.as_dict()

@@ -20,6 +20,7 @@ from backend.schemas import (
     AlertPublic,
     RestartRequest,
     RunCreate,
+    RunKind,
     RunList,
     RunPublic,
     RunStatus,
@@ -107,13 +108,28 @@ def create_run(body: RunCreate, services: ServicesDep) -> RunPublic:
 def list_runs(
     services: ServicesDep,
     status: Annotated[RunStatus | None, Query()] = None,
+    kind: Annotated[
+        Literal["run", "probe", "all"],
+        Query(description="user runs (default), the backend's probe runs, or both"),
+    ] = "run",
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> RunList:
     runs = services.store.list_runs(
-        status=status.value if status else None, limit=limit, offset=offset
+        status=status.value if status else None,
+        kind=None if kind == "all" else RunKind(kind),
+        limit=limit,
+        offset=offset,
     )
     return RunList(runs=runs, count=len(runs))
+
+
+@router.get("/{run_id}/probes", response_model=RunList, responses=RUN)
+def list_probes(run: RunDep, services: ServicesDep) -> RunList:
+    """The probe runs that tried this run's alert fixes (each links its alert by
+    parent_alert_id), newest first."""
+    probes = services.store.list_runs(kind=RunKind.probe, parent_id=run.id, limit=5000)
+    return RunList(runs=probes, count=len(probes))
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=RUN)
@@ -218,15 +234,22 @@ def stop_run(run: RunDep, services: ServicesDep) -> RunPublic:
     """Stop gracefully (the trainer ends its epoch); force after the stop timeout."""
     if run.status.finished:
         raise ApiError(409, f"run {run.id!r} already ended ({run.status.value})")
+    for probe_id in services.prober.cancel_for(run.id):
+        services.supervisor.stop(probe_id)  # its probes tell nothing a stopped run needs
     return services.supervisor.stop(run.id) or run
 
 
 @router.post(
     "/{run_id}/restart", status_code=201, response_model=RunPublic,
-    responses=error_responses(400, 404, 413, 429, 507),
+    responses=error_responses(400, 404, 409, 413, 429, 507),
 )
 def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> RunPublic:
-    """A new run from this one's config + an alert's fix (`alert_id`) + `overrides`."""
+    """A new run from this one's config + an alert's fix (`alert_id`) + `overrides`.
+
+    The alert's fix is its best verified probe's patch, else the rule's first choice
+    (AlertPublic.fix); `candidate` picks another of its candidates by label. A config that
+    already ran as a user run is refused (409) with that run's id, unless `allow_repeat`.
+    """
     patch: dict[str, Any] = {}
     label = "restart"
     if body.alert_id is not None:
@@ -235,11 +258,30 @@ def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> Run
             raise ApiError(
                 422, f"alert {body.alert_id} is not an alert of run {run.id!r}", "alert_id"
             )
-        patch = dict(alert.suggested_changes)
+        patch = dict(alert.fix)
         label = f"fix {alert.rule}"
+        if body.candidate is not None:
+            chosen = next((c for c in alert.candidates if c["label"] == body.candidate), None)
+            if chosen is None:
+                known = ", ".join(c["label"] for c in alert.candidates) or "none"
+                raise ApiError(
+                    422, f"candidate {body.candidate!r} is not a fix of alert {alert.id} "
+                    f"(its candidates: {known})", "candidate",
+                )
+            patch = dict(chosen["changes"])
+            label = f"fix {alert.rule} ({chosen['label']})"
+    base = {k: v for k, v in run.config.items() if k != "stop_after_epochs"}
     config = _validated_config(
-        services.settings, run.preset, {**run.config, **patch, **body.overrides}
+        services.settings, run.preset, {**base, **patch, **body.overrides}
     )
+    if not body.allow_repeat:
+        earlier = services.store.find_run_with_config(config.model_dump())
+        if earlier is not None:
+            raise ApiError(
+                409, f"this config already ran as run {earlier.id} ({earlier.status.value}): "
+                f"open /run/{earlier.id}, or send allow_repeat to run it again",
+                existing_run_id=earlier.id,
+            )
     name = body.name or f"{run.name or run.id} · {label}"
     return _launch(
         services,

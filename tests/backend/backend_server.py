@@ -42,8 +42,11 @@ class BackendServer:
         dashboard_port: int | None = None,
         db_url: str | None = None,
         data_dir: Path | None = None,
+        max_probes: int = 0,
     ) -> None:
         self.root = root
+        # Off unless a test is about them: every alert would otherwise start probe trainers.
+        self.max_probes = max_probes
         self.data_dir = data_dir
         self.runs_dir = root / "runs"
         self.data = data
@@ -95,6 +98,7 @@ class BackendServer:
                 sys.executable, "-m", "backend.cli", "up",
                 "--port", str(self.port), "--runs-dir", str(self.runs_dir),
                 "--max-runs", str(self.max_runs), "--data", str(self.data),
+                "--max-probes", str(self.max_probes),
                 *(["--data-dir", str(self.data_dir)] if self.data_dir is not None else []),
                 *(
                     ["--no-dashboard"] if self.dashboard_port is None

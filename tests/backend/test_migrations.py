@@ -17,7 +17,7 @@ from backend.orm import Base
 from backend.schemas import RunStatus
 from backend.store import Store, StoreError
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ def test_migration_scripts_live_in_the_package() -> None:
         "0002_ingest_token.py",
         "0003_graphs.py",
         "0004_grad_terms_and_max_f1.py",
+        "0005_probes.py",
     ]
 
 

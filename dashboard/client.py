@@ -15,11 +15,19 @@ import httpx
 class BackendError(Exception):
     """Something the page can show: `message` is human, `field` names a bad input."""
 
-    def __init__(self, message: str, *, status: int | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        field: str | None = None,
+        existing_run_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.field = field
+        self.existing_run_id = existing_run_id  # a restart whose config already ran there
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class BackendClient:
         self.endpoints = endpoints
         headers = {"Authorization": f"Bearer {endpoints.token}"} if endpoints.token else {}
         self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout, headers=headers)
+        self._thresholds: dict[str, Any] | None = None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -60,6 +69,12 @@ class BackendClient:
 
     def preset(self, name: str) -> dict[str, Any]:
         return self._request("GET", f"/api/presets/{name}")  # type: ignore[no-any-return]
+
+    def thresholds(self) -> dict[str, Any]:
+        """The scorecard levels and rule triggers; fixed for a backend's life, so kept."""
+        if self._thresholds is None:
+            self._thresholds = self._request("GET", "/api/thresholds")
+        return self._thresholds
 
     def config_schema(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/config-schema")  # type: ignore[no-any-return]
@@ -145,6 +160,7 @@ class BackendClient:
 def _error_from(resp: httpx.Response) -> BackendError:
     """The backend's `detail` as one sentence; the field it names, if any."""
     message, field = f"the backend answered {resp.status_code}", None
+    existing = None
     try:
         detail = resp.json().get("detail")
     except ValueError:
@@ -153,11 +169,12 @@ def _error_from(resp: httpx.Response) -> BackendError:
         first = detail[0]
         message = str(first.get("msg", message))
         field = first.get("field")
+        existing = first.get("existing_run_id")
         if field is None and isinstance(first.get("loc"), list):
             field = ".".join(str(p) for p in first["loc"][1:]) or None
     elif isinstance(detail, str):
         message = detail
-    return BackendError(message, status=resp.status_code, field=field)
+    return BackendError(message, status=resp.status_code, field=field, existing_run_id=existing)
 
 
 _client: BackendClient | None = None

@@ -106,13 +106,62 @@ def config_diff(old: Mapping[str, Any], patch: Mapping[str, Any]) -> html.Table 
     return html.Table(html.Tbody(rows), className="table table-sm mb-2 config-diff")
 
 
+VERIFICATION_TEXT = {
+    "verified": ("verified by a probe run", "success"),
+    "pending": ("unverified: probe runs in progress", "secondary"),
+    "refuted": ("unverified: every probe refuted it; best guess", "warning"),
+    "cancelled": ("unverified: probes cancelled; best guess", "secondary"),
+}
+
+
+def _before_after(pair: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if not pair:
+        return "n/a"
+
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.{digits}g}"
+
+    return f"{fmt(pair.get('before'))} → {fmt(pair.get('after'))}"
+
+
+def probe_rows(verification: Mapping[str, Any]) -> html.Ul:
+    """One line per probe: its fix, the verdict, and the numbers; refuted ones struck out."""
+    items = []
+    for probe in verification.get("probes", []):
+        metric = probe.get("metric") or {}
+        numbers = (
+            f"{metric.get('name', 'metric')} {_before_after(metric)}, "
+            f"val_recon {_before_after(probe.get('val_recon'), 4)}, "
+            f"F1 {_before_after(probe.get('f1'))}"
+            if probe["verdict"] not in ("pending",) and "epoch" in probe else ""
+        )
+        text: list[Any] = [html.Code(probe["label"]), f" {probe['verdict']}"]
+        if numbers:
+            text.append(f" at epoch {probe['epoch']}: {numbers}")
+        if probe.get("reasons"):
+            text.append(f" ({'; '.join(probe['reasons'])})")
+        body: Any = html.Del(text) if probe["verdict"] == "refuted" else html.Span(text)
+        best = probe["label"] == verification.get("best")
+        items.append(html.Li(body, className="fw-semibold" if best else None))
+    return html.Ul(items, className="small mb-2 probe-list")
+
+
 def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart: bool) -> dbc.Card:
     where = "at start" if alert.get("epoch") is None else f"epoch {alert['epoch']}"
+    fix = alert.get("fix", alert["suggested_changes"])
+    verification = alert.get("verification")
     button = dbc.Button(
         "Restart with this fix",
         id={"type": ids.RESTART, "alert": alert["id"]},
-        color="primary", size="sm", disabled=not (can_restart and alert["suggested_changes"]),
+        color="primary", size="sm", disabled=not (can_restart and fix),
     )
+    status: list[Any] = []
+    if fix:
+        text, color = VERIFICATION_TEXT.get(
+            (verification or {}).get("status", ""), ("unverified: not probed", "light")
+        )
+        status = [dbc.Badge(text, color=color, className="mb-2 verification",
+                            text_color="dark" if color == "light" else None)]
     return dbc.Card(
         dbc.CardBody([
             html.Div([
@@ -123,7 +172,9 @@ def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart:
             ], className="mb-1"),
             html.Div(alert["cause"], className="fw-semibold"),
             html.P(alert["message"], className="small mb-2 alert-message"),
-            config_diff(config, alert["suggested_changes"]),
+            *status,
+            probe_rows(verification) if verification else html.Div(),
+            config_diff(config, fix),
             button,
         ]),
         className=f"mb-2 border-{SEVERITY_COLORS.get(alert['severity'], 'info')} alert-card",

@@ -95,10 +95,35 @@ def _guides(
         )
 
 
-def clip_figure(records: Sequence[Record]) -> go.Figure:
+# The scorecard's level lines per metric, as GET /api/thresholds gives them (hashable, so
+# the empty figures can be cached on them): ((metric, ((value, label), ...)), ...).
+Guides = tuple[tuple[str, tuple[tuple[float, str], ...]], ...]
+NO_GUIDES: Guides = ()
+
+
+def level_guides(thresholds: Mapping[str, Any]) -> Guides:
+    """Each level's threshold of clip %, logit std and F1, labelled with the level."""
+    out = []
+    for metric, target in thresholds.get("level_targets", {}).items():
+        lines = tuple(
+            (float(value), f"{value:g}{'%' if metric == 'clip_pct' else ''} {level.lower()}")
+            for level, value in target["by_level"].items()
+            if value is not None
+        )
+        if lines:
+            out.append((metric, lines))
+    return tuple(out)
+
+
+def _level_lines(fig: go.Figure, guides: Guides, metric: str, yref: str = "y") -> None:
+    lines = dict(guides).get(metric, ())
+    _guides(fig, [v for v, _ in lines], [label for _, label in lines], yref=yref)
+
+
+def clip_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Figure:
     fig = _base("Clipped steps", "% of steps clipped")
     fig.add_trace(_line(records, "clip_pct", "clip %", line={"color": COLORS["bad"]}))
-    _guides(fig, (50, 10, 5), ("50% minimum", "10% good", "5% excellent"))
+    _level_lines(fig, guides, "clip_pct")
     fig.update_yaxes(range=[-2, 102])
     return fig
 
@@ -123,10 +148,10 @@ def loss_total_figure(records: Sequence[Record]) -> go.Figure:
     return fig
 
 
-def logit_std_figure(records: Sequence[Record]) -> go.Figure:
+def logit_std_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Figure:
     fig = _base("Adjacency logit spread", "std of logits")
     fig.add_trace(_line(records, "logit_std", "logit std", line={"color": COLORS["recon"]}))
-    _guides(fig, (0.05, 0.1, 0.2), ("0.05 minimum", "0.1 good", "0.2 excellent"))
+    _level_lines(fig, guides, "logit_std")
     return fig
 
 
@@ -179,7 +204,10 @@ NO_REFERENCE_NOTE = "no reference graph: SHD/F1 not computed"
 
 
 def accuracy_figure(
-    records: Sequence[Record], reference_edges: int | None, reference_kind: str
+    records: Sequence[Record],
+    reference_edges: int | None,
+    reference_kind: str,
+    guides: Guides = NO_GUIDES,
 ) -> go.Figure:
     """SHD and F1 against the reference graph; for a run without one (`reference_edges`
     None) a note in the chart's place: its records carry no SHD or F1 to draw."""
@@ -206,18 +234,21 @@ def accuracy_figure(
     fig.update_yaxes(title_text="F1", range=[0, 1.02], secondary_y=True)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
     _guides(fig, (reference_edges,), (f"SHD {reference_edges} = empty graph",))
-    _guides(fig, (0.2, 0.4, 0.5), ("F1 0.2", "F1 0.4", "F1 0.5"), yref="y2")
+    _level_lines(fig, guides, "f1", yref="y2")
     return fig
 
 
 @lru_cache(maxsize=16)
 def empty_live_figures(
-    reference_edges: int | None, reference_kind: str, clip_norm: float | None = None
+    reference_edges: int | None,
+    reference_kind: str,
+    clip_norm: float | None = None,
+    guides: Guides = NO_GUIDES,
 ) -> dict[str, dict[str, Any]]:
     """The run page's charts before any record, as plain dicts: the same for every run with
     this reference (None: none) and clip threshold, so built once (figure construction is
     the slow part of a page load)."""
-    figs = live_figures([], reference_edges, reference_kind, clip_norm)
+    figs = live_figures([], reference_edges, reference_kind, clip_norm, guides)
     return {name: fig.to_plotly_json() for name, fig in figs.items()}
 
 
@@ -226,17 +257,18 @@ def live_figures(
     reference_edges: int | None,
     reference_kind: str,
     clip_norm: float | None = None,
+    guides: Guides = NO_GUIDES,
 ) -> dict[str, go.Figure]:
     """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`;
     `reference_edges` is None for a run without a reference graph."""
     return {
-        "clip": clip_figure(records),
+        "clip": clip_figure(records, guides),
         "loss-shares": loss_shares_figure(records),
         "loss-total": loss_total_figure(records),
-        "logit-std": logit_std_figure(records),
+        "logit-std": logit_std_figure(records, guides),
         "lr": lr_figure(records),
         "edges": edges_figure(records),
-        "accuracy": accuracy_figure(records, reference_edges, reference_kind),
+        "accuracy": accuracy_figure(records, reference_edges, reference_kind, guides),
         "grad-terms": grad_terms_figure(records, clip_norm),
         "update-ratio": update_ratio_figure(records),
     }

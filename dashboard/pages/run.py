@@ -21,7 +21,12 @@ from dashboard.components import (
     scorecard_table,
     status_badge,
 )
-from dashboard.figures import NO_REFERENCE_NOTE, adjacency_figure, empty_live_figures
+from dashboard.figures import (
+    NO_REFERENCE_NOTE,
+    adjacency_figure,
+    empty_live_figures,
+    level_guides,
+)
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
@@ -38,12 +43,13 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         return dbc.Alert("No run given.", color="warning")
     try:
         run = client.get().run(run_id)
+        guides = level_guides(client.get().thresholds())
     except BackendError as err:
         return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
                          className="mt-3")
     ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
-    figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run))
+    figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides)
     graphs = {
         name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
         for name, fig in figures.items()
@@ -204,7 +210,8 @@ def refresh_panels(
         raise PreventUpdate from err  # the banner already says the backend is away
     now = {
         "header": _header_key(run),
-        "alerts": [a["id"] for a in alerts],
+        # A card changes when its probes report, not only when a new alert arrives.
+        "alerts": [[a["id"], a.get("verification")] for a in alerts],
         "graph": graph["epoch"] if graph else None,
     }
     header = _header(run) if now["header"] != shown.get("header") else dash.no_update
@@ -274,5 +281,9 @@ def restart_with_fix(request: dict[str, Any] | None, run_id: str) -> tuple[Any, 
     try:
         child = client.get().restart(run_id, alert_id=int(request["alert"]))
     except BackendError as err:
+        if err.existing_run_id:
+            link = dcc.Link(f"open run {err.existing_run_id}", href=f"/run/{err.existing_run_id}")
+            message = ["This fix's config already ran: ", link, "."]
+            return dash.no_update, message, "info", True
         return dash.no_update, f"Could not restart: {err.message}.", "danger", True
     return f"/compare?runs={run_id},{child['id']}", dash.no_update, dash.no_update, False

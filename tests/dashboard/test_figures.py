@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import httpx
 
@@ -23,6 +24,7 @@ from dashboard.figures import (
     adjacency_figure,
     compare_figure,
     empty_live_figures,
+    level_guides,
     live_figures,
 )
 
@@ -96,7 +98,9 @@ def test_runs_without_the_new_fields_still_chart() -> None:
 
 
 def test_empty_figures_keep_their_structure_for_live_extension() -> None:
-    figs = live_figures([], 13, "ground truth")
+    from backend.thresholds import as_dict
+
+    figs = live_figures([], 13, "ground truth", None, level_guides(as_dict()))
     assert all(len(fig.data) >= 1 for fig in figs.values())
     assert all(len(trace.x) == 0 for fig in figs.values() for trace in fig.data)
     shapes = figs["clip"].layout.shapes
@@ -247,3 +251,23 @@ def test_backend_errors_become_one_sentence_with_the_field() -> None:
     assert err.message == "epochs: must be >= 1" and err.field == "overrides.epochs"
     plain = _error_from(httpx.Response(500, text="<html>oops</html>"))
     assert plain.message == "the backend answered 500" and "<html>" not in plain.message
+
+
+def test_level_guides_come_from_the_backends_thresholds() -> None:
+    from backend.thresholds import as_dict
+
+    guides = level_guides(as_dict())
+    figs = live_figures(records(4), 13, "ground truth", 1.0, guides)
+
+    def lines(fig: Any) -> list[float]:
+        return sorted(shape.y0 for shape in fig.layout.shapes)
+
+    assert lines(figs["clip"]) == [5.0, 10.0, 50.0]
+    assert lines(figs["logit-std"]) == [0.05, 0.1, 0.2]
+    assert lines(figs["accuracy"]) == [0.2, 0.4, 0.5, 13]
+    labels = [a.text for a in figs["clip"].layout.annotations]
+    assert "50% minimum" in labels and "10% good" in labels
+    # Other thresholds move the lines: nothing is written twice.
+    moved = as_dict()
+    moved["level_targets"]["clip_pct"]["by_level"]["Good"] = 20.0
+    assert 20.0 in lines(live_figures([], 13, "ground truth", 1.0, level_guides(moved))["clip"])

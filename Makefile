@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DASHBOARD_PORT ?= 8050
 
-.PHONY: run train test lint bench clean system-deps
+.PHONY: run train test lint bench clean system-deps screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ system-deps:
 
 test: lint system-deps
 	$(BIN)/pytest
+
+# The docs' screenshots, from the browser test that draws them (the suite itself keeps them
+# in its temp dirs).
+screenshots: $(STAMP) system-deps
+	CAUSALWATCH_SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/pytest -q \
+		tests/e2e/test_dashboard.py -k red_flag_restarts
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)

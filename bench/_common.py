@@ -150,7 +150,7 @@ class Backend:
 
     def __init__(
         self, root: Path, data: Path | None, *, max_runs: int | None = 1,
-        dashboard: bool = False,
+        dashboard: bool = False, max_probes: int = 0,
     ) -> None:
         self.root = root
         self.runs_dir = root / "runs"
@@ -172,6 +172,8 @@ class Backend:
         self.argv += ["--runs-dir", str(self.runs_dir)]
         if max_runs is not None:
             self.argv += ["--max-runs", str(max_runs)]
+        # Probe trainers only where a bench measures them: they would load every other one.
+        self.argv += ["--max-probes", str(max_probes)]
         if data is not None:
             self.argv += ["--data", str(data)]
         self.process: subprocess.Popen[bytes] | None = None

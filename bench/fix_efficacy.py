@@ -115,7 +115,7 @@ class RunResult:
 
     def top_fix(self) -> dict[str, Any] | None:
         """The first alert whose restart button is enabled on the run page."""
-        return next((a for a in self.alerts if a["suggested_changes"]), None)
+        return next((a for a in self.alerts if fix_of(a)), None)
 
 
 def _get(client: httpx.Client, path: str, **params: Any) -> Any:
@@ -123,6 +123,26 @@ def _get(client: httpx.Client, path: str, **params: Any) -> Any:
     if resp.status_code != 200:
         raise SystemExit(f"GET {path}: {resp.status_code} {resp.text[:500]}")
     return resp.json()
+
+
+PROBE_WAIT = 1800.0  # seconds a finished run's alerts may wait for their probes' verdicts
+
+
+def _settled_alerts(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    """The run's alerts once no probe verdict is pending (at once when probes are off)."""
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        alerts = _get(client, f"/api/runs/{run_id}/alerts")
+        pending = [a for a in alerts if (a.get("verification") or {}).get("status") == "pending"]
+        if not pending or time.monotonic() > deadline:
+            return alerts
+        time.sleep(POLL)
+
+
+def fix_of(alert: dict[str, Any]) -> dict[str, Any]:
+    """What the alert's restart button applies: the best verified probe's patch, else the
+    rule's first choice."""
+    return dict(alert.get("fix", alert["suggested_changes"]))
 
 
 def collect(client: httpx.Client, run_id: str) -> RunResult:
@@ -140,7 +160,7 @@ def collect(client: httpx.Client, run_id: str) -> RunResult:
         config=run["config"],
         status=run["status"],
         status_reason=((run.get("status_reason") or "").splitlines() or [""])[0],
-        alerts=_get(client, f"/api/runs/{run_id}/alerts"),
+        alerts=_settled_alerts(client, run_id),
         f1=judged.get("f1") if judged else None,
         max_f1_seen=run.get("max_f1_seen"),
         val_recon=judged["val_recon"] if judged else None,
@@ -205,8 +225,10 @@ class Lab:
             resp = self.client.post("/api/runs", json={
                 "preset": req.preset, "overrides": req.overrides, "name": req.name})
         else:
+            # The bench runs each config once itself (Request.key); a user run of the same
+            # config, e.g. another seed's chain, is no reason to refuse.
             resp = self.client.post(f"/api/runs/{req.parent}/restart",
-                                    json={"alert_id": req.alert_id})
+                                    json={"alert_id": req.alert_id, "allow_repeat": True})
         if resp.status_code != 201:
             raise SystemExit(f"{resp.request.url}: {resp.status_code} {resp.text[:500]}")
         req.run_id = str(resp.json()["id"])
@@ -309,15 +331,14 @@ class Bench:
 
     def _restart(self, parent: RunResult, alert: dict[str, Any],
                  then: Callable[[RunResult], None], priority: int) -> None:
-        key = config_key({**parent.config, **alert["suggested_changes"]})
+        key = config_key({**parent.config, **fix_of(alert)})
         self.lab.ask(Request(key=key, parent=parent.id, alert_id=alert["id"]), then, priority)
 
     def _parent_done(self, line: int, seed: int, res: RunResult, chain: bool) -> None:
         if chain:
             self._clicked(Click(0, res, "", {}))
         for i, alert in enumerate(res.alerts):
-            rep = Repair(CORPUS[line][0], seed, (line, i), alert["rule"],
-                         alert["suggested_changes"], res)
+            rep = Repair(CORPUS[line][0], seed, (line, i), alert["rule"], fix_of(alert), res)
             self.repairs.append(rep)
             if rep.offered:
                 self._restart(res, alert, lambda child, r=rep: setattr(r, "child", child),
@@ -336,7 +357,7 @@ class Bench:
             self.chain_end = f"dead end: no alert of click {click.step}'s run offers a fix"
             return
         self._restart(click.run, top, lambda child, s=click.step + 1, t=top: self._clicked(
-            Click(s, child, t["rule"], t["suggested_changes"])), priority=0)
+            Click(s, child, t["rule"], fix_of(t))), priority=0)
 
 
 # --- report -------------------------------------------------------------------------------
@@ -461,6 +482,19 @@ def cpu_line(backend: Backend, lab: Lab, bench: Bench) -> list[str]:
     tried = sum(r.offered for r in bench.repairs)
     per_alert = loop_fix / tried if tried else 0.0
     chain_only = len(results) - len(parents) - len(children)
+    probes = _get(backend.client, "/api/runs", kind="probe", limit=5000)["runs"]
+    probed = {p["parent_alert_id"] for p in probes}
+    probe_loop = sum(
+        sum(r.get("epoch_seconds") or 0.0
+            for r in _get(backend.client, f"/api/runs/{p['id']}/metrics", fields="epoch_seconds"))
+        for p in probes
+    )
+    probe_text = (
+        f"probes: {len(probes)} runs for {len(probed)} alerts, training loops "
+        f"{probe_loop:,.0f} s = **{probe_loop / len(probed):.0f} s per probed alert** "
+        "(their CPU is inside the trainer CPU above)"
+        if probed else "probes: none (run without --probes)"
+    )
     return [
         f"- cost: {len(results)} trainer runs ({len(parents)} corpus runs, {len(children)} "
         f"runs of their fixes, {chain_only} more for the click chain; {lab.deduped} "
@@ -468,7 +502,7 @@ def cpu_line(backend: Backend, lab: Lab, bench: Bench) -> list[str]:
         f"{trainer_cpu:,.0f} s (user + system of every reaped trainer, incl. start-up); "
         f"training loops {loop_all:,.0f} s (sum of `epoch_seconds`), of which the corpus "
         f"fixes' runs {loop_fix:,.0f} s = **{per_alert:.0f} s per fix tried** (one "
-        f"full-budget run per click; probe cost per alert: n/a, no probes yet)",
+        f"full-budget run per click); {probe_text}",
     ]
 
 
@@ -492,7 +526,10 @@ def report(args: argparse.Namespace, command: str, backend: Backend, lab: Lab, b
         f"{dt.date.today().isoformat()}, {machine()}; load average (1 min) at start / end "
         f"{load_start:.1f} / {load_end:.1f}; wall {wall / 60:.1f} min. Seeds "
         f"{', '.join(map(str, bench.seeds))}; budget {args.epochs} epochs, patience 0 "
-        f"(children inherit it); real UCI data; one backend, `--max-runs {MAX_RUNS}`.",
+        f"(children inherit it); real UCI data; one backend, `--max-runs {MAX_RUNS}`, "
+        + ("probes on (`--max-probes 1`): each fix tried is the alert's best verified one, "
+           "else its first choice." if args.probes else "probes off: each fix tried is the "
+           "rule's first choice."),
         "",
         *rule_table(repairs),
         "",
@@ -524,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (3)")
     parser.add_argument("--epochs", type=int, help="budget of every run (30; --quick 12)")
     parser.add_argument("--quick", action="store_true", help="seed 0, 12 epochs: a smoke test")
+    parser.add_argument("--probes", action="store_true",
+                        help="the backend probes each alert's fixes (--max-probes 1) and the "
+                             "restart applies the best verified one; without: the rule's first "
+                             "choice, unprobed")
     add_backend_args(parser, out_help="also write the markdown report here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -537,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python bench/fix_efficacy.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-fix-"))
-    backend = Backend(tmp, Path(args.data).resolve(), max_runs=MAX_RUNS)
+    backend = Backend(tmp, Path(args.data).resolve(), max_runs=MAX_RUNS,
+                      max_probes=1 if args.probes else 0)
     load_start = loadavg()[0]
     t0 = time.monotonic()
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ from websockets.sync.client import connect
 
 from trainer.protocol import EpochRecord
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# `make screenshots` sets this to docs/img; otherwise the pictures go to the test's temp
+# dir, so the suite never writes into the source tree.
+SCREENSHOTS_ENV = "CAUSALWATCH_SCREENSHOTS_DIR"
 RUN_URL = re.compile(r"/run/([^/?#]+)$")
 COMPARE_URL = re.compile(r"/compare\?runs=([^,&]+),([^,&]+)$")
 # Records each distinct (clip-chart points, progress text, status badge) the page shows.
@@ -147,8 +150,13 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
     page.assert_clean()
 
 
-def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stack: BackendServer
-                                                       ) -> None:
+def screenshots_dir(tmp_path: Path) -> Path:
+    return Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
+
+
+def test_a_red_flag_restarts_with_its_fix_and_compares(
+    page: DashboardPage, stack: BackendServer, tmp_path: Path
+) -> None:
     # docs/presets.md: `standard` on raw UCI flags raw_variance at start, clip_high at epoch 11.
     # Long enough to still run when the fix is clicked; stopped once the child exists.
     parent = stack.create("standard", epochs=400, patience=0)["id"]
@@ -165,7 +173,7 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stac
     page.wait(lambda: page.text("#alert-clip_high"), 60, "the clip_high red flag")
     page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) >= 11, 20,
               "11 epochs on the clip chart")
-    page.screenshot(DOCS_IMG / "run-page.png")
+    page.screenshot(screenshots_dir(tmp_path) / "run-page.png")
 
     # Clicked while the parent still runs and live events keep arriving: the click must
     # survive the panels' refreshes (it once could be dropped when they re-rendered).
@@ -207,7 +215,7 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(page: DashboardPage, stac
               20, f"the child's {child_points} F1 points")
     page.wait_text(".compare-table", lambda t: t.lower().count("stopped") == 2, 10,
                    "both runs STOPPED in the table")
-    page.screenshot(DOCS_IMG / "compare.png")
+    page.screenshot(screenshots_dir(tmp_path) / "compare.png")
     page.assert_clean()
 
 

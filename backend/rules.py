@@ -301,13 +301,14 @@ def _clip_candidates(ctx: RunContext, rec: dict[str, Any]) -> tuple[str, list[Ca
       scale learning_rate_max (and init, if above) down to that ratio.
     """
     clip = float(_setting(ctx.config, "grad_clip_norm"))
-    p90 = float(rec.get("grad_norm_p90") or rec["grad_norm_mean"])
     top = float(rec["grad_norm_max"])
-    factor = CLIP_NORM_TARGET * clip / p90
+    p90 = float(rec.get("grad_norm_p90") or rec["grad_norm_mean"] or top)
+    # Norms of 0 beside a high clip% cannot come from a trainer; nothing to scale from.
+    factor = CLIP_NORM_TARGET * clip / p90 if p90 > 0 else 1.0
     after_max = top * factor
     rescale = Candidate(
         "rescale_losses",
-        _scaled_weights(ctx.config, factor),
+        _scaled_weights(ctx.config, factor) if p90 > 0 else {},
         f"every λ × {_g(factor)}: p90 norm {_g(p90)} → {_g(p90 * factor)} and max "
         f"{_g(top)} → {_g(after_max)} against the clip {_g(clip)}; expected clip% "
         + ("0" if after_max <= clip else "≤ 10")
@@ -834,7 +835,7 @@ def evaluate(ctx: RunContext, already_fired: Collection[str]) -> list[Finding]:
             continue
         try:
             finding = rule.check(ctx)
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError):
             # Data a rule cannot read (e.g. malformed run-start stats) silences that rule;
             # it must never stop the run's ingest.
             logger.warning("rule %s could not read the run's data", rule.name, exc_info=True)

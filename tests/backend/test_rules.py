@@ -288,6 +288,15 @@ def test_clip_high_without_per_term_norms_still_rescales() -> None:
     assert finding.suggested_changes["lambda_recon"] == pytest.approx(10.0 * 0.5 / 3.0, rel=2e-3)
 
 
+def test_clip_high_on_zero_norms_offers_nothing_it_cannot_compute() -> None:
+    # Hand-fed records can say 100% clipped with every norm 0: no division by zero.
+    zero = {"clip_pct": 100.0, "grad_norm_mean": 0.0, "grad_norm_max": 0.0,
+            "grad_norm_p90": 0.0}
+    finding = only(evaluate(make_context(history=make_history(range(1, 12), **zero)), set()),
+                   "clip_high")
+    assert "rescale_losses" not in labels(finding)
+
+
 def test_clip_high_stays_silent_through_epoch_10_and_at_exactly_50() -> None:
     assert stream(make_context(history=make_history(range(1, 11), clip_pct=100.0))) == []
     at_threshold = make_history(range(1, 40), clip_pct=50.0)

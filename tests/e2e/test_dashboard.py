@@ -332,7 +332,8 @@ def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, floa
             for frame in batch:
                 ws.send(frame)
             for _ in batch:
-                assert json.loads(ws.recv(timeout=30))["type"] == "ack"
+                reply = json.loads(ws.recv(timeout=30))
+                assert reply["type"] == "ack", reply
     return run_id
 
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from backend.thresholds import (
     ADJ_LR_SCALE_FACTOR,
     CLIP_AFTER_EPOCH,
@@ -164,11 +166,23 @@ def _rule(
             epoch=signal.epoch,
             message=signal.message,
             cause=signal.cause,
-            candidates=tuple(c for c in signal.candidates if c.changes),
+            candidates=tuple(
+                c for c in signal.candidates if c.changes and _applies(ctx.config, c.changes)
+            ),
             evidence=signal.evidence,
         )
 
     return Rule(name, severity, description, metric, check)
+
+
+def _applies(config: dict[str, Any], changes: dict[str, Any]) -> bool:
+    """The patch yields a valid config: numbers computed from extreme records (a norm of
+    1e300, a ratio of 0) must not become a fix the restart would refuse."""
+    try:
+        TrainConfig.model_validate({**config, **changes})
+    except ValidationError:
+        return False
+    return True
 
 
 def _only(label: str, changes: dict[str, Any], expected: str) -> list[Candidate]:

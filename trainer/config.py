@@ -96,6 +96,11 @@ class TrainConfig(BaseModel):
         "variable's squared error divided by its residual variance of the previous epoch "
         "(Gaussian likelihood with a noise variance per variable, GOLEM-NV)",
     )
+    residual_floor: float = Field(
+        1e-6, gt=0, le=1,
+        description="recon_weighting residual: a variable's residual variance is taken as "
+        "at least this fraction of its data variance (caps its weight at 1/this)",
+    )
     grad_norms_per_term: bool = Field(
         True, description="measure each loss term's own gradient norm (one backward per term)"
     )

@@ -236,9 +236,11 @@ def train(
 
         n_steps = len(norms)
         if residual_variance is not None:
-            # Floored (a millionth of the column's variance) so a near-deterministic column
-            # cannot blow its weight up without bound.
-            residual_variance = torch.maximum(squared_error_sum / n, 1e-6 * data_variance)
+            # Floored at a fraction of the column's variance, so a near-deterministic column
+            # cannot grow its weight (and the gradient) without bound.
+            residual_variance = torch.maximum(
+                squared_error_sum / n, cfg.residual_floor * data_variance
+            )
         means = {name: total / n_steps for name, total in sums.items()}
         shares = health.loss_shares(means)
         with torch.no_grad():

@@ -464,6 +464,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     **{f"loss_{t}": finite for t in ("total", "recon", "sparse", "acyclic", "disen")},
     **{f"share_{t}": percent for t in ("recon", "sparse", "acyclic", "disen")},
     "clip_pct": percent, "grad_norm_mean": finite, "grad_norm_max": finite,
+    "grad_norm_p90": st.none() | non_negative,
     "logit_mean": finite, "logit_std": finite, "edges_at_05": counts,
     "threshold_tuned": finite, "edges_tuned": counts, "edges_topk": counts,
     "shd": st.none() | st.integers(0, MAX_INT), "f1": st.none() | finite,

@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DASHBOARD_PORT ?= 8050
 
-.PHONY: run train test lint bench clean system-deps screenshots
+.PHONY: run train test lint bench clean system-deps screenshots story
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,11 +54,16 @@ system-deps:
 test: lint system-deps
 	$(BIN)/pytest
 
-# The docs' screenshots, from the browser test that draws them (the suite itself keeps them
+# The docs' screenshots, from the browser tests that draw them (the suite itself keeps them
 # in its temp dirs).
 screenshots: $(STAMP) system-deps
 	CAUSALWATCH_SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/pytest -q \
 		tests/e2e/test_dashboard.py -k red_flag_restarts
+
+# The clicks-only story on UCI with probes (~10 minutes), screenshots into docs/img.
+story: $(STAMP) system-deps
+	CAUSALWATCH_SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/pytest -q -s -m story \
+		tests/e2e/test_story.py
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/trainer_speed.py $(DATA_ARG)

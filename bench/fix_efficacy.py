@@ -66,6 +66,8 @@ from typing import Any
 import httpx
 from _common import Backend, add_backend_args, drop_temp_dir, loadavg, stage
 
+from backend.thresholds import VERIFY_F1_TOLERANCE, VERIFY_VAL_RECON_TOLERANCE
+
 # The corpus. A copy of docs/presets.md's table "Configurations that make each red flag appear
 # on real data", as tests/backend/test_red_flags_e2e.py's PATHOLOGIES runs it (tests/ is not a
 # package, and the test cuts each configuration to its own epochs; here one budget serves all).
@@ -300,6 +302,19 @@ class Repair:
     def repaired(self) -> bool:
         return self.cleared and not self.recon_worse and not self.f1_worse
 
+    @property
+    def repaired_within_tolerance(self) -> bool:
+        """Repaired by the probes' own standard: worse only beyond their tolerances (val_recon
+        up more than 5%, F1 down more than 0.05; backend/thresholds.py)."""
+        if not self.cleared or self.child is None:
+            return False
+        p, c = self.parent, self.child
+        if self.recon_comparable and p.val_recon is not None and (
+            c.val_recon is None or c.val_recon > p.val_recon * (1 + VERIFY_VAL_RECON_TOLERANCE)
+        ):
+            return False
+        return p.f1 is None or (c.f1 is not None and c.f1 >= p.f1 - VERIFY_F1_TOLERANCE)
+
 
 @dataclass
 class Click:
@@ -380,10 +395,11 @@ def _rate(n: int, d: int) -> str:
     return f"{n}/{d} = {100 * n / d:.0f}%" if d else "—"
 
 
-def rule_table(repairs: list[Repair]) -> list[str]:
+def rule_table(repairs: list[Repair], probes: bool) -> list[str]:
+    mode = "with probes (the verified fix)" if probes else "without probes (first choice)"
     lines = [
         "| rule | fired | no fix offered | fix tried | cleared | val_recon worse | F1 worse "
-        "| repaired | repair rate, without probes | with probes |",
+        f"| repaired | repair rate, {mode} | within the probes' tolerances |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rules = sorted({r.rule for r in repairs}, key=[r.rule for r in repairs].index)
@@ -395,10 +411,11 @@ def rule_table(repairs: list[Repair]) -> list[str]:
             str(len(tried)), str(sum(r.cleared for r in tried)),
             str(sum(r.recon_worse for r in tried)), str(sum(r.f1_worse for r in tried)),
             str(sum(r.repaired for r in tried)),
-            _rate(sum(r.repaired for r in tried), len(tried)), "n/a",
+            _rate(sum(r.repaired for r in tried), len(tried)),
+            _rate(sum(r.repaired_within_tolerance for r in tried), len(tried)),
         ]
         if name is None:
-            cells = [f"**{c}**" if i and c != "n/a" else c for i, c in enumerate(cells)]
+            cells = [f"**{c}**" if i else c for i, c in enumerate(cells)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -531,7 +548,7 @@ def report(args: argparse.Namespace, command: str, backend: Backend, lab: Lab, b
            "else its first choice." if args.probes else "probes off: each fix tried is the "
            "rule's first choice."),
         "",
-        *rule_table(repairs),
+        *rule_table(repairs, args.probes),
         "",
         *no_fix_lines(repairs),
         f"- clicks on the top fix from `standard` (seed {bench.seeds[0]}) to **Minimum: "

@@ -278,8 +278,9 @@ def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> Run
         earlier = services.store.find_run_with_config(config.model_dump())
         if earlier is not None:
             raise ApiError(
-                409, f"this config already ran as run {earlier.id} ({earlier.status.value}): "
-                f"open /run/{earlier.id}, or send allow_repeat to run it again",
+                409, f"restart of {run.id!r}: this config already ran as run {earlier.id!r} "
+                f"({earlier.status.value}); open /run/{earlier.id}, or send allow_repeat to "
+                "run it again",
                 existing_run_id=earlier.id,
             )
     name = body.name or f"{run.name or run.id} · {label}"

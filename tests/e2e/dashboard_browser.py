@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from selenium import webdriver
 from selenium.common.exceptions import (
+    ElementClickInterceptedException,
     JavascriptException,
     NoSuchElementException,
     StaleElementReferenceException,
@@ -210,10 +211,20 @@ class DashboardPage:
 
     def set_field(self, name: str, value: str) -> None:
         """Type into a config field the way a user does (select all, type over it)."""
-        element = self.field(name)
-        # The Data section pushes the grid below the fold: a user scrolls to it first.
-        self.js("arguments[0].scrollIntoView({block: 'center'});", element)
-        element.click()
+        # The Data section pushes the grid below the fold: a user scrolls to it first. The
+        # grid re-renders when the preset's values arrive, which can move the field between
+        # the scroll and the click on a loaded machine: scroll again and retry then.
+        deadline = time.monotonic() + 10
+        while True:
+            element = self.field(name)
+            self.js("arguments[0].scrollIntoView({block: 'center'});", element)
+            try:
+                element.click()
+                break
+            except (ElementClickInterceptedException, StaleElementReferenceException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         element.send_keys(Keys.CONTROL, "a")
         element.send_keys(Keys.DELETE)
         element.send_keys(value)

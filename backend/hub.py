@@ -1,6 +1,7 @@
 """Live events fanned out to browser websockets: one bounded queue per subscriber.
 
-Events are JSON-ready dicts: `{"type": "metric" | "alert" | "status", "run_id": ..., ...}`.
+Events are JSON-ready dicts: `{"type": "metric" | "alert" | "verification" | "status",
+"run_id": ..., ...}`.
 A subscriber that falls too far behind is dropped (its queue overflows) rather than
 slowing ingest for everyone; its websocket closes and the browser reconnects and catches
 up from the database.

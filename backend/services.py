@@ -46,8 +46,10 @@ class Services:
             loop.call_soon_threadsafe(supervisor.poke)
 
         def alert_changed(alert: AlertPublic) -> None:
+            # Its own type: subscribers skip "alert" events for ids they have already seen.
             event = {
-                "type": "alert", "run_id": alert.run_id, "alert": alert.model_dump(mode="json")
+                "type": "verification", "run_id": alert.run_id,
+                "alert": alert.model_dump(mode="json"),
             }
             loop.call_soon_threadsafe(hub.publish, event)
 

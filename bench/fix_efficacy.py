@@ -141,6 +141,12 @@ def _settled_alerts(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
         time.sleep(POLL)
 
 
+def probe_verdict(alert: dict[str, Any]) -> str:
+    if alert.get("fix_verified"):
+        return "verified"
+    return str((alert.get("verification") or {}).get("status") or "not probed")
+
+
 def fix_of(alert: dict[str, Any]) -> dict[str, Any]:
     """What the alert's restart button applies: the best verified probe's patch, else the
     rule's first choice."""
@@ -271,6 +277,9 @@ class Repair:
     patch: dict[str, Any]
     parent: RunResult
     child: RunResult | None = None
+    # What the probes said of the fix tried: verified, or the alert's status when none was
+    # (refuted, cancelled, pending), "not probed" without probes.
+    probe: str = "not probed"
 
     @property
     def offered(self) -> bool:
@@ -353,7 +362,8 @@ class Bench:
         if chain:
             self._clicked(Click(0, res, "", {}))
         for i, alert in enumerate(res.alerts):
-            rep = Repair(CORPUS[line][0], seed, (line, i), alert["rule"], fix_of(alert), res)
+            rep = Repair(CORPUS[line][0], seed, (line, i), alert["rule"], fix_of(alert), res,
+                         probe=probe_verdict(alert))
             self.repairs.append(rep)
             if rep.offered:
                 self._restart(res, alert, lambda child, r=rep: setattr(r, "child", child),
@@ -422,16 +432,16 @@ def rule_table(repairs: list[Repair], probes: bool) -> list[str]:
 
 def detail_table(repairs: list[Repair]) -> list[str]:
     lines = [
-        "| configuration | seed | rule | suggested change | child fired it again | "
+        "| configuration | seed | rule | fix tried | probes said | child fired it again | "
         "val_recon parent → child | F1 parent → child (max seen) | repaired |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in repairs:
         if not r.offered:
             continue
         c = r.child
         if c is None:
-            lines.append(f"| {r.label} | {r.seed} | `{r.rule}` | {_patch(r.patch)} | "
+            lines.append(f"| {r.label} | {r.seed} | `{r.rule}` | {_patch(r.patch)} | {r.probe} | "
                          "child did not finish | | | no |")
             continue
         f1 = (f"{_f(r.parent.f1)}{_last(r.parent)} → {_f(c.f1)}{_last(c)} "
@@ -447,9 +457,22 @@ def detail_table(repairs: list[Repair]) -> list[str]:
         verdict = ("**yes**" if r.repaired
                    else "no: " + ", ".join((["not cleared"] if not r.cleared else []) + [
                        f"{w} worse" for w in worse]))
-        lines.append(f"| {r.label} | {r.seed} | `{r.rule}` | {_patch(r.patch)} | {again} | "
-                     f"{recon} | {f1} | {verdict} |")
+        lines.append(f"| {r.label} | {r.seed} | `{r.rule}` | {_patch(r.patch)} | {r.probe} | "
+                     f"{again} | {recon} | {f1} | {verdict} |")
     return lines
+
+
+def probe_lines(repairs: list[Repair]) -> list[str]:
+    """How well a probe's verdict (10–11 epochs) foretold the full run's repair."""
+    tried = [r for r in repairs if r.offered and r.probe != "not probed"]
+    if not tried:
+        return []
+    parts = []
+    for verdict in sorted({r.probe for r in tried}):
+        rows = [r for r in tried if r.probe == verdict]
+        parts.append(f"{verdict}: {sum(r.repaired for r in rows)}/{len(rows)} repaired")
+    return ["- what the probes said of each fix tried, against the full run: "
+            + "; ".join(parts)]
 
 
 def no_fix_lines(repairs: list[Repair]) -> list[str]:
@@ -551,6 +574,7 @@ def report(args: argparse.Namespace, command: str, backend: Backend, lab: Lab, b
         *rule_table(repairs, args.probes),
         "",
         *no_fix_lines(repairs),
+        *probe_lines(repairs),
         f"- clicks on the top fix from `standard` (seed {bench.seeds[0]}) to **Minimum: "
         f"{clicks_to(bench.clicks, 'Minimum', bench.chain_end)}**, to **Good: "
         f"{clicks_to(bench.clicks, 'Good', bench.chain_end)}**",

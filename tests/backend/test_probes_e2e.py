@@ -3,10 +3,14 @@ judges them against the parent, and the restart applies what was verified."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from typing import Any
 
 import pytest
 from backend_server import BackendServer, StartBackend
+from websockets.sync.client import connect
 
 from backend.thresholds import PROBE_EPOCHS
 
@@ -19,6 +23,22 @@ CLIPPED = {
     "eval_every": 2,
     "patience": 0,
 }
+
+
+def listen(backend: BackendServer, run_id: str, events: list[dict[str, Any]]) -> None:
+    """The run's live stream, until its clip_high alert has a verdict (or 5 minutes)."""
+    deadline = time.monotonic() + 300
+    with connect(f"{backend.ws_url}/ws/runs/{run_id}", open_timeout=10) as ws:
+        while time.monotonic() < deadline:
+            try:
+                event = json.loads(ws.recv(timeout=5))
+            except TimeoutError:
+                continue
+            events.append(event)
+            if event["type"] == "verification" and event["alert"]["rule"] == "clip_high" and (
+                event["alert"]["verification"]["status"] != "pending"
+            ):
+                return
 
 
 def alert_of(backend: BackendServer, run_id: str, rule: str) -> dict[str, Any]:
@@ -43,6 +63,9 @@ def test_an_alert_is_probed_judged_and_its_verified_fix_applied(
 ) -> None:
     backend = start_backend(max_probes=1)
     parent = backend.create("synthetic", **CLIPPED)
+    events: list[dict[str, Any]] = []
+    listener = threading.Thread(target=listen, args=(backend, parent["id"], events), daemon=True)
+    listener.start()
     alert = wait_verification(backend, parent["id"], "clip_high")
     verification = alert["verification"]
     labels = [c["label"] for c in alert["candidates"]]
@@ -88,6 +111,12 @@ def test_an_alert_is_probed_judged_and_its_verified_fix_applied(
         assert alert["fix"] == best["changes"]
     else:
         assert alert["fix"] == alert["suggested_changes"]
+
+    # Browsers hear each verdict live, as its own event type (alert ids are deduplicated).
+    listener.join(timeout=30)
+    judged = [e["alert"]["verification"]["status"] for e in events
+              if e["type"] == "verification" and e["alert"]["id"] == alert["id"]]
+    assert judged[0] == "pending" and judged[-1] == verification["status"], judged
 
     # The restart applies the alert's fix, not the probe's epoch cut.
     backend.wait_finished(parent["id"], timeout=300)

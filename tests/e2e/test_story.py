@@ -32,7 +32,7 @@ SCREENSHOTS_ENV = "CAUSALWATCH_SCREENSHOTS_DIR"
 
 @pytest.fixture
 def story_stack(tmp_path: Path, uci_csv_path: Path) -> Any:
-    server = BackendServer(tmp_path / "stack", uci_csv_path, max_runs=2, max_probes=2,
+    server = BackendServer(tmp_path, uci_csv_path, max_runs=2, max_probes=2,
                            dashboard_port=free_port()).start()
     try:
         yield server
@@ -76,8 +76,8 @@ def test_standard_clicked_along_its_top_fixes(
     page.open("/new")
     page.field("epochs")
     page.click("#_dbcprivate_radioitems_launch-preset_input_standard")
-    page.wait(lambda: page.field("lambda_recon").get_attribute("value") == "10", 15,
-              "the standard preset in the form")
+    page.wait(lambda: float(page.field("lambda_recon").get_attribute("value") or "nan") == 10,
+              15, "the standard preset in the form")
     page.set_field("epochs", str(STORY_EPOCHS))
     page.set_field("patience", "0")
     page.click("#launch-start")

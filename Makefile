@@ -60,7 +60,7 @@ screenshots: $(STAMP) system-deps
 	CAUSALWATCH_SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/pytest -q \
 		tests/e2e/test_dashboard.py -k red_flag_restarts
 
-# The clicks-only story on UCI with probes (~10 minutes), screenshots into docs/img.
+# The clicks-only story on UCI with probes (~2 minutes), screenshots into docs/img.
 story: $(STAMP) system-deps
 	CAUSALWATCH_SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/pytest -q -s -m story \
 		tests/e2e/test_story.py

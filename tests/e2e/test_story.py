@@ -1,8 +1,8 @@
 """The story, in a real browser: start `standard` on UCI from the form, then click only the
 top "Restart with this fix", at most 3 times, each once the alert's probes have spoken.
 
-Slow (four 30-epoch UCI runs and their probes, about 10 minutes on 2 cores): it runs with
-`make story` (which also writes the docs' screenshots of it), not in `make test`.
+Four 30-epoch UCI runs and their probes: about 2 minutes on 2 cores. `make story` runs it
+alone and writes its screenshots into docs/img; in `make test` they go to a temp dir.
 What it asserts is what the chain achieves today (docs/benchmarks.md, Fix efficacy): every
 click applies the fix the card shows, verified by probes when one was, and the run after
 the clicks carries no warning or critical red flag. The Good scorecard on UCI is not

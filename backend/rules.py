@@ -441,6 +441,23 @@ def _measured_rebalance(
     return changes, unmeasured, expected
 
 
+def _standardize_first(ctx: RunContext) -> list[Candidate]:
+    """On raw data whose column variances span more than VARIANCE_RATIO_MAX, the
+    reconstruction term is measured in the largest column's units: the penalties look silent
+    because of the scale, and λ computed against it are absurd (λ_disen 1e9 on raw UCI,
+    docs/benchmarks.md). Standardizing is then the first fix."""
+    if ctx.data is None or ctx.data.get("standardized"):
+        return []
+    ratio = _stats(ctx).get("variance_ratio")
+    if ratio is None or ratio <= VARIANCE_RATIO_MAX:
+        return []
+    return _only(
+        "standardize", {"standardize": True},
+        f"raw variances span {_g(ratio)}×: on one scale the penalties are measured against "
+        "a reconstruction term of order 1",
+    )
+
+
 def _regularizers_silent(ctx: RunContext) -> Signal | None:
     tail = ctx.history[-REGULARIZERS_SILENT_EPOCHS:]
     if len(tail) < REGULARIZERS_SILENT_EPOCHS:
@@ -473,7 +490,10 @@ def _regularizers_silent(ctx: RunContext) -> Signal | None:
         cause="The sparsity, acyclicity and disentanglement terms are numerically negligible "
         "next to reconstruction (the seed's underflow): nothing pushes the graph to be sparse "
         "or acyclic.",
-        candidates=_only("rebalance_from_measured", changes, f"expected shares {expected}"),
+        candidates=[
+            *_standardize_first(ctx),
+            Candidate("rebalance_from_measured", changes, f"expected shares {expected}"),
+        ],
         evidence={
             "regularizer_share": [sum(r[f"share_{t}"] for t in regs) for r in tail],
             "epochs": [r["epoch"] for r in tail],

@@ -331,6 +331,22 @@ def test_regularizers_silent_sets_each_weight_from_its_measured_term() -> None:
     assert_patch_applies("standard", overrides, finding)
 
 
+def test_regularizers_silent_on_raw_wide_data_standardizes_first() -> None:
+    raw = {**SILENT, "loss_recon": 5.2e6}
+    ctx = make_context("standard", history=make_history(range(1, 4), **raw),
+                       data=make_data(standardized=False, ratio=1.08e6))
+    finding = only(evaluate(ctx, {"raw_variance"}), "regularizers_silent")
+    assert labels(finding) == ["standardize", "rebalance_from_measured"]
+    assert finding.suggested_changes == {"standardize": True}
+    assert "1.08e+06" in finding.candidates[0].expected
+    assert_patch_applies("standard", {}, finding)
+    # Already standardized, or columns on one scale: the measured λ come first.
+    for data in (make_data(standardized=True, ratio=1.08e6), make_data(standardized=False)):
+        ctx = make_context("standard", history=make_history(range(1, 4), **raw), data=data)
+        assert labels(only(evaluate(ctx, {"raw_variance"}), "regularizers_silent")) == [
+            "rebalance_from_measured"]
+
+
 def test_regularizers_silent_needs_three_epochs_and_is_quiet_when_they_speak() -> None:
     two = make_history(range(1, 3), **SILENT) + make_history(range(3, 6))
     assert "regularizers_silent" not in names(stream(make_context(history=two)))

@@ -59,6 +59,21 @@ def settled(stack: BackendServer, run_id: str) -> list[dict[str, Any]]:
     raise AssertionError(f"run {run_id} or its probes did not settle in {deadline_s:.0f} s")
 
 
+def open_run_by_link(page: DashboardPage, run_id: str) -> None:
+    """Click the compare table's link to the run until its page opens: the table is
+    re-rendered by live events, and a click that lands as it is replaced is lost."""
+    link = f".compare-table a[href='/run/{run_id}']"
+    end = time.monotonic() + 60
+    while not page.driver.current_url.endswith(f"/run/{run_id}"):
+        assert time.monotonic() < end, f"the link to {run_id} never opened its page"
+        page.wait_still(link)
+        page.click(link)
+        try:
+            page.wait(lambda: page.driver.current_url.endswith(f"/run/{run_id}"), 5)
+        except AssertionError:
+            continue
+
+
 def level(stack: BackendServer, run_id: str) -> str:
     card = stack.client.get(f"/api/runs/{run_id}/scorecard").json()
     reached = [lv["level"] for lv in card["levels"] if lv["achieved"]]
@@ -112,9 +127,7 @@ def test_standard_clicked_along_its_top_fixes(
         for key, value in top["fix"].items():
             assert made["config"][key] == value, (key, made["config"][key], value)
         page.wait_loaded()
-        page.click(f".compare-table a[href='/run/{child}']")
-        page.wait(lambda c=child: page.driver.current_url.endswith(f"/run/{c}"), 30,
-                  "the child's run page")
+        open_run_by_link(page, child)
         run_id = child
 
     page.screenshot(shots / "story-end.png")

@@ -446,10 +446,8 @@ def _standardize_first(ctx: RunContext) -> list[Candidate]:
     reconstruction term is measured in the largest column's units: the penalties look silent
     because of the scale, and λ computed against it are absurd (λ_disen 1e9 on raw UCI,
     docs/benchmarks.md). Standardizing is then the first fix."""
-    if ctx.data is None or ctx.data.get("standardized"):
-        return []
-    ratio = _stats(ctx).get("variance_ratio")
-    if ratio is None or ratio <= VARIANCE_RATIO_MAX:
+    ratio = _unscaled_ratio(ctx)
+    if ratio is None:
         return []
     return _only(
         "standardize", {"standardize": True},
@@ -721,11 +719,20 @@ def _stats(ctx: RunContext) -> dict[str, Any]:
     return (ctx.data or {}).get("stats") or {}
 
 
-def _raw_variance(ctx: RunContext) -> Signal | None:
+def _unscaled_ratio(ctx: RunContext) -> float | None:
+    """The raw variance ratio when the run trains on raw columns spanning more than
+    VARIANCE_RATIO_MAX (None otherwise): the condition raw_variance flags."""
     if ctx.data is None or ctx.data.get("standardized"):
         return None
     ratio = _stats(ctx).get("variance_ratio")
     if ratio is None or ratio <= VARIANCE_RATIO_MAX:
+        return None
+    return float(ratio)
+
+
+def _raw_variance(ctx: RunContext) -> Signal | None:
+    ratio = _unscaled_ratio(ctx)
+    if ratio is None:
         return None
     variances: dict[str, float] = _stats(ctx).get("raw_variances") or {}
     span = ""

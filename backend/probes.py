@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ PROBED_SEVERITIES = (rules.Severity.WARNING.value, rules.Severity.CRITICAL.value
 PENDING, VERIFIED, REFUTED = "pending", "verified", "refuted"
 # A probe stopped by the user or with its parent proves nothing either way.
 CANCELLED = "cancelled"
+CHECK_INTERVAL = 1.0  # seconds between two passes judging the pending alerts
 
 
 def probe_epochs(parent: RunPublic, alert: AlertPublic) -> int:
@@ -78,6 +80,7 @@ class Prober:
         self.on_alert = on_alert  # an alert's verification changed: publish it
         self._lock = threading.Lock()
         self._pending: set[int] | None = None  # alert ids; loaded lazily from the store
+        self._checked_at = -CHECK_INTERVAL
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -156,7 +159,15 @@ class Prober:
         return self._pending
 
     def check(self) -> None:
-        """Judge what can be judged now (called from the supervisor's loop)."""
+        """Judge what can be judged now (called from the supervisor's loop, every tick).
+
+        At most every CHECK_INTERVAL seconds: a verdict waits on trainers that run for
+        seconds, and each pass reads the pending alerts and their probes from the store.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_INTERVAL:
+            return
+        self._checked_at = now
         with self._lock:
             pending = sorted(self._pending_ids())
         for alert_id in pending:

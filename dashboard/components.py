@@ -133,7 +133,7 @@ def probe_rows(verification: Mapping[str, Any]) -> html.Ul:
             f"{metric.get('name', 'metric')} {_before_after(metric)}, "
             f"val_recon {_before_after(probe.get('val_recon'), 4)}, "
             f"F1 {_before_after(probe.get('f1'))}"
-            if probe["verdict"] not in ("pending",) and "epoch" in probe else ""
+            if probe["verdict"] != "pending" and "epoch" in probe else ""
         )
         text: list[Any] = [html.Code(probe["label"]), f" {probe['verdict']}"]
         if numbers:

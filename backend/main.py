@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend import __version__
-from backend.api import datasets, presets, runs, ws
+from backend.api import datasets, presets, runs, tickets, ws
 from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
 from backend.limits import BodySizeLimit
+from backend.origins import BrowserGuard
 from backend.schemas import Health, RunStatus
 from backend.services import Services
 from backend.settings import Settings
@@ -39,12 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="causalwatch", version=__version__, lifespan=lifespan)
     upload_limit = int(settings.max_upload_mb * 2**20)
     app.add_middleware(BodySizeLimit, larger={datasets.UPLOAD_PATH: upload_limit})
-    if settings.token:  # outermost: nothing is read for a caller without the token
+    if settings.token:  # nothing is read for a caller without the token
         app.add_middleware(TokenMiddleware, token=settings.token)
+    # Outermost: a request under a foreign Host or Origin is refused before anything else.
+    app.add_middleware(BrowserGuard, settings=settings)
     install_handlers(app)
     app.include_router(runs.router)
     app.include_router(presets.router)
     app.include_router(datasets.router)
+    app.include_router(tickets.router)
     app.include_router(ws.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -197,3 +197,13 @@ class DatasetPublic(BaseModel):
     kind: Literal["csv", "reference"]
     size_bytes: int
     columns: list[str] | None = None  # a CSV's header, as far as the first line tells
+
+
+class Ticket(BaseModel):
+    """A short-lived read-only credential for a browser page (token mode only)."""
+
+    token: str | None = Field(
+        description="pass as ?token= on GET requests and the browser websockets; null when "
+        "the backend has no token (nothing to present)"
+    )
+    ttl_seconds: int

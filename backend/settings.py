@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -24,6 +26,10 @@ def resolve_path(value: str | os.PathLike[str]) -> Path:
 
 def _described(given: str | os.PathLike[str], resolved: Path) -> str:
     return str(resolved) if str(given) == str(resolved) else f"{resolved} (given as {given})"
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,260}/?")
 
 
 class Settings(BaseSettings):
@@ -72,6 +78,28 @@ class Settings(BaseSettings):
         None, min_length=16, max_length=256,
         description="required on every API call and websocket when set (CAUSALWATCH_TOKEN)",
     )
+    # NoDecode: the environment gives these comma-separated, not as JSON lists.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host names the API and dashboard answer to besides loopback and --host "
+        "(CAUSALWATCH_ALLOWED_HOSTS, comma-separated); others get 400 (DNS rebinding)",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="browser origins allowed besides the dashboard's and the API's own, "
+        "e.g. http://127.0.0.1:9050 for a dashboard started separately",
+    )
+    max_websockets: int = Field(
+        256, ge=1, le=100_000, description="open websockets at once; beyond it closed with 1013"
+    )
+    max_run_seconds: float | None = Field(
+        86_400.0, gt=0, le=365 * 86_400,
+        description="wall-clock limit of one run; a trainer past it is stopped with the reason",
+    )
+    ticket_ttl_seconds: int = Field(
+        600, ge=10, le=86_400,
+        description="life of the read-only tickets the dashboard hands its page (token mode)",
+    )
 
     @property
     def is_loopback(self) -> bool:
@@ -88,6 +116,33 @@ class Settings(BaseSettings):
                     f"host must be an IP address or 'localhost', got {value!r}"
                 ) from None
         return value
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(
+                    f"not a host name or IP address: {name!r} (no scheme, port or path)"
+                )
+        return [name.lower().strip("[]") for name in value]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"not an origin: {origin!r} (scheme://host[:port], e.g. http://127.0.0.1:9050)"
+                )
+        return [origin.lower().rstrip("/") for origin in value]
 
     @field_validator("runs_dir")
     @classmethod

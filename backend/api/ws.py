@@ -20,6 +20,8 @@ logger = logging.getLogger("causalwatch.ws")
 MAX_FRAME_BYTES = 1_000_000  # one epoch record is ~1 KB; a started message a few KB
 MAX_IN_FLIGHT = 64  # messages of one connection being stored at once
 UNKNOWN_RUN = 4404
+RUN_FINISHED = 4409
+NO_TOKEN = ""  # matches nothing: the socket needs a token that does not exist
 TRY_AGAIN_LATER = 1013
 
 
@@ -39,12 +41,18 @@ async def ingest(ws: WebSocket, run_id: str) -> None:
     run = await asyncio.to_thread(services.store.get_run, run_id)
     run_token = await asyncio.to_thread(services.store.get_ingest_token, run_id)
     await ws.accept()
-    # With auth on, a trainer presents its run's own token (or the admin token).
-    admin = services.settings.token
-    if not await allow_websocket(ws, admin and (run_token or admin), also=admin):
-        return
     if run is None:
         await ws.close(code=UNKNOWN_RUN, reason=_close_reason(f"unknown run {run_id!r}"))
+        return
+    # In every mode a trainer presents its run's own token (or the admin token): on
+    # loopback too, any local process or page could otherwise write into any run. A run
+    # without one (created before ingest tokens) takes the admin token only.
+    admin = services.settings.token
+    if not await allow_websocket(ws, run_token or admin or NO_TOKEN, also=admin):
+        return
+    if run.status.finished:
+        reason = f"run {run_id!r} is {run.status.value}: it takes no more messages"
+        await ws.close(code=RUN_FINISHED, reason=_close_reason(reason))
         return
     in_flight: asyncio.Queue[asyncio.Future[dict[str, Any]]] = asyncio.Queue(MAX_IN_FLIGHT)
     answering = asyncio.create_task(_answer(ws, run_id, in_flight))
@@ -126,7 +134,8 @@ async def run_stream(ws: WebSocket, run_id: str) -> None:
     """A snapshot of the run (metrics, alerts, status), then every new event."""
     services = _services(ws)
     await ws.accept()
-    if not await allow_websocket(ws, services.settings.token):
+    token = services.settings.token
+    if not await allow_websocket(ws, token, also=token, tickets=True):
         return
     async with services.hub.subscribe(run_id) as sub:
         run = await asyncio.to_thread(services.store.get_run, run_id)
@@ -170,7 +179,8 @@ async def all_runs_stream(ws: WebSocket) -> None:
     """The run list, then status changes, metrics and alerts of every run."""
     services = _services(ws)
     await ws.accept()
-    if not await allow_websocket(ws, services.settings.token):
+    token = services.settings.token
+    if not await allow_websocket(ws, token, also=token, tickets=True):
         return
     async with services.hub.subscribe(ALL_RUNS) as sub:
         runs = await asyncio.to_thread(services.store.list_runs)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from backend.redact import redact
 from backend.settings import Settings
 
 EXIT_USAGE = 2
@@ -33,10 +34,10 @@ class JsonLogFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 
@@ -63,6 +64,14 @@ def up_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder of CSV/JSON files that runs may name")
     p.add_argument("--max-probes", type=int,
                    help="probe trainers at once, beside --max-runs (default 1; 0: no probes)")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                   help="a host name the API and dashboard answer to besides loopback and "
+                   "--host (repeatable; DNS rebinding protection refuses the rest)")
+    p.add_argument("--allowed-origin", action="append", dest="allowed_origins",
+                   metavar="ORIGIN", help="a browser origin allowed besides the dashboard's, "
+                   "e.g. http://127.0.0.1:9050 (repeatable)")
+    p.add_argument("--max-run-seconds", type=float,
+                   help="stop a run after this long (default 86400)")
     p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -78,14 +87,17 @@ def up(argv: list[str]) -> int:
         "host": args.host, "port": args.port, "dashboard_port": args.dashboard_port,
         "database_url": args.db, "runs_dir": args.runs_dir, "max_runs": args.max_runs,
         "data": args.data, "data_dir": args.data_dir, "max_probes": args.max_probes,
+        "allowed_hosts": args.allowed_hosts, "allowed_origins": args.allowed_origins,
+        "max_run_seconds": args.max_run_seconds,
     }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
         if not settings.is_loopback and not settings.token:
             # Reachable from other machines: nobody gets in without a token.
             settings = settings.model_copy(update={"token": secrets.token_urlsafe(24)})
-            print(f"causalwatch up: binding {settings.host} requires a token; generated one:\n"
-                  f"  CAUSALWATCH_TOKEN={settings.token}", file=sys.stderr, flush=True)
+            where = _save_token(settings)
+            print(f"causalwatch up: binding {settings.host} requires a token; generated one "
+                  f"into {where} (readable by you only)", file=sys.stderr, flush=True)
     except ValidationError as err:
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"])
@@ -135,6 +147,21 @@ def _option_name(field: str, *, flag_given: bool) -> str:
     return flag
 
 
+TOKEN_FILE = ".causalwatch-token"
+
+
+def _save_token(settings: Settings) -> Path:
+    """The generated token, in a file of the runs directory only its owner can read: a
+    terminal's scrollback and a container's log are read by others."""
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.runs_dir / TOKEN_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{settings.token}\n")
+    return path
+
+
 def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
     """The dashboard is its own process: a client of this API over HTTP/WS, nothing more."""
     api = settings.ingest_base_url
@@ -150,16 +177,18 @@ def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     if settings.token:
         env["CAUSALWATCH_TOKEN"] = settings.token  # never on argv: ps would show it
+    hosts = [arg for name in settings.allowed_hosts for arg in ("--allowed-host", name)]
     process = subprocess.Popen(  # fixed argv, no shell
         [sys.executable, "-m", "dashboard", "--host", settings.host,
-         "--port", str(settings.dashboard_port), "--api", api],
+         "--port", str(settings.dashboard_port), "--api", api, *hosts],
         stdin=subprocess.DEVNULL, env=env,
     )
     url = f"http://{settings.host}:{settings.dashboard_port}"
-    if settings.token:
-        url += f"/?token={settings.token}"
     logging.getLogger("causalwatch").info("causalwatch dashboard on %s", url)
-    print(f"\n  causalwatch dashboard: {url}\n  API: {api}/docs\n", file=sys.stderr, flush=True)
+    # The token is never printed: it is in the environment or the file named above.
+    open_with = "/?token=<your token>" if settings.token else ""
+    print(f"\n  causalwatch dashboard: {url}{open_with}\n  API: {api}/docs\n",
+          file=sys.stderr, flush=True)
     return process
 
 

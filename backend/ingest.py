@@ -22,6 +22,7 @@ from backend.db import StoreError
 from backend.hub import Hub
 from backend.schemas import AlertPublic, RunPublic
 from backend.store import Store
+from trainer.config import TrainConfig
 from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot, StartedData
 
 logger = logging.getLogger("causalwatch.ingest")
@@ -31,6 +32,10 @@ MAX_BATCH = 500
 
 class MessageError(ValueError):
     """A message we refuse; the detail goes back to the trainer in an error frame."""
+
+
+class _NotLoaded(Exception):
+    """The run's state is not in memory yet (see Ingest._check_open)."""
 
 
 class StorageUnavailable(RuntimeError):
@@ -51,6 +56,7 @@ class RunState:
     data: dict[str, Any] | None = None
     failure: str | None = None
     epochs: set[int] = field(default_factory=set)
+    closed: bool = False  # its trainer said finished/failed: nothing more is taken
 
 
 class IngestWriter:
@@ -124,9 +130,13 @@ class Ingest:
         writer: IngestWriter,
         hub: Hub,
         on_report: Callable[[str, str, dict[str, Any]], None],
+        *,
         on_alert: Callable[[RunPublic, AlertPublic], None] | None = None,
+        has_room: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.store = store
+        # None while the runs directory has room; otherwise why not (min_free_mb).
+        self.has_room = has_room
         self.writer = writer
         self.hub = hub
         self.on_report = on_report
@@ -145,9 +155,15 @@ class Ingest:
             seq = message.get("seq")
             try:
                 self._check_envelope(run.id, message)
+                self._check_open(run)
                 record = self._validate_record(run, message.get("record"))
             except MessageError as err:
                 return _done(self._refusal(run, seq, err))
+            except _NotLoaded:
+                return asyncio.ensure_future(self.handle(run, message))
+            full = self.has_room()
+            if full is not None:
+                return _failed(StorageUnavailable(full))
             committed = self.writer.enqueue(record)
             return asyncio.ensure_future(self._after_commit(run, seq, record, committed))
         return asyncio.ensure_future(self.handle(run, message))
@@ -172,6 +188,15 @@ class Ingest:
             return self._refusal(run, seq, err)
         return {"type": "ack", "seq": seq}
 
+    def _check_open(self, run: RunPublic) -> None:
+        state = self._states.get(run.id)
+        if state is None:
+            # Whether the run has ended is known once its state is loaded: take the slow
+            # path, which loads it before storing anything.
+            raise _NotLoaded
+        if state.closed:
+            raise MessageError(f"run {run.id!r} has finished: it takes no more messages")
+
     @staticmethod
     def _check_envelope(run_id: str, message: Any) -> str:
         if not isinstance(message, dict):
@@ -193,18 +218,26 @@ class Ingest:
         if state is None:
             history = await asyncio.to_thread(self.store.get_metrics, run.id)
             fired = await asyncio.to_thread(self.store.fired_rules, run.id)
+            current = await asyncio.to_thread(self.store.get_run, run.id)
             state = RunState(run.config, _slimmed(history), fired, run.data)
             state.epochs = {r["epoch"] for r in history}
+            state.closed = current is None or current.status.finished
             self._states[run.id] = state
         return state
 
     async def _dispatch(self, run: RunPublic, msg_type: str, message: dict[str, Any]) -> None:
         state = await self._state(run)
+        if state.closed:
+            raise MessageError(f"run {run.id!r} has finished: it takes no more messages")
+        if msg_type in ("epoch", "graph"):
+            full = self.has_room()
+            if full is not None:
+                raise StorageUnavailable(full)
         if msg_type == "epoch":  # reached only through handle(); begin() pipelines epochs
             record = self._validate_record(run, message.get("record"))
             await self._record_committed(run, state, record, self.writer.enqueue(record))
         elif msg_type == "graph":
-            await self._graph(run, message)
+            await self._graph(run, state, message)
         elif msg_type == "started":
             data = self._validate_started(message.get("data"))
             state.data = data
@@ -222,6 +255,7 @@ class Ingest:
             else:
                 self.on_report(run.id, "finished", summary)
             await asyncio.to_thread(self.store.set_summary, run.id, summary)
+            state.closed = True
         # "alert" messages are reserved for trainer-side checks; accepted and ignored.
 
     @staticmethod
@@ -283,7 +317,19 @@ class Ingest:
         except Exception as err:
             raise StorageUnavailable(type(err).__name__) from None
         if not inserted:
-            return  # a resend: stored once, acked again, nothing new to evaluate
+            # A resend is acked again; a different record for a stored epoch is a forgery or
+            # a bug, and the first one stays: refused, and said so in the log.
+            stored = await asyncio.to_thread(self.store.get_metric, run.id, record["epoch"])
+            if stored is not None and not _same_record(stored, record):
+                logger.warning(
+                    "refused a different record for stored epoch %s of %s",
+                    record["epoch"], run.id,
+                )
+                raise MessageError(
+                    f"record.epoch: epoch {record['epoch']} is already stored with other "
+                    "values; a stored epoch is never replaced"
+                )
+            return
         # The state may have been loaded after this commit and hold the record already.
         if record["epoch"] not in state.epochs:
             state.epochs.add(record["epoch"])
@@ -291,13 +337,27 @@ class Ingest:
         self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
         await self._evaluate(run, state)
 
-    async def _graph(self, run: RunPublic, message: dict[str, Any]) -> None:
+    async def _graph(self, run: RunPublic, state: RunState, message: dict[str, Any]) -> None:
         try:
             graph = GraphSnapshot.model_validate(
                 {"epoch": message.get("epoch"), "probabilities": message.get("probabilities")}
             )
         except ValidationError as err:
             raise _refusal_of(err, whole="graph") from None
+        # Snapshots come at evaluation epochs of the run's plan, one matrix over its
+        # variables: anything else would only grow the database.
+        config = TrainConfig.model_validate(run.config)
+        if not config.is_eval_epoch(graph.epoch):
+            raise MessageError(
+                f"epoch: {graph.epoch} is not an evaluation epoch of this run (every "
+                f"{config.eval_every} up to {config.epochs_to_run}, and the last)"
+            )
+        variables = (state.data or {}).get("variables")
+        if variables and len(graph.probabilities) != len(variables):
+            raise MessageError(
+                f"probabilities: {len(graph.probabilities)} × {len(graph.probabilities)} for "
+                f"a run over {len(variables)} variables"
+            )
         stored = await asyncio.to_thread(
             self.store.add_graph, run_id=run.id, epoch=graph.epoch,
             probabilities=graph.probabilities,
@@ -378,6 +438,24 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _same_record(stored: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Equal field by field; floats up to the database's round trip."""
+    for name, value in stored.items():
+        other = record.get(name)
+        if isinstance(value, float) and isinstance(other, float | int):
+            if not math.isclose(value, other, rel_tol=1e-12, abs_tol=1e-300):
+                return False
+        elif value != other:
+            return False
+    return True
+
+
+def _failed(err: Exception) -> asyncio.Future[dict[str, Any]]:
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future.set_exception(err)
+    return future
 
 
 def _done(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:

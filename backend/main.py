@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from backend import __version__
+from backend import __version__, docs
 from backend.api import datasets, presets, runs, tickets, ws
 from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
@@ -37,7 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.writer.close()
             store.engine.dispose()
 
-    app = FastAPI(title="causalwatch", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="causalwatch", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # backend/docs.py: pinned, integrity-checked assets
+    )
+    docs.install(app)
     upload_limit = int(settings.max_upload_mb * 2**20)
     app.add_middleware(BodySizeLimit, larger={datasets.UPLOAD_PATH: upload_limit})
     if settings.token:  # nothing is read for a caller without the token

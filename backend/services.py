@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import shutil
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from backend.hub import Hub
@@ -15,6 +19,29 @@ from backend.store import Store
 from backend.supervisor import Supervisor
 
 
+class FreeSpace:
+    """The runs directory's free space against `min_free_mb`, measured at most once a second
+    (ingest asks on every record)."""
+
+    def __init__(self, folder: Path, min_free_mb: float) -> None:
+        self.folder = folder
+        self.min_free_mb = min_free_mb
+        self._checked = -math.inf
+        self._shortage: str | None = None
+
+    def shortage(self, *, fresh: bool = False) -> str | None:
+        """None while there is room; otherwise a sentence saying how little there is."""
+        now = time.monotonic()
+        if fresh or now - self._checked >= 1.0:
+            self._checked = now
+            free_mb = shutil.disk_usage(self.folder).free / 2**20
+            self._shortage = None if free_mb >= self.min_free_mb else (
+                f"only {free_mb:.1f} MB free in the runs directory {self.folder} "
+                f"(min_free_mb={self.min_free_mb:g})"
+            )
+        return self._shortage
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -24,6 +51,7 @@ class Services:
     ingest: Ingest
     supervisor: Supervisor
     prober: Prober
+    free_space: FreeSpace
     loop: asyncio.AbstractEventLoop
 
     @classmethod
@@ -61,8 +89,12 @@ class Services:
 
         supervisor = Supervisor(settings, store, notify, on_tick=prober.check)
         writer = IngestWriter(store)
-        ingest = Ingest(store, writer, hub, on_report=supervisor.report, on_alert=new_alert)
-        return cls(settings, store, hub, writer, ingest, supervisor, prober, loop)
+        free_space = FreeSpace(settings.runs_dir, settings.min_free_mb)
+        ingest = Ingest(
+            store, writer, hub, on_report=supervisor.report, on_alert=new_alert,
+            has_room=free_space.shortage,
+        )
+        return cls(settings, store, hub, writer, ingest, supervisor, prober, free_space, loop)
 
     def publish_status(self, run: RunPublic) -> None:
         self.supervisor.notify(run)

@@ -360,6 +360,11 @@ class Store:
             ]
         )
 
+    def get_metric(self, run_id: str, epoch: int) -> dict[str, Any] | None:
+        """One stored record, as get_metrics gives it; None if that epoch is not stored."""
+        found = self.get_metrics(run_id, since_epoch=epoch - 1)
+        return found[0] if found and found[0]["epoch"] == epoch else None
+
     # --- graphs ------------------------------------------------------------------------------
 
     def add_graph(self, *, run_id: str, epoch: int, probabilities: list[list[float]]) -> bool:

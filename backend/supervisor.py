@@ -34,6 +34,7 @@ logger = logging.getLogger("causalwatch.supervisor")
 
 REQUEST_FILE = "request.json"
 OUTPUT_FILE = "trainer.out"
+SECRET_ENV = ("CAUSALWATCH_TOKEN", "CAUSALWATCH_INGEST_TOKEN")
 LOG_FILE = "train.log"
 
 
@@ -44,6 +45,8 @@ class TrainerProcess:
     pid: int
     kind: RunKind = RunKind.run
     stop_requested_at: float | None = None
+    stop_reason: str | None = None  # why the backend stopped it, when it was not asked to
+    started_at: float = field(default_factory=time.monotonic)
     killed: bool = False
     reports: dict[str, Any] = field(default_factory=dict)
 
@@ -267,7 +270,9 @@ class Supervisor:
             ]
             # Absolute paths: the trainer starts in its run folder, not ours.
             argv += trainer_file_args(self.settings, run.config)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            # The trainer gets its run's ingest token and no other secret of ours.
+            env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+            env["PYTHONUNBUFFERED"] = "1"
             probe = run.kind is RunKind.probe
             if probe:
                 # One core's worth at most, and only what user runs leave idle.
@@ -298,7 +303,14 @@ class Supervisor:
 
     def _escalate_stops(self) -> None:
         now = time.monotonic()
+        limit = self.settings.max_run_seconds
         for tp in self._procs.values():
+            if limit is not None and tp.stop_requested_at is None and now - tp.started_at > limit:
+                logger.warning("%s ran longer than max_run_seconds (%g s); stopping it",
+                               tp.run_id, limit)
+                tp.stop_requested_at = now
+                tp.stop_reason = f"ran longer than max_run_seconds ({limit:g} s)"
+                self._signal(tp, signal.SIGTERM)
             if (
                 tp.stop_requested_at is not None
                 and not tp.killed
@@ -328,7 +340,9 @@ class Supervisor:
         failed = reports.get("failed")
         if tp.stop_requested_at is not None:
             how = "killed after the stop timeout" if tp.killed else "stopped"
-            why = "backend shut down" if self._shutting_down else "stop requested"
+            why = tp.stop_reason or (
+                "backend shut down" if self._shutting_down else "stop requested"
+            )
             return RunStatus.stopped, f"{why}; trainer {how}"
         if code == 0 or (code == -1 and finished is not None):
             if finished and finished.get("status") == "stopped":

@@ -24,6 +24,11 @@ MAX_FILE_NAME = 128
 FILE_NAME_PATTERN = r"^(upload:)?[A-Za-z0-9][A-Za-z0-9._+() -]{0,127}$"
 
 
+# The most one run's estimated allocations may take (TrainConfig.memory_estimate): a typo
+# in a sample count must be refused at validation, not swap the machine out.
+MAX_RUN_MEMORY_BYTES = 8 * 2**30
+
+
 class ConfigError(ValueError):
     """A configuration value was refused; the message names the field and what is allowed."""
 
@@ -163,12 +168,42 @@ class TrainConfig(BaseModel):
                 f"synthetic_edges must be <= {max_edges} for {self.synthetic_nodes} nodes "
                 f"(got {self.synthetic_edges})"
             )
+        for fields, need in self.memory_estimate().items():
+            if need > MAX_RUN_MEMORY_BYTES:
+                raise ValueError(
+                    f"{fields}: an estimated {need / 2**30:.1f} GiB, above the "
+                    f"{MAX_RUN_MEMORY_BYTES / 2**30:g} GiB one run may take; lower them"
+                )
         return self
+
+    def memory_estimate(self) -> dict[str, float]:
+        """Bytes the largest allocations this config implies will take, by the fields that
+        drive them (those a config alone fixes: a synthetic dataset's size; the CSV and UCI
+        files are bounded by their size limit)."""
+        if self.dataset != "synthetic":
+            return {}
+        n, d = self.synthetic_samples, self.synthetic_nodes
+        batch = min(self.batch_size, n)
+        # float64 generation, its float32 tensors and a split copy: ~20 bytes per value.
+        data = 20.0 * n * d
+        # Per step: a (B, d, d) Gumbel mask (noise, soft, hard, grads) and the (B, d, k)
+        # latents and hidden activations, forward and backward, float32.
+        step = 4.0 * batch * d * (4 * d + 3 * (self.latent_dim + 2 * self.hidden_dim))
+        return {
+            "synthetic_samples × synthetic_nodes": data,
+            "batch_size × synthetic_nodes² (and latent_dim, hidden_dim)": step,
+        }
 
     @property
     def epochs_to_run(self) -> int:
         """The epochs this run trains: `epochs`, or fewer with `stop_after_epochs`."""
         return min(self.epochs, self.stop_after_epochs or self.epochs)
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        """Whether 1-based `epoch` is evaluated (metrics against the reference, a graph
+        snapshot): every `eval_every`-th epoch and the last one the run trains."""
+        last = self.epochs_to_run
+        return 1 <= epoch <= last and (epoch % self.eval_every == 0 or epoch == last)
 
     @property
     def standardize_effective(self) -> bool:

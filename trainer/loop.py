@@ -281,7 +281,7 @@ def train(
             "update_ratio": update_ratio,
         }
 
-        is_eval = epoch % cfg.eval_every == 0 or epoch == last_epoch
+        is_eval = cfg.is_eval_epoch(epoch)
         if is_eval:
             val_recon = validation_recon(model, x_val, tuned)
             record["val_recon"] = val_recon

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-import shutil
+import threading
 import time
 from typing import Annotated, Any, Literal
 
@@ -57,6 +57,8 @@ def _validated_config(settings: Settings, preset: str, overrides: dict[str, Any]
         raise ApiError(422, err.message, f"overrides.{err.field}") from None
     return config
 
+_QUEUEING = threading.Lock()  # routes run in a thread pool: see _launch
+
 
 def _launch(
     services: Services,
@@ -67,29 +69,29 @@ def _launch(
     parent_id: str | None = None,
     parent_alert_id: int | None = None,
 ) -> RunPublic:
-    free_mb = shutil.disk_usage(services.settings.runs_dir).free / 2**20
-    if free_mb < services.settings.min_free_mb:
+    shortage = services.free_space.shortage(fresh=True)
+    if shortage is not None:
         # A run that cannot write its log and metrics would be lost: refuse it up front.
-        raise ApiError(
-            507,
-            f"only {free_mb:.1f} MB free in the runs directory {services.settings.runs_dir} "
-            f"(min_free_mb={services.settings.min_free_mb:g}); free some space first",
+        raise ApiError(507, f"{shortage}; free some space first")
+    # Counting and queueing under one lock: checked apart, concurrent requests would all
+    # see room and all queue (50 at once had left 43 queued under a bound of 20).
+    with _QUEUEING:
+        queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
+        if queued >= services.settings.max_queued:
+            raise ApiError(
+                429,
+                f"{queued} runs are already queued (max_queued={services.settings.max_queued})",
+            )
+        run = services.store.create_run(
+            run_id=_new_run_id(preset),
+            preset=preset,
+            config=config.model_dump(),
+            name=name,
+            parent_id=parent_id,
+            parent_alert_id=parent_alert_id,
+            # Its trainer's own key to the ingest socket: it can write into this run only.
+            ingest_token=secrets.token_urlsafe(24),
         )
-    queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
-    if queued >= services.settings.max_queued:
-        raise ApiError(
-            429, f"{queued} runs are already queued (max_queued={services.settings.max_queued})"
-        )
-    run = services.store.create_run(
-        run_id=_new_run_id(preset),
-        preset=preset,
-        config=config.model_dump(),
-        name=name,
-        parent_id=parent_id,
-        parent_alert_id=parent_alert_id,
-        # Its trainer's own key to the ingest socket: it can write into this run only.
-        ingest_token=secrets.token_urlsafe(24),
-    )
     services.publish_status(run)
     services.loop.call_soon_threadsafe(services.supervisor.poke)
     return run

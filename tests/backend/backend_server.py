@@ -60,7 +60,10 @@ class BackendServer:
         self._engine: Engine | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        # As any script would: the header says "not a cross-site form" (backend/origins.py).
+        self.client = httpx.Client(
+            base_url=self.url, timeout=30, headers={"X-Causalwatch-Client": "tests"}
+        )
 
     @property
     def dashboard_url(self) -> str | None:
@@ -193,6 +196,15 @@ class BackendServer:
         return self.wait_for(
             run_id, lambda r: r["status"] in ("completed", "stopped", "failed"), timeout
         )
+
+    def ingest_token(self, run_id: str) -> str:
+        """The run's own ingest token, read behind the API's back (it never serves it)."""
+        ((token,),) = self.query("select ingest_token from runs where id = :id", id=run_id)
+        return str(token)
+
+    def ingest_headers(self, run_id: str) -> dict[str, str]:
+        """What a trainer presents on `WS /ws/ingest/{run_id}`."""
+        return {"Authorization": f"Bearer {self.ingest_token(run_id)}"}
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         resp = self.client.get(f"/api/runs/{run_id}/metrics")

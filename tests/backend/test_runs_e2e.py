@@ -129,7 +129,10 @@ def test_every_bad_config_field_is_named_in_a_422(backend: BackendServer) -> Non
 
 
 def _ingest(backend: BackendServer, run_id: str):  # type: ignore[no-untyped-def]
-    return connect(f"{backend.ws_url}/ws/ingest/{run_id}", open_timeout=10)
+    return connect(
+        f"{backend.ws_url}/ws/ingest/{run_id}", open_timeout=10,
+        additional_headers=backend.ingest_headers(run_id),
+    )
 
 
 def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:

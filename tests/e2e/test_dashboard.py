@@ -326,7 +326,8 @@ def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, floa
         record.update(fields_at.get(str(epoch), {}))
         frames.append(json.dumps({"v": 1, "type": "epoch", "run_id": run_id,
                                   "seq": epoch, "record": record}))
-    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10) as ws:
+    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10,
+                 additional_headers=stack.ingest_headers(run_id)) as ws:
         for start in range(0, len(frames), 50):  # the backend takes 64 in flight
             batch = frames[start:start + 50]
             for frame in batch:

@@ -130,7 +130,8 @@ def _feed(server: BackendServer, run_id: str) -> None:
             probabilities = [[0.0 if i == j else 0.1 * (i + j) / 8 for j in range(5)]
                              for i in range(5)]
             messages.append({"type": "graph", "epoch": epoch, "probabilities": probabilities})
-    with connect(f"{server.ws_url}/ws/ingest/{run_id}", open_timeout=10) as ws:
+    with connect(f"{server.ws_url}/ws/ingest/{run_id}", open_timeout=10,
+                 additional_headers=server.ingest_headers(run_id)) as ws:
         for seq, message in enumerate(messages):
             ws.send(json.dumps({"v": 1, "run_id": run_id, "seq": seq, **message}))
             reply = json.loads(ws.recv(timeout=10))

@@ -204,7 +204,8 @@ def check_reply(run_id: str, frame: str | bytes, reply: dict[str, Any]) -> None:
 
 
 def ingest(server: BackendServer, run_id: str) -> ClientConnection:
-    return connect(f"{server.ws_url}/ws/ingest/{run_id}", open_timeout=10, max_size=None)
+    return connect(f"{server.ws_url}/ws/ingest/{run_id}", open_timeout=10, max_size=None,
+                   additional_headers=server.ingest_headers(run_id))
 
 
 def exchange(server: BackendServer, run_id: str, frames: list[str | bytes]) -> None:
@@ -598,8 +599,12 @@ def _flood_frames(run_id: str, count: int, first_epoch: int, epochs: int) -> lis
     return frames
 
 
-async def _flood(url: str, frames: list[str | bytes]) -> list[dict[str, Any]]:
-    async with aconnect(url, open_timeout=10, max_size=None) as ws:
+async def _flood(
+    server: BackendServer, run_id: str, frames: list[str | bytes]
+) -> list[dict[str, Any]]:
+    url = f"{server.ws_url}/ws/ingest/{run_id}"
+    headers = server.ingest_headers(run_id)
+    async with aconnect(url, open_timeout=10, max_size=None, additional_headers=headers) as ws:
 
         async def send_all() -> None:
             for frame in frames:
@@ -616,7 +621,7 @@ def test_flood_of_2000_frames_on_one_connection(slot_taken: BackendServer, run_i
     MODEL.next_epoch[run_id] = first + 300
     frames = _flood_frames(run_id, 2000, first, 300)
     start = time.monotonic()
-    replies = asyncio.run(_flood(f"{slot_taken.ws_url}/ws/ingest/{run_id}", frames))
+    replies = asyncio.run(_flood(slot_taken, run_id, frames))
     elapsed = time.monotonic() - start
     assert len(replies) == len(frames)
     for frame, reply in zip(frames, replies, strict=True):
@@ -640,7 +645,7 @@ def test_ten_concurrent_connections(slot_taken: BackendServer) -> None:
 
     async def all_at_once() -> list[list[dict[str, Any]]]:
         return await asyncio.gather(
-            *(_flood(f"{slot_taken.ws_url}/ws/ingest/{rid}", frames) for rid, frames in plans)
+            *(_flood(slot_taken, rid, frames) for rid, frames in plans)
         )
 
     start = time.monotonic()

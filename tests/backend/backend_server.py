@@ -43,8 +43,10 @@ class BackendServer:
         db_url: str | None = None,
         data_dir: Path | None = None,
         max_probes: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
+        self.env = env or {}  # extra settings, as CAUSALWATCH_* variables
         # Off unless a test is about them: every alert would otherwise start probe trainers.
         self.max_probes = max_probes
         self.data_dir = data_dir
@@ -96,6 +98,7 @@ class BackendServer:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
         if self.db_url is not None:
             env["DATABASE_URL"] = self.db_url
+        env.update(self.env)
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "backend.cli", "up",

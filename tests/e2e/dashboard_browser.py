@@ -49,11 +49,11 @@ LEAKS = ("Traceback", '{"detail"', "Internal Server Error")
 _TRANSIENT = (NoSuchElementException, StaleElementReferenceException, JavascriptException)
 
 
-def launch_chromium(profile_dir: Path) -> WebDriver:
+def launch_chromium(profile_dir: Path, extra_args: tuple[str, ...] = ()) -> WebDriver:
     """A fresh headless chromium with its own profile, so no state leaks between tests."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in CHROMIUM_ARGS:
+    for arg in (*CHROMIUM_ARGS, *extra_args):
         options.add_argument(arg)
     options.add_argument(f"--user-data-dir={profile_dir}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
 from dash import html
@@ -258,13 +260,30 @@ def parse_field(text: Any) -> Any:
     return value
 
 
+# What makes inline markdown of plain text: emphasis, code, links and images, raw HTML and
+# entities, strikethrough, and the escape itself. Block syntax cannot start inside a link's text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>!&~])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as markdown that renders as exactly that text: a run named
+    `x](https://evil.example) [x` must not become a link of its own."""
+    one_line = " ".join(text.split())  # a line break could end the table cell's paragraph
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
+
+
+def run_link(text: str, run_id: str) -> str:
+    """A markdown link to a run's page, labelled with user-given `text`."""
+    return f"[{markdown_text(text)}](/run/{quote(run_id, safe='')})"
+
+
 def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for r in runs:
         epoch = r.get("last_epoch") or 0
         rows.append({
             "id": r["id"],
-            "run": f"[{r.get('name') or r['id']}](/run/{r['id']})",
+            "run": run_link(r.get("name") or r["id"], r["id"]),
             "status": r["status"],
             "preset": r["preset"],
             "progress": f"{epoch}/{r['epochs_total']}",
@@ -274,7 +293,7 @@ def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "max_f1_seen": _rounded(r.get("max_f1_seen")),
             "alerts": r.get("open_alerts", 0),
             "started": (r.get("started_at") or r["created_at"])[:19].replace("T", " "),
-            "parent": f"[{r['parent_id']}](/run/{r['parent_id']})" if r.get("parent_id") else "",
+            "parent": run_link(r["parent_id"], r["parent_id"]) if r.get("parent_id") else "",
         })
     return rows
 

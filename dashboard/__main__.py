@@ -10,6 +10,7 @@ import threading
 import time
 
 from dashboard.client import Endpoints
+from dashboard.security import ALLOWED_HOSTS_ENV, allowed_hosts, host_name, hosts_from_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +20,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api", default="http://127.0.0.1:8000", help="backend URL for the server")
     p.add_argument("--public-api", help="backend URL as the browser sees it (default --api)")
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument(
+        "--allowed-host", action="append", default=[], type=_host_arg, metavar="NAME",
+        help="a host name browsers may use besides loopback and --host (repeatable; also "
+             f"{ALLOWED_HOSTS_ENV}, comma-separated)",
+    )
     # The token comes from the environment only: a command line is visible to `ps`.
     args = p.parse_args(argv)
+    try:
+        allowed = allowed_hosts(
+            args.host, [*args.allowed_host, *hosts_from_env(os.environ.get(ALLOWED_HOSTS_ENV))]
+        )
+    except ValueError as err:
+        p.error(f"{ALLOWED_HOSTS_ENV} or --host: {err}")
 
     from waitress import serve
 
@@ -30,11 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     _exit_with_parent()
     token = os.environ.get("CAUSALWATCH_TOKEN") or None
     app = create_app(
-        Endpoints(api_url=args.api, public_url=args.public_api or args.api, token=token)
+        Endpoints(api_url=args.api, public_url=args.public_api or args.api, token=token),
+        allowed=allowed,
+    )
+    logging.getLogger("causalwatch.dashboard").info(
+        "answering to host names: %s", ", ".join(sorted(allowed))
     )
     # waitress: a production WSGI server (Dash runs on Flask), unlike Flask's dev server.
     serve(app.server, host=args.host, port=args.port, threads=args.threads, ident="causalwatch")
     return 0
+
+
+def _host_arg(value: str) -> str:
+    try:
+        return host_name(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _exit_with_parent() -> None:

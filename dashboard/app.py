@@ -9,13 +9,15 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html
 
-from dashboard import client, ids
+from dashboard import client, ids, security
 from dashboard.client import BackendError, Endpoints
+from dashboard.security import LOOPBACK_HOSTS
 
 HERE = Path(__file__).parent
 
 
-def create_app(endpoints: Endpoints) -> Dash:
+def create_app(endpoints: Endpoints, *, allowed: frozenset[str] = LOOPBACK_HOSTS) -> Dash:
+    """The dashboard, guarded: `allowed` host names only, a token when there is one."""
     client.configure(endpoints)
     app = Dash(
         __name__,
@@ -42,6 +44,10 @@ def create_app(endpoints: Endpoints) -> Dash:
                 className="pb-5",
             ),
         ]
+    )
+    security.install(
+        app.server, allowed=allowed,
+        csp=lambda: security.content_security_policy(app.csp_hashes(), endpoints.public_url),
     )
     if endpoints.token:
         _require_token(app, endpoints.token)

@@ -143,15 +143,19 @@ class Ingest:
         self.on_alert = on_alert
         self._states: dict[str, RunState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._others_in_flight: dict[str, int] = {}  # non-epoch messages being handled
 
     def begin(self, run: RunPublic, message: Any) -> asyncio.Future[dict[str, Any]]:
         """Start handling one message; the future resolves to its ack or error frame.
 
         Epoch records are validated now and queued for the shared commit at once, so a
         connection can have many records in flight and one commit covers them all; the work
-        after the commit (history, live event, rules) runs in arrival order per run.
+        after the commit (history, live event, rules) runs in arrival order per run. While
+        another message of the run is being handled (`started`, `finished`, ...), records
+        queue behind it instead: a record sent after `finished` must meet a closed run.
         """
-        if isinstance(message, dict) and message.get("type") == "epoch":
+        is_epoch = isinstance(message, dict) and message.get("type") == "epoch"
+        if is_epoch and not self._others_in_flight.get(run.id):
             seq = message.get("seq")
             try:
                 self._check_envelope(run.id, message)
@@ -166,7 +170,16 @@ class Ingest:
                 return _failed(StorageUnavailable(full))
             committed = self.writer.enqueue(record)
             return asyncio.ensure_future(self._after_commit(run, seq, record, committed))
-        return asyncio.ensure_future(self.handle(run, message))
+        handled = asyncio.ensure_future(self.handle(run, message))
+        if not is_epoch:
+            self._others_in_flight[run.id] = self._others_in_flight.get(run.id, 0) + 1
+            handled.add_done_callback(lambda _: self._other_done(run.id))
+        return handled
+
+    def _other_done(self, run_id: str) -> None:
+        left = self._others_in_flight.pop(run_id, 1) - 1
+        if left > 0:
+            self._others_in_flight[run_id] = left
 
     @staticmethod
     def _refusal(run: RunPublic, seq: Any, err: MessageError) -> dict[str, Any]:
@@ -195,7 +208,7 @@ class Ingest:
             # path, which loads it before storing anything.
             raise _NotLoaded
         if state.closed:
-            raise MessageError(f"run {run.id!r} has finished: it takes no more messages")
+            raise _finished(run)
 
     @staticmethod
     def _check_envelope(run_id: str, message: Any) -> str:
@@ -228,7 +241,7 @@ class Ingest:
     async def _dispatch(self, run: RunPublic, msg_type: str, message: dict[str, Any]) -> None:
         state = await self._state(run)
         if state.closed:
-            raise MessageError(f"run {run.id!r} has finished: it takes no more messages")
+            raise _finished(run)
         if msg_type in ("epoch", "graph"):
             full = self.has_room()
             if full is not None:
@@ -438,6 +451,10 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _finished(run: RunPublic) -> MessageError:
+    return MessageError(f"run_id: run {run.id!r} has finished; it takes no more messages")
 
 
 def _same_record(stored: dict[str, Any], record: dict[str, Any]) -> bool:

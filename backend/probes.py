@@ -144,7 +144,7 @@ class Prober:
         """The ids of the parent's probes still queued or running (the caller stops them)."""
         return [
             p.id
-            for p in self.store.list_runs(kind=RunKind.probe, parent_id=parent_id, limit=5000)
+            for p in self.store.list_runs(kinds=(RunKind.probe,), parent_id=parent_id, limit=5000)
             if not p.status.finished
         ]
 

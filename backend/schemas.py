@@ -24,6 +24,11 @@ class RunStatus(StrEnum):
 class RunKind(StrEnum):
     run = "run"  # a user's
     probe = "probe"  # the backend's short try of an alert's candidate fix
+    sdk = "sdk"  # fed by the user's own process over the ingest socket; no trainer of ours
+
+
+# What the runs list shows by default: the user's runs, not the backend's probes.
+USER_KINDS = (RunKind.run, RunKind.sdk)
 
 
 class RunCreate(BaseModel):
@@ -34,6 +39,11 @@ class RunCreate(BaseModel):
     preset: str = Field("uci", max_length=64, examples=["standard"])
     overrides: dict[str, Any] = Field(default_factory=dict, examples=[{"epochs": 20}])
     name: str | None = Field(None, max_length=200, examples=["baseline on raw data"])
+    kind: Literal["run", "sdk"] = Field(
+        "run",
+        description="run: the backend starts a trainer; sdk: the caller trains and streams "
+        "to WS /ws/ingest/{id} with the ingest_token of the answer (running at once)",
+    )
 
 
 class RestartRequest(BaseModel):
@@ -207,3 +217,11 @@ class Ticket(BaseModel):
         "the backend has no token (nothing to present)"
     )
     ttl_seconds: int
+
+
+class RunCreated(RunPublic):
+    """POST /api/runs answer: the run, and for kind sdk its ingest key (given once only)."""
+
+    ingest_token: str | None = Field(
+        None, description="kind sdk: present as `Authorization: Bearer` on WS /ws/ingest/{id}"
+    )

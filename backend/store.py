@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from backend.db import StoreError, make_engine, managed_session, migrate
 from backend.orm import RUN_ID_LENGTH, Alert, Graph, Metric, Run, StatusEvent, utcnow
-from backend.schemas import AlertPublic, RunKind, RunPublic, RunStatus, StatusEventPublic
+from backend.schemas import (
+    USER_KINDS,
+    AlertPublic,
+    RunKind,
+    RunPublic,
+    RunStatus,
+    StatusEventPublic,
+)
 from trainer.protocol import EpochRecord
 
 __all__ = ["METRIC_FIELDS", "Store", "StoreError"]
@@ -177,12 +184,12 @@ class Store:
         self,
         *,
         status: str | None = None,
-        kind: RunKind | None = RunKind.run,
+        kinds: Sequence[RunKind] | None = USER_KINDS,
         parent_id: str | None = None,
         limit: int = 500,
         offset: int = 0,
     ) -> list[RunPublic]:
-        """Newest first, of one kind (None: every kind), optionally one run's children only;
+        """Newest first, of these kinds (None: every kind), optionally one run's children only;
         a fixed number of queries however many runs (no N+1)."""
         if limit < 1:
             raise ValueError(f"limit: must be >= 1 (got {limit})")
@@ -191,8 +198,8 @@ class Store:
         stmt = select(Run)
         if status is not None:
             stmt = stmt.where(Run.status == _status(status).value)
-        if kind is not None:
-            stmt = stmt.where(Run.kind == RunKind(kind).value)
+        if kinds is not None:
+            stmt = stmt.where(Run.kind.in_([RunKind(k).value for k in kinds]))
         if parent_id is not None:
             stmt = stmt.where(Run.parent_id == parent_id)
         stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)

@@ -137,6 +137,8 @@ class Supervisor:
     def _reconcile(self) -> None:
         """Runs a previous backend left `running`: re-attach live trainers, fail the rest."""
         for run in self.store.runs_in_status(RunStatus.running):
+            if run.kind is RunKind.sdk:
+                continue  # its feeder is the user's process: it reconnects and resends
             pid = self.store.get_pid(run.id)
             if pid is not None and _is_trainer_of(pid, run.id):
                 logger.info("re-attached to trainer of %s (pid %s)", run.id, pid)
@@ -188,10 +190,9 @@ class Supervisor:
             if run is None or run.status.finished:
                 return run
             tp = self._procs.get(run_id)
-            if tp is None:  # still queued
-                updated = self.store.set_status(
-                    run_id, RunStatus.stopped, "stopped before it started"
-                )
+            if tp is None:  # still queued, or fed by the user's own process (kind sdk)
+                why = "stop requested" if run.kind is RunKind.sdk else "stopped before it started"
+                updated = self.store.set_status(run_id, RunStatus.stopped, why)
                 if updated:
                     self.notify(updated)
                 return updated
@@ -201,8 +202,27 @@ class Supervisor:
         return run
 
     def report(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
-        """The trainer's own word on how it ended (`finished` / `failed` message)."""
-        self._reports.setdefault(run_id, {})[kind] = payload
+        """The trainer's own word on how it ended (`finished` / `failed` message).
+
+        For our trainers it is read when the process exits; a run of kind sdk has no process
+        to wait for, so its word ends it now.
+        """
+        if run_id in self._procs:
+            self._reports.setdefault(run_id, {})[kind] = payload
+            return
+        run = self.store.get_run(run_id)
+        if run is None or run.kind is not RunKind.sdk or run.status.finished:
+            self._reports.setdefault(run_id, {})[kind] = payload
+            return
+        if kind == "failed":
+            status, reason = RunStatus.failed, str(payload.get("reason") or "failed")
+        elif payload.get("status") == "stopped":
+            status, reason = RunStatus.stopped, str(payload.get("reason") or "stopped")
+        else:
+            status, reason = RunStatus.completed, str(payload.get("reason") or "finished")
+        updated = self.store.set_status(run_id, status, reason)
+        if updated:
+            self.notify(updated)
 
     @property
     def active(self) -> int:

@@ -17,9 +17,11 @@ from backend.api.deps import RunDep, ServicesDep
 from backend.datasets import DatasetError, trainer_file_args
 from backend.errors import ApiError, error_responses, not_found
 from backend.schemas import (
+    USER_KINDS,
     AlertPublic,
     RestartRequest,
     RunCreate,
+    RunCreated,
     RunKind,
     RunList,
     RunPublic,
@@ -68,16 +70,18 @@ def _launch(
     name: str | None,
     parent_id: str | None = None,
     parent_alert_id: int | None = None,
-) -> RunPublic:
+    kind: RunKind = RunKind.run,
+) -> RunCreated:
     shortage = services.free_space.shortage(fresh=True)
     if shortage is not None:
         # A run that cannot write its log and metrics would be lost: refuse it up front.
         raise ApiError(507, f"{shortage}; free some space first")
     # Counting and queueing under one lock: checked apart, concurrent requests would all
     # see room and all queue (50 at once had left 43 queued under a bound of 20).
+    ingest_token = secrets.token_urlsafe(24)
     with _QUEUEING:
         queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
-        if queued >= services.settings.max_queued:
+        if kind is RunKind.run and queued >= services.settings.max_queued:
             raise ApiError(
                 429,
                 f"{queued} runs are already queued (max_queued={services.settings.max_queued})",
@@ -90,20 +94,30 @@ def _launch(
             parent_id=parent_id,
             parent_alert_id=parent_alert_id,
             # Its trainer's own key to the ingest socket: it can write into this run only.
-            ingest_token=secrets.token_urlsafe(24),
+            ingest_token=ingest_token,
+            kind=kind,
         )
+    if kind is RunKind.sdk:
+        # Its trainer is the caller, already there: nothing waits for a slot.
+        run = services.store.set_status(run.id, RunStatus.running, None) or run
+        services.publish_status(run)
+        return RunCreated(**run.model_dump(), ingest_token=ingest_token)
     services.publish_status(run)
     services.loop.call_soon_threadsafe(services.supervisor.poke)
-    return run
+    return RunCreated(**run.model_dump())
 
 
 @router.post(
-    "", status_code=201, response_model=RunPublic, responses=error_responses(400, 413, 429, 507)
+    "", status_code=201, response_model=RunCreated,
+    responses=error_responses(400, 413, 429, 507),
 )
-def create_run(body: RunCreate, services: ServicesDep) -> RunPublic:
-    """Validate the config (preset + overrides), record the run, queue its trainer."""
+def create_run(body: RunCreate, services: ServicesDep) -> RunCreated:
+    """Validate the config (preset + overrides), record the run, queue its trainer; or,
+    with kind sdk, hand the caller the run's ingest token to stream its own training."""
     config = _validated_config(services.settings, body.preset, body.overrides)
-    return _launch(services, preset=body.preset, config=config, name=body.name)
+    return _launch(
+        services, preset=body.preset, config=config, name=body.name, kind=RunKind(body.kind)
+    )
 
 
 @router.get("", response_model=RunList)
@@ -111,15 +125,15 @@ def list_runs(
     services: ServicesDep,
     status: Annotated[RunStatus | None, Query()] = None,
     kind: Annotated[
-        Literal["run", "probe", "all"],
-        Query(description="user runs (default), the backend's probe runs, or both"),
-    ] = "run",
+        Literal["user", "run", "sdk", "probe", "all"],
+        Query(description="user: runs of kinds run and sdk (default); one kind; or all"),
+    ] = "user",
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> RunList:
     runs = services.store.list_runs(
         status=status.value if status else None,
-        kind=None if kind == "all" else RunKind(kind),
+        kinds={"all": None, "user": USER_KINDS}.get(kind, (RunKind(kind),)),
         limit=limit,
         offset=offset,
     )
@@ -130,7 +144,7 @@ def list_runs(
 def list_probes(run: RunDep, services: ServicesDep) -> RunList:
     """The probe runs that tried this run's alert fixes (each links its alert by
     parent_alert_id), newest first."""
-    probes = services.store.list_runs(kind=RunKind.probe, parent_id=run.id, limit=5000)
+    probes = services.store.list_runs(kinds=(RunKind.probe,), parent_id=run.id, limit=5000)
     return RunList(runs=probes, count=len(probes))
 
 
@@ -242,10 +256,10 @@ def stop_run(run: RunDep, services: ServicesDep) -> RunPublic:
 
 
 @router.post(
-    "/{run_id}/restart", status_code=201, response_model=RunPublic,
+    "/{run_id}/restart", status_code=201, response_model=RunCreated,
     responses=error_responses(400, 404, 409, 413, 429, 507),
 )
-def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> RunPublic:
+def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> RunCreated:
     """A new run from this one's config + an alert's fix (`alert_id`) + `overrides`.
 
     The alert's fix is its best verified probe's patch, else the rule's first choice

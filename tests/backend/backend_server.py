@@ -178,6 +178,16 @@ class BackendServer:
         assert resp.status_code == 201, resp.text
         return resp.json()
 
+    def create_sdk(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
+        """A run of kind sdk: running at once, fed by the test itself (`ingest_headers`)."""
+        resp = self.client.post(
+            "/api/runs", json={"preset": preset, "overrides": overrides, "kind": "sdk"}
+        )
+        assert resp.status_code == 201, resp.text
+        run = resp.json()
+        assert run["status"] == "running" and run["ingest_token"], run
+        return run
+
     def run(self, run_id: str) -> dict[str, Any]:
         resp = self.client.get(f"/api/runs/{run_id}")
         assert resp.status_code == 200, resp.text

@@ -154,11 +154,8 @@ def _msg(run_id: str, seq: int, msg_type: str = "epoch", **payload: Any) -> str:
 
 
 def _queued_run(backend: BackendServer) -> str:
-    """A run whose trainer never starts (stopped while queued), to feed by hand."""
-    run = backend.create("synthetic", epochs=50)
-    backend.client.post(f"/api/runs/{run['id']}/stop")
-    assert backend.wait_finished(run["id"], timeout=30)["status"] == "stopped"
-    return str(run["id"])
+    """A run of kind sdk: no trainer of ours, the test feeds it by hand."""
+    return str(backend.create_sdk("synthetic", epochs=50)["id"])
 
 
 def test_malformed_frames_get_error_frames_and_the_connection_goes_on(
@@ -200,6 +197,12 @@ def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServe
         for seq, epoch in enumerate(order):
             ws.send(_msg(run_id, seq, record=_record(run_id, epoch, loss_total=float(epoch))))
             assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "seq": seq}
+        ws.send(json.dumps({"v": 1, "type": "finished", "run_id": run_id, "seq": len(order),
+                            "summary": {"status": "completed", "reason": "fed by hand"}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+    # A run of kind sdk ends on its feeder's word.
+    done = backend.run(run_id)
+    assert (done["status"], done["status_reason"]) == ("completed", "fed by hand")
     stored = backend.metrics(run_id)
     assert [r["epoch"] for r in stored] == [1, 2, 3, 4, 5]
     assert [r["loss_total"] for r in stored] == [1.0, 2.0, 3.0, 4.0, 5.0]

@@ -143,13 +143,13 @@ def _feed(server: BackendServer, run_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def known_runs(fuzz_backend: BackendServer) -> list[str]:
-    """A running run (idle trainer in the only slot), a stopped run fed by hand with
-    metrics, graphs, an alert and a log, and a queued run."""
+    """A running run (idle trainer in the only slot), a run of kind sdk fed by hand with
+    metrics, graphs, an alert and a log, then stopped, and a queued run."""
     running = fuzz_backend.create("synthetic", epochs=20)
     fuzz_backend.wait_for(running["id"], lambda r: r["status"] == "running", timeout=30)
-    fed = fuzz_backend.create("synthetic", epochs=20)
-    assert fuzz_backend.client.post(f"/api/runs/{fed['id']}/stop").status_code == 200
+    fed = fuzz_backend.create_sdk("synthetic", epochs=20)
     _feed(fuzz_backend, fed["id"])
+    assert fuzz_backend.client.post(f"/api/runs/{fed['id']}/stop").status_code == 200
     alerts = fuzz_backend.client.get(f"/api/runs/{fed['id']}/alerts").json()
     assert alerts, "the fed run needs an alert to restart from"
     queued = fuzz_backend.create("uci", epochs=20)

@@ -1,7 +1,7 @@
 """Fuzzing the trainer ingest websocket `/ws/ingest/{run_id}` of hand-fed runs (hypothesis).
 
-One real backend (`causalwatch up`, SQLite file) for the module; each run here was created and
-stopped while queued, so no trainer writes to it and every frame it gets is ours. Properties,
+One real backend (`causalwatch up`, SQLite file) for the module; each run here is of kind sdk
+(no trainer of ours), so every frame it gets is ours. Properties,
 for every generated input:
 
 - the server stays up: /healthz answers 200 after each example;
@@ -47,9 +47,11 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from trainer.config import TrainConfig
 from trainer.protocol import MAX_INT, EpochRecord, GraphSnapshot, StartedData
 
 EPOCHS = 100_000  # the config maximum: every example gets fresh epoch numbers
+PLAN = TrainConfig(dataset="synthetic", epochs=EPOCHS)  # the hand-fed runs' evaluation epochs
 MAX_FRAME_CHARS = 1_000_000  # backend/api/ws.py MAX_FRAME_BYTES (it counts characters)
 WS_MAX_SIZE = 2**21  # backend/cli.py: uvicorn's ws_max_size
 INT64 = (-(2**63), 2**63 - 1)
@@ -76,6 +78,8 @@ class Model:
     def __init__(self) -> None:
         self.stored: dict[str, dict[int, dict[str, Any]]] = {}
         self.next_epoch: dict[str, int] = {}
+        self.closed: set[str] = set()  # runs whose finished/failed message was acked
+        self.variables: dict[str, int] = {}  # how many variables a run's started data named
 
     def epoch(self, run_id: str) -> int:
         self.next_epoch[run_id] = self.next_epoch.get(run_id, 0) + 1
@@ -132,6 +136,8 @@ def expect(run_id: str, frame: str | bytes) -> tuple[str, Any, Any]:
     msg_type = message.get("type")
     if msg_type not in TYPES:
         return "error", seq, "type"
+    if run_id in MODEL.closed:
+        return "error", seq, "run_id"
     if msg_type == "epoch":
         raw = message.get("record")
         if not isinstance(raw, dict):
@@ -145,6 +151,9 @@ def expect(run_id: str, frame: str | bytes) -> tuple[str, Any, Any]:
             return "error", seq, "record.run_id"
         if record["epoch"] > EPOCHS:
             return "error", seq, "record.epoch"
+        earlier = MODEL.stored.get(run_id, {}).get(record["epoch"])
+        if earlier is not None and not same(earlier, record):
+            return "error", seq, "record.epoch"  # a stored epoch is never replaced
         return "ack", seq, record
     if msg_type == "started":
         if not isinstance(message.get("data"), dict):
@@ -162,6 +171,11 @@ def expect(run_id: str, frame: str | bytes) -> tuple[str, Any, Any]:
             )
         except ValidationError as err:
             return "error", seq, str(err.errors()[0]["loc"][0])
+        if not PLAN.is_eval_epoch(message["epoch"]):
+            return "error", seq, "epoch"
+        size = MODEL.variables.get(run_id)
+        if size is not None and len(message["probabilities"]) != size:
+            return "error", seq, "probabilities"
     return "ack", seq, None
 
 
@@ -198,6 +212,12 @@ def check_reply(run_id: str, frame: str | bytes, reply: dict[str, Any]) -> None:
             )
     elif isinstance(detail, dict):  # an acked record: it is stored now (first one wins)
         MODEL.stored.setdefault(run_id, {}).setdefault(detail["epoch"], detail)
+    else:  # an acked message of another type
+        message = json.loads(frame)
+        if message["type"] in ("finished", "failed"):
+            MODEL.closed.add(run_id)
+        elif message["type"] == "started" and message["data"].get("variables"):
+            MODEL.variables[run_id] = len(message["data"]["variables"])
 
 
 # --- talking to the server --------------------------------------------------------------------
@@ -218,7 +238,9 @@ def exchange(server: BackendServer, run_id: str, frames: list[str | bytes]) -> N
         for frame in frames:
             check_reply(run_id, frame, json.loads(ws.recv(timeout=REPLY_TIMEOUT)))
         check_reply(run_id, sentinel, json.loads(ws.recv(timeout=REPLY_TIMEOUT)))
-    assert MODEL.stored[run_id].get(epoch) is not None, "the valid record after was not acked"
+    if run_id not in MODEL.closed:  # a finished run refuses it (check_reply saw to that)
+        stored = MODEL.stored[run_id].get(epoch)
+        assert stored is not None, "the valid record after was not acked"
 
 
 def _strict_json(text: str) -> Any:
@@ -244,11 +266,8 @@ def assert_healthy_and_stored(server: BackendServer, run_id: str) -> None:
 
 
 def hand_fed_run(server: BackendServer) -> str:
-    """A run nobody trains: created while the only slot is busy, stopped while queued."""
-    run = server.create("synthetic", epochs=EPOCHS)
-    assert run["status"] == "queued"
-    assert server.client.post(f"/api/runs/{run['id']}/stop").json()["status"] == "stopped"
-    return str(run["id"])
+    """A run nobody trains but the test: kind sdk, running until its feeder ends it."""
+    return str(server.create_sdk("synthetic", epochs=EPOCHS)["id"])
 
 
 @pytest.fixture(scope="module")

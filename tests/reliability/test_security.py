@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from backend_server import BackendServer, free_port
 from websockets.exceptions import ConnectionClosed
@@ -41,9 +41,7 @@ def secured(
 
 
 def ingest_token(server: BackendServer, run_id: str) -> str:
-    with sqlite3.connect(server.db_path) as db:
-        (token,) = db.execute("select ingest_token from runs where id = ?", (run_id,)).fetchone()
-    return str(token)
+    return server.ingest_token(run_id)
 
 
 def test_every_api_call_needs_the_token(secured: BackendServer) -> None:
@@ -145,10 +143,14 @@ def test_non_loopback_bind_generates_and_demands_a_token(tmp_path: Path) -> None
         assert proc.stderr is not None
         line = ""
         deadline = time.monotonic() + 30
-        while "CAUSALWATCH_TOKEN=" not in line and time.monotonic() < deadline:
+        while "generated one into" not in line and time.monotonic() < deadline:
             line = proc.stderr.readline()
-        token = line.strip().split("CAUSALWATCH_TOKEN=", 1)[1]
-        assert len(token) >= 24
+        # The token is written to a file only its owner reads, never to the terminal.
+        token_file = tmp_path / "runs" / ".causalwatch-token"
+        assert str(token_file) in line
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 24 and token not in line
         _wait_listening(port)
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(base + "/api/runs", timeout=10).status_code == 401
@@ -200,3 +202,63 @@ def _wait_listening(port: int, timeout: float = 60) -> None:
                 return
         time.sleep(0.1)
     raise AssertionError(f"nothing listens on {port}")
+
+
+def test_tokens_stay_out_of_logs_and_trainers(secured: BackendServer) -> None:
+    """Tokens in URLs (websockets, links) are redacted from every log line; a trainer's
+    environment holds its run's ingest token and not the admin token."""
+    run = secured.create("synthetic", epochs=40, synthetic_samples=2000)
+    anonymous = httpx.Client(base_url=secured.url, timeout=10)
+    assert anonymous.get("/api/runs", params={"token": TOKEN}).status_code == 200
+    assert anonymous.get("/api/runs", params={"token": "wrong-" + TOKEN}).status_code == 401
+    with connect(f"{secured.ws_url}/ws/runs?token={TOKEN}", open_timeout=10) as ws:
+        ws.recv(timeout=10)
+    secured.wait_for(run["id"], lambda r: r["status"] == "running", timeout=60)
+    trainers = [p for p in psutil.process_iter(["cmdline"])
+                if run["id"] in (p.info.get("cmdline") or [])]
+    assert trainers, "the run's trainer process"
+    environ = trainers[0].environ()
+    assert "CAUSALWATCH_INGEST_TOKEN" in environ and "CAUSALWATCH_TOKEN" not in environ
+    secured.client.post(f"/api/runs/{run['id']}/stop")
+    secured.wait_finished(run["id"])
+    log = secured.log_text()
+    assert "token=[redacted]" in log  # the access log saw the URLs...
+    assert TOKEN not in log  # ...and never the token
+    assert "wrong-" not in log
+
+
+def test_pages_get_short_lived_read_only_tickets(secured: BackendServer) -> None:
+    ticket = secured.client.post("/api/tickets", json={}).json()
+    assert ticket["ttl_seconds"] > 0 and ticket["token"] and TOKEN not in ticket["token"]
+    page = httpx.Client(base_url=secured.url, timeout=10, params={"token": ticket["token"]})
+    assert page.get("/api/runs").status_code == 200  # reads
+    with connect(f"{secured.ws_url}/ws/runs?token={ticket['token']}", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+    # never writes, never more tickets, never ingest
+    run = secured.create("synthetic", epochs=2, synthetic_samples=200)
+    assert page.post(f"/api/runs/{run['id']}/stop", json={}).status_code == 401
+    assert page.post("/api/tickets", json={}).status_code == 401
+    with connect(f"{secured.ws_url}/ws/ingest/{run['id']}?token={ticket['token']}",
+                 open_timeout=10) as ws, pytest.raises(ConnectionClosed) as info:
+        ws.recv(timeout=10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+    # a forged or expired ticket opens nothing
+    prefix, expires, signature = ticket["token"].split(".")
+    for forged in (f"{prefix}.{int(expires) + 3600}.{signature}", f"{prefix}.1.{signature}",
+                   f"{prefix}.{expires}.{'0' * len(signature)}"):
+        assert page.get("/api/runs", params={"token": forged}).status_code == 401
+    secured.wait_finished(run["id"])
+
+
+def test_docs_assets_are_pinned_and_pages_cannot_be_framed(secured: BackendServer) -> None:
+    docs = secured.client.get("/docs")
+    assert docs.status_code == 200
+    assert 'integrity="sha384-' in docs.text and "swagger-ui-dist@5." in docs.text
+    assert "swagger-ui-dist@5/" not in docs.text  # a pinned version, not the newest
+    assert "script-src 'self' https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    assert "<script>" not in docs.text  # no inline script: the CSP forbids it
+    assert secured.client.get("/redoc").status_code == 404
+    api = secured.client.get("/api/presets")
+    assert api.headers["x-frame-options"] == "DENY"
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in api.headers["content-security-policy"]

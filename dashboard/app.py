@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html
 
-from dashboard import client, ids, security
+from dashboard import client, ids, links, security, sessions
 from dashboard.client import BackendError, Endpoints
+from dashboard.links import TICKET_PATH
 from dashboard.security import LOOPBACK_HOSTS
 
 HERE = Path(__file__).parent
 
 
 def create_app(endpoints: Endpoints, *, allowed: frozenset[str] = LOOPBACK_HOSTS) -> Dash:
-    """The dashboard, guarded: `allowed` host names only, a token when there is one."""
+    """The dashboard, guarded: `allowed` host names only, a session when there is a token."""
     client.configure(endpoints)
     app = Dash(
         __name__,
@@ -31,8 +31,9 @@ def create_app(endpoints: Endpoints, *, allowed: frozenset[str] = LOOPBACK_HOSTS
     app.layout = html.Div(
         [
             dcc.Location(id=ids.URL),
+            # Addresses only: the browser gets tickets from TICKET_PATH, never the token.
             dcc.Store(id=ids.API, data={"http": endpoints.public_url, "ws": endpoints.public_ws,
-                                        "token": endpoints.token}),
+                                        "ticket": TICKET_PATH}),
             dcc.Interval(id=ids.HEALTH_TICK, interval=2000),
             _navbar(),
             dbc.Container(
@@ -50,31 +51,9 @@ def create_app(endpoints: Endpoints, *, allowed: frozenset[str] = LOOPBACK_HOSTS
         csp=lambda: security.content_security_policy(app.csp_hashes(), endpoints.public_url),
     )
     if endpoints.token:
-        _require_token(app, endpoints.token)
+        sessions.install(app.server, endpoints.token)
+    links.install(app.server)
     return app
-
-
-def _require_token(app: Dash, token: str) -> None:
-    """With a token, the dashboard opens to `?token=` once, then to its cookie."""
-    import hmac
-
-    from flask import request
-
-    cookie = "causalwatch_token"
-
-    @app.server.before_request
-    def _check() -> Any:
-        given = request.args.get("token") or request.cookies.get(cookie) or ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return ("causalwatch: this dashboard needs its token; open it with ?token=<token> "
-                    "(printed by causalwatch up).", 401, {"Content-Type": "text/plain"})
-        return None
-
-    @app.server.after_request
-    def _remember(response: Any) -> Any:
-        if request.args.get("token"):
-            response.set_cookie(cookie, token, httponly=True, samesite="Strict")
-        return response
 
 
 def _navbar() -> dbc.Navbar:

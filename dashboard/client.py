@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -44,7 +45,11 @@ class Endpoints:
 class BackendClient:
     def __init__(self, endpoints: Endpoints, timeout: float = 10.0) -> None:
         self.endpoints = endpoints
-        headers = {"Authorization": f"Bearer {endpoints.token}"} if endpoints.token else {}
+        # The backend refuses state-changing requests that are neither JSON nor marked as
+        # ours: a cross-site form cannot set this header.
+        headers = {"X-Causalwatch-Client": "dashboard"}
+        if endpoints.token:
+            headers["Authorization"] = f"Bearer {endpoints.token}"
         self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout, headers=headers)
         self._thresholds: dict[str, Any] | None = None
 
@@ -145,15 +150,25 @@ class BackendClient:
 
     # --- links for the browser -------------------------------------------------------------
 
-    def download_url(self, run_id: str, what: str) -> str:
-        base = f"{self.endpoints.public_url}/api/runs/{run_id}"
+    def ticket(self) -> str | None:
+        """A short-lived read-only token for the browser (GETs, live websockets); None when
+        the backend has no token. The admin token itself never reaches a page."""
+        if not self.endpoints.token:
+            return None
+        ticket = self._request("POST", "/api/tickets", json={}).get("token")
+        return str(ticket) if ticket else None
+
+    def download_url(self, run_id: str, what: str, ticket: str | None = None) -> str:
+        """The backend's public URL of a run's metrics (csv, json) or log, for the browser;
+        `ticket` rides along because a link cannot carry a header."""
+        base = f"{self.endpoints.public_url}/api/runs/{quote(run_id, safe='')}"
         url = {
             "csv": f"{base}/metrics?format=csv",
             "json": f"{base}/metrics?format=json",
             "log": f"{base}/log",
         }[what]
-        if self.endpoints.token:  # a link cannot carry a header
-            url += ("&" if "?" in url else "?") + f"token={self.endpoints.token}"
+        if ticket:
+            url += ("&" if "?" in url else "?") + urlencode({"token": ticket})
         return url
 
 

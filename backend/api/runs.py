@@ -133,7 +133,7 @@ def list_runs(
 ) -> RunList:
     runs = services.store.list_runs(
         status=status.value if status else None,
-        kinds={"all": None, "user": USER_KINDS}.get(kind, (RunKind(kind),)),
+        kinds=None if kind == "all" else USER_KINDS if kind == "user" else (RunKind(kind),),
         limit=limit,
         offset=offset,
     )

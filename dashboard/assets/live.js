@@ -9,6 +9,9 @@
  * the records themselves from this module, so a flush costs what is new, not the whole
  * history. A chart that was not rendered yet, or was re-rendered, still catches up on the
  * next flush, because extension starts after the last epoch each trace already shows.
+ *
+ * With a token, the socket carries a short-lived read-only ticket fetched from the
+ * dashboard right before each (re)connect; the admin token never reaches this page.
  */
 (function () {
   "use strict";
@@ -16,6 +19,9 @@
     ws: null,
     runId: null,
     base: null,
+    ticketUrl: null,
+    attempt: 0, // bumped by each connect(): a ticket that arrives late for an old one is dropped
+    connecting: false,
     backoff: 500,
     records: [],
     bestEpoch: null,
@@ -75,10 +81,45 @@
     if (record.is_best) live.bestEpoch = Math.max(live.bestEpoch || 0, record.epoch);
   }
 
+  /* A fresh read-only ticket for each (re)connect, from the dashboard (which holds the
+   * session, never the page): null when the backend has no token. Tickets expire within
+   * minutes, so none is kept for the next reconnect. */
+  function fetchTicket() {
+    if (!live.ticketUrl) return Promise.resolve(null);
+    return fetch(live.ticketUrl, { credentials: "same-origin", cache: "no-store" })
+      .then(function (resp) {
+        if (!resp.ok) throw new Error("ticket: HTTP " + resp.status);
+        return resp.json();
+      })
+      .then(function (body) { return body.token || null; });
+  }
+
+  function retry(attempt) {
+    setTimeout(function () {
+      if (live.attempt === attempt) connect();
+    }, live.backoff);
+    live.backoff = Math.min(live.backoff * 2, 5000);
+  }
+
   function connect() {
     if (!live.runId || !live.base) return;
     const runId = live.runId;
-    const auth = live.token ? "?token=" + encodeURIComponent(live.token) : "";
+    const attempt = ++live.attempt;
+    live.connecting = true;
+    fetchTicket().then(function (ticket) {
+      if (live.attempt !== attempt) return; // watch() moved on meanwhile
+      live.connecting = false;
+      open(runId, ticket, attempt);
+    }, function () {
+      if (live.attempt !== attempt) return;
+      live.connecting = false;
+      setProps("live-status", { connected: false, at: Date.now() });
+      retry(attempt);
+    });
+  }
+
+  function open(runId, ticket, attempt) {
+    const auth = ticket ? "?token=" + encodeURIComponent(ticket) : "";
     const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId) + auth);
     live.ws = ws;
     ws.onopen = function () {
@@ -105,18 +146,16 @@
     ws.onclose = function () {
       if (live.ws !== ws) return; // replaced on purpose
       setProps("live-status", { connected: false, at: Date.now() });
-      setTimeout(function () {
-        if (live.ws === ws) connect();
-      }, live.backoff);
-      live.backoff = Math.min(live.backoff * 2, 5000);
+      retry(attempt);
     };
   }
 
-  function watch(runId, base, token) {
-    live.token = token || null;
-    if (runId === live.runId && live.ws && live.ws.readyState <= 1) return;
+  function watch(runId, base, ticketUrl) {
+    live.ticketUrl = ticketUrl || null;
+    if (runId === live.runId && (live.connecting || (live.ws && live.ws.readyState <= 1))) return;
     const old = live.ws;
     live.ws = null;
+    live.attempt += 1; // a pending ticket or retry of the old run is dropped
     if (old) old.close();
     live.runId = runId;
     live.base = base;
@@ -271,7 +310,7 @@
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     causalwatch: {
       watch: function (runId, api) {
-        if (runId && api && api.ws) watch(runId, api.ws, api.token);
+        if (runId && api && api.ws) watch(runId, api.ws, api.ticket);
         return window.dash_clientside.no_update;
       },
       extend: function (payload) {

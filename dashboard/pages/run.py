@@ -27,6 +27,7 @@ from dashboard.figures import (
     empty_live_figures,
     level_guides,
 )
+from dashboard.links import download_path
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
@@ -54,14 +55,11 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
         for name, fig in figures.items()
     }
-    api = client.get()
+    # The dashboard's own routes: they redirect to the backend with a fresh ticket on click.
     downloads = dbc.ButtonGroup([
-        dbc.Button("metrics CSV", href=api.download_url(run_id, "csv"), external_link=True,
-                   color="secondary", outline=True, size="sm", id="download-csv"),
-        dbc.Button("metrics JSON", href=api.download_url(run_id, "json"), external_link=True,
-                   color="secondary", outline=True, size="sm", id="download-json"),
-        dbc.Button("log", href=api.download_url(run_id, "log"), external_link=True,
-                   color="secondary", outline=True, size="sm", id="download-log"),
+        dbc.Button(label, href=download_path(run_id, what), external_link=True,
+                   color="secondary", outline=True, size="sm", id=f"download-{what}")
+        for what, label in (("csv", "metrics CSV"), ("json", "metrics JSON"), ("log", "log"))
     ])
     return html.Div([
         dcc.Store(id=ids.RUN_ID, data=run_id),

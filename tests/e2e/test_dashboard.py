@@ -240,7 +240,10 @@ def test_downloads_match_the_api_and_the_run_folder(
     api = stack.metrics(run_id)
     assert api and [r["epoch"] for r in api] == list(range(1, len(api) + 1))
 
-    with httpx.Client(timeout=30) as http:
+    # The links are the dashboard's; it redirects to the API (with a ticket in token mode).
+    for what, href in hrefs.items():
+        assert href == f"{page.base_url}/download/{run_id}/{what}", href
+    with httpx.Client(timeout=30, follow_redirects=True) as http:
         got = {what: http.get(str(href)) for what, href in hrefs.items()}
     for what, resp in got.items():
         assert resp.status_code == 200, (what, hrefs[what], resp.text[:300])
@@ -308,10 +311,8 @@ def test_the_banner_shows_while_the_backend_is_away(
 
 
 def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, float]) -> str:
-    """A run with `epochs` records sent by hand (its trainer stopped at once)."""
-    run_id = str(stack.create("synthetic", epochs=epochs)["id"])
-    stack.client.post(f"/api/runs/{run_id}/stop")
-    assert stack.wait_finished(run_id, timeout=60)["status"] == "stopped"
+    """A run of kind sdk with `epochs` records sent by hand, then stopped."""
+    run_id = str(stack.create_sdk("synthetic", epochs=epochs)["id"])
     frames = []
     for epoch in range(1, epochs + 1):
         record = {name: 0.0 for name in EpochRecord.model_fields}
@@ -335,6 +336,7 @@ def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, floa
             for _ in batch:
                 reply = json.loads(ws.recv(timeout=30))
                 assert reply["type"] == "ack", reply
+    assert stack.client.post(f"/api/runs/{run_id}/stop").status_code == 200
     return run_id
 
 

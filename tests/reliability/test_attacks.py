@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import sys
 import threading
 import time
@@ -24,6 +25,8 @@ import pytest
 from backend_server import BackendServer, free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from trainer.protocol import EpochRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
@@ -49,7 +52,9 @@ def server(
 
 def queued_run(server: BackendServer, **overrides: Any) -> dict[str, Any]:
     """A run nobody trains (its slot is taken or its trainer idles): a target to attack."""
-    return server.create("synthetic", epochs=10, synthetic_nodes=5, **overrides)
+    return server.create(
+        "synthetic", epochs=10, synthetic_nodes=5, synthetic_edges=5, **overrides
+    )
 
 
 def drain_queue(server: BackendServer) -> None:
@@ -70,8 +75,18 @@ def frame(run_id: str, seq: int, msg_type: str, **payload: Any) -> str:
 
 
 def record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    return {"run_id": run_id, "epoch": epoch, "step": epoch * 10, "time": 1.0e9 + epoch,
-            "lr": 1e-3, "loss_total": 1.0, "clip_pct": 0.0, **fields}
+    """A valid epoch record (every field of the protocol's EpochRecord)."""
+    values: dict[str, Any] = dict.fromkeys(EpochRecord.model_fields, 0.0)
+    values.update(
+        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-3,
+        loss_total=1.0, loss_recon=1.0, share_recon=100.0, edges_at_05=3, edges_tuned=3,
+        edges_topk=5, shd=None, f1=None, precision=None, recall=None, f1_skeleton=None,
+        val_recon=None, is_best=False, grad_norm_p90=None, grad_norm_recon=None,
+        grad_norm_sparse=None, grad_norm_acyclic=None, grad_norm_disen=None,
+        update_ratio=None,
+    )
+    values.update(fields)
+    return EpochRecord.model_validate(values).model_dump()
 
 
 # --- DNS rebinding ---------------------------------------------------------------------------
@@ -88,8 +103,10 @@ def test_dns_rebinding_foreign_host_names_are_refused(server: BackendServer) -> 
         assert resp.json()["detail"][0]["field"] == "host"
         assert "--allowed-host" in resp.json()["detail"][0]["msg"]
     assert server.client.get("/api/runs", params={"kind": "all"}).json()["count"] == before
-    with connect(f"{server.ws_url}/ws/runs", additional_headers=rebound,
-                 open_timeout=10) as ws:
+    # A websocket to the rebound name: the socket goes to loopback, the Host says evil.
+    with socket.create_connection(("127.0.0.1", server.port)) as sock, connect(
+        f"ws://evil.example:{server.port}/ws/runs", sock=sock, open_timeout=10
+    ) as ws:
         assert close_code(ws) == 4403
     # Loopback names and --allowed-host names are served.
     for host in ("127.0.0.1", f"localhost:{server.port}", f"[::1]:{server.port}",
@@ -143,7 +160,7 @@ def test_cross_site_writes_are_refused(server: BackendServer) -> None:
     assert server.run(run["id"])["status"] in ("queued", "running")
     # Scripts (no Origin) with JSON or the header, and the dashboard's origin, may write.
     assert httpx.post(stop, json={}, timeout=10).status_code == 200
-    assert server.run(run["id"])["status"] == "stopped"
+    assert server.wait_finished(run["id"], timeout=30)["status"] == "stopped"
     other = queued_run(server)
     resp = httpx.post(f"{server.url}/api/runs/{other['id']}/stop", timeout=10,
                       headers={"X-Causalwatch-Client": "curl",
@@ -241,7 +258,8 @@ def test_graph_frames_only_at_the_runs_evaluation_epochs(server: BackendServer) 
 
 def test_the_queue_bound_holds_under_concurrent_requests(server: BackendServer) -> None:
     drain_queue(server)
-    body = {"preset": "synthetic", "overrides": {"epochs": 5, "synthetic_nodes": 5}}
+    body = {"preset": "synthetic",
+            "overrides": {"epochs": 5, "synthetic_nodes": 5, "synthetic_edges": 5}}
 
     def post(_: int) -> int:
         return httpx.post(f"{server.url}/api/runs", json=body, timeout=60).status_code
@@ -308,7 +326,7 @@ def test_ingest_stops_taking_records_when_the_disk_is_nearly_full(
         "CAUSALWATCH_PYTHON": str(idle_trainer_python)})
     srv.start()
     try:
-        run = srv.create("synthetic", epochs=5)
+        run = srv.create_sdk("synthetic", epochs=5)
         srv.stop()
         srv.env["CAUSALWATCH_MIN_FREE_MB"] = "10000000"  # 10 TB: never free here
         srv.start()

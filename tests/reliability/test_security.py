@@ -52,7 +52,8 @@ def test_every_api_call_needs_the_token(secured: BackendServer) -> None:
         resp = anonymous.request(method, path, json={"preset": "uci"})
         assert resp.status_code == 401, (method, path, resp.status_code)
         assert resp.json()["detail"][0]["field"] == "token"
-        wrong = anonymous.request(method, path, headers={"Authorization": "Bearer nope"})
+        wrong = anonymous.request(method, path, headers={"Authorization": "Bearer nope"},
+                                  json={"preset": "uci"})
         assert wrong.status_code == 401
     assert anonymous.get("/healthz").status_code == 200  # probes stay open
     assert anonymous.get("/api/presets", params={"token": TOKEN}).status_code == 200
@@ -124,8 +125,13 @@ def test_the_dashboard_needs_the_token(
         assert anonymous.status_code == 401 and "token" in anonymous.text
         assert httpx.get(url + "/_dash-layout", timeout=10).status_code == 401
         with httpx.Client(base_url=url, timeout=10) as browser:
-            assert browser.get("/", params={"token": TOKEN}).status_code == 200
+            opened = browser.get("/", params={"token": TOKEN})
+            # The token leaves the address bar at once; the cookie holds a session id.
+            assert opened.status_code == 303 and "token" not in opened.headers["location"]
+            assert TOKEN not in str(browser.cookies.values())
+            assert browser.get("/").status_code == 200
             assert browser.get("/_dash-layout").status_code == 200  # the cookie carries it
+            assert TOKEN not in browser.get("/").text
     finally:
         proc.terminate()
         proc.wait(10)

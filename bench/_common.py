@@ -4,9 +4,10 @@
   runs dir (SQLite file), its RSS sampled in a thread (`ProcessSampler`), CPU time, log;
   with `dashboard=True` the dashboard too, on a free port of its own;
   `running_backend` / `drop_temp_dir`: one started in a temp dir, and that dir afterwards;
-- `queued_runs`: runs created with the `synthetic` preset and stopped while queued, so no
-  trainer process ever runs for them and the bench can feed `WS /ws/ingest/{run_id}` itself;
-  `create_run`, `stop_run`, `run_status`: the REST calls behind it;
+- `sdk_runs` / `RunPool`: runs of kind sdk made with the `synthetic` preset: no trainer
+  process ever runs for them, they are `running` at once, and the bench feeds
+  `WS /ws/ingest/{run_id}` itself with each run's ingest token (`ingest_headers`);
+  `create_sdk_run`, `stop_run`, `run_status`: the REST calls behind it;
 - `RecordMaker`: valid ~1 KB epoch messages built against `trainer.protocol`;
 - small helpers: `free_port`, `pct`, `mib`, `stage`, `loadavg`, `cpu_seconds`,
   `add_backend_args`.
@@ -46,6 +47,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "AirQualityUCI.csv"
 RUN_EPOCHS = 100_000  # the config's maximum: no stream runs out of epochs
 HEALTHY_TIMEOUT = 60.0  # seconds for `causalwatch up` to answer /healthz
 DASHBOARD_TIMEOUT = 90.0  # seconds for its dashboard to serve `/` (Dash and Plotly load slowly)
+# Sent by every bench HTTP client: state-changing requests without a JSON body need it.
+CLIENT_HEADERS = {"X-Causalwatch-Client": "bench"}
 
 
 def free_port() -> int:
@@ -179,7 +182,8 @@ class Backend:
         self.process: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
         self.sampler: ProcessSampler | None = None
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        # The header makes its POSTs pass the backend's CSRF rule without a JSON body.
+        self.client = httpx.Client(base_url=self.url, timeout=60, headers=CLIENT_HEADERS)
 
     def start(self) -> Backend:
         # A DATABASE_URL in the caller's environment must not point the bench at a real DB.
@@ -316,13 +320,17 @@ def drop_temp_dir(tmp: Path, keep: bool) -> None:
 # --- runs nobody trains --------------------------------------------------------------------
 
 
+def ingest_headers(token: str) -> dict[str, str]:
+    """Handshake headers of `WS /ws/ingest/{run_id}`: the run's own ingest token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 @dataclass
 class RunPool:
-    """Runs stopped while queued (no trainer), handed out phase by phase."""
+    """Runs of kind sdk (no trainer), handed out phase by phase; each run's ingest token."""
 
     ids: list[str]
-    excluded: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)  # run id -> ingest token
 
     def take(self, n: int) -> list[str]:
         if n > len(self.ids):
@@ -330,16 +338,27 @@ class RunPool:
         taken, self.ids = self.ids[:n], self.ids[n:]
         return taken
 
+    def take_tokens(self, n: int) -> dict[str, str]:
+        """`take(n)`, each run with its ingest token: run id -> token."""
+        return {run_id: self.tokens[run_id] for run_id in self.take(n)}
 
-def create_run(backend: Backend, name: str, **overrides: Any) -> str:
+
+def create_sdk_run(backend: Backend, name: str, **overrides: Any) -> tuple[str, str]:
+    """A run of kind sdk: `running` at once, no trainer; (run id, its ingest token).
+
+    The token is in the creation answer only: whoever feeds the run must keep it.
+    """
     resp = backend.client.post(
         "/api/runs",
         json={"preset": "synthetic", "overrides": {"epochs": RUN_EPOCHS, **overrides},
-              "name": name},
+              "name": name, "kind": "sdk"},
     )
     if resp.status_code != 201:
         raise SystemExit(f"POST /api/runs: {resp.status_code} {resp.text[:500]}")
-    return str(resp.json()["id"])
+    run = resp.json()
+    if run.get("status") != "running" or not run.get("ingest_token"):
+        raise SystemExit(f"POST /api/runs (kind sdk): not running or no ingest token: {run}")
+    return str(run["id"]), str(run["ingest_token"])
 
 
 def run_status(backend: Backend, run_id: str) -> str:
@@ -347,60 +366,20 @@ def run_status(backend: Backend, run_id: str) -> str:
 
 
 def stop_run(backend: Backend, run_id: str) -> str:
+    """End a run (one of kind sdk is `stopped` at once); its status after."""
     resp = backend.client.post(f"/api/runs/{run_id}/stop")
     if resp.status_code != 200:
         raise SystemExit(f"POST /api/runs/{run_id}/stop: {resp.status_code} {resp.text}")
     return str(resp.json()["status"])
 
 
-def queued_runs(backend: Backend, n: int, prefix: str = "bench-ingest") -> RunPool:
-    """`n` runs created then stopped while queued; any run a trainer started is left out.
-
-    With `--max-runs 1`, a first run (early stopping off) takes the only trainer slot while
-    the others are created and stopped, so none of them can be picked up by the supervisor
-    meanwhile; then it is stopped too and left out.
-    """
+def sdk_runs(backend: Backend, n: int, prefix: str = "bench-ingest") -> RunPool:
+    """`n` runs of kind sdk, `{prefix}-0`, `{prefix}-1`, ...: the bench is their trainer."""
     pool = RunPool([])
-    holder = create_run(backend, f"{prefix}-slot-holder", patience=0)
-    pool.excluded.append(holder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if run_status(backend, holder) != "queued":
-            break
-        time.sleep(0.1)
-    status_after_stop: dict[str, str] = {}
-    for i in range(3 * n + 10):
-        if len(pool.ids) >= n:
-            break
-        run_id = create_run(backend, f"{prefix}-{i}")
-        status_after_stop[run_id] = stop_run(backend, run_id)
-        if status_after_stop[run_id] == "stopped" and run_id not in backend.trainers():
-            pool.ids.append(run_id)
-        else:
-            pool.excluded.append(run_id)
-            pool.notes.append(f"run {run_id}: POST /stop answered {status_after_stop[run_id]!r}")
-    stop_run(backend, holder)
-    # Let the supervisor tick (poll_interval 0.2 s) so a late spawn would show up.
-    time.sleep(1.0)
-    for run_id, proc in backend.trainers().items():
-        if run_id in pool.ids:
-            pool.ids.remove(run_id)
-            pool.excluded.append(run_id)
-            pool.notes.append(
-                f"run {run_id} was stopped while queued (POST /stop answered 'stopped') yet a "
-                f"trainer (pid {proc.pid}) started for it; killed it: POST /stop cannot reach it"
-            )
-            proc.kill()
-    # The holder got SIGTERM from POST /stop; wait so no trainer competes for the CPU.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and backend.trainers():
-        time.sleep(0.2)
-    for run_id, proc in backend.trainers().items():
-        pool.notes.append(f"trainer of {run_id} (pid {proc.pid}) still alive after 30 s: killed")
-        proc.kill()
-    if len(pool.ids) < n:
-        raise SystemExit(f"only {len(pool.ids)} of {n} runs stayed queued: {pool.notes}")
-    pool.ids = pool.ids[:n]
+    for i in range(n):
+        run_id, token = create_sdk_run(backend, f"{prefix}-{i}")
+        pool.ids.append(run_id)
+        pool.tokens[run_id] = token
     return pool
 
 

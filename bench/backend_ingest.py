@@ -1,9 +1,10 @@
 """Backend ingest throughput and ingest → browser latency, against a real `causalwatch up`.
 
 Starts the backend (`python -m backend.cli up`) on a free loopback port with a fresh runs
-dir (SQLite file), creates runs with the `synthetic` preset and stops each while queued, so
-no trainer process runs: what is measured is the backend alone. Trainer-like websocket
-clients then feed `WS /ws/ingest/{run_id}` with valid ~1 KB epoch messages:
+dir (SQLite file), creates runs of kind sdk with the `synthetic` preset, so no trainer
+process runs: what is measured is the backend alone. Trainer-like websocket clients then
+feed `WS /ws/ingest/{run_id}` (each with its run's ingest token, as a trainer does) with
+valid ~1 KB epoch messages:
 
 - throughput: 1 stream and N concurrent streams (default 20), each strictly one at a time
   (send, wait for the ack) and pipelined (up to `--window` unacked messages in flight, like
@@ -45,10 +46,11 @@ from _common import (
     add_backend_args,
     check_record_shape,
     drop_temp_dir,
+    ingest_headers,
     mib,
     pct,
-    queued_runs,
     running_backend,
+    sdk_runs,
     stage,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -140,12 +142,14 @@ async def _feed(
 
 
 async def _worker_async(
-    ws_url: str, run_ids: list[str], *, window: int, duration: float, seed: int,
+    ws_url: str, runs: dict[str, str], *, window: int, duration: float, seed: int,
     ready: Any, go: Any, t0_value: Any,
 ) -> dict[str, Any]:
+    run_ids = list(runs)
     conns = await asyncio.gather(
-        *(connect(f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21)
-          for run_id in run_ids)
+        *(connect(f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21,
+                  additional_headers=ingest_headers(token))
+          for run_id, token in runs.items())
     )
     ready.put(len(conns))
     await asyncio.to_thread(go.wait)
@@ -163,11 +167,12 @@ async def _worker_async(
     return {"streams": [vars(s) for s in results], "cpu": cpu, "wall": wall}
 
 
-def _worker(ws_url: str, run_ids: list[str], settings: dict[str, Any], out: Any) -> None:
-    """A load worker process: `settings` holds window, duration, seed, ready, go, t0_value."""
+def _worker(ws_url: str, runs: dict[str, str], settings: dict[str, Any], out: Any) -> None:
+    """A load worker process feeding `runs` (id -> ingest token): `settings` holds window,
+    duration, seed, ready, go, t0_value."""
     ready = settings["ready"]
     try:
-        result = asyncio.run(_worker_async(ws_url, run_ids, **settings))
+        result = asyncio.run(_worker_async(ws_url, runs, **settings))
     except Exception as err:  # report instead of hanging the parent
         ready.put(-1)
         result = {"streams": [], "cpu": 0.0, "wall": 0.0, "crash": repr(err)}
@@ -208,11 +213,14 @@ class LoadResult:
 
 
 class Load:
-    """N ingest streams over `procs` worker processes; `start()` returns once all connected."""
+    """N ingest streams over `procs` worker processes; `start()` returns once all connected.
+
+    `runs`: run id -> ingest token, one stream per run.
+    """
 
     def __init__(
-        self, name: str, backend: Backend, run_ids: list[str], *, window: int, duration: float,
-        procs: int, seed: int,
+        self, name: str, backend: Backend, runs: dict[str, str], *, window: int,
+        duration: float, procs: int, seed: int,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -222,8 +230,9 @@ class Load:
         self.out: Any = ctx.Queue()
         self.go: Any = ctx.Event()
         self.t0_value: Any = ctx.Value("d", 0.0)
+        run_ids = list(runs)
         procs = max(1, min(procs, len(run_ids)))
-        shares = [run_ids[i::procs] for i in range(procs)]
+        shares = [{r: runs[r] for r in run_ids[i::procs]} for i in range(procs)]
         self.workers = [
             ctx.Process(
                 target=_worker,
@@ -276,10 +285,10 @@ class Load:
 
 
 def run_load(
-    name: str, backend: Backend, run_ids: list[str], *, window: int, duration: float,
+    name: str, backend: Backend, runs: dict[str, str], *, window: int, duration: float,
     procs: int, seed: int,
 ) -> LoadResult:
-    load = Load(name, backend, run_ids, window=window, duration=duration, procs=procs, seed=seed)
+    load = Load(name, backend, runs, window=window, duration=duration, procs=procs, seed=seed)
     load.start()
     result = load.join()
     print(f"  {name}: {result.acked} acked in {result.elapsed:.1f} s = {result.rate:,.0f} rec/s "
@@ -307,8 +316,9 @@ class LatencyResult:
 
 
 async def _latency_probe(
-    name: str, ws_url: str, run_id: str, records: int, rate: float
+    name: str, ws_url: str, run: tuple[str, str], records: int, rate: float
 ) -> LatencyResult:
+    run_id, token = run
     maker = RecordMaker(run_id, 7)
     sent_at: dict[int, float] = {}
     browser_at: dict[int, float] = {}
@@ -336,7 +346,8 @@ async def _latency_probe(
             all_seen.set()
 
         async with connect(
-            f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21
+            f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**21,
+            additional_headers=ingest_headers(token),
         ) as trainer:
 
             async def acks() -> None:
@@ -389,9 +400,10 @@ async def _latency_probe(
     return result
 
 
-def latency_probe(name: str, backend: Backend, run_id: str, records: int, rate: float
-                  ) -> LatencyResult:
-    result = asyncio.run(_latency_probe(name, backend.ws_url, run_id, records, rate))
+def latency_probe(name: str, backend: Backend, run: tuple[str, str], records: int,
+                  rate: float) -> LatencyResult:
+    """`run`: (run id, its ingest token)."""
+    result = asyncio.run(_latency_probe(name, backend.ws_url, run, records, rate))
     b = result.to_browser_ms
     print(f"  {name}: ingest→browser p50 {pct(b, 50):.1f} ms, p95 {pct(b, 95):.1f} ms, "
           f"max {max(b, default=math.nan):.1f} ms over {len(b)} records", file=sys.stderr)
@@ -461,8 +473,10 @@ def main() -> None:
 
     # Stopped when the block ends, also on Ctrl-C or a failed stage: never left behind.
     with running_backend("cw-bench-ingest-", args.data) as backend:
-        with stage(f"create {4 * n + 5} runs, stop each while queued"):
-            pool = queued_runs(backend, 4 * n + 5)
+        with stage(f"create {4 * n + 5} runs of kind sdk"):
+            pool = sdk_runs(backend, 4 * n + 5)
+        take = pool.take_tokens
+
         time.sleep(1.0)
         idle_rss = backend.rss()
         idle_cpu = backend.idle_cpu(1.0)
@@ -476,20 +490,20 @@ def main() -> None:
                 (f"{n} streams, window {args.window}", n, args.window, args.client_procs),
             ]
             for seed, (name, streams, window, procs) in enumerate(phases, start=1):
-                loads.append(run_load(name, backend, pool.take(streams), window=window,
+                loads.append(run_load(name, backend, take(streams), window=window,
                                       duration=duration, procs=procs, seed=seed))
         with stage("latency"):
-            probes = [latency_probe("idle", backend, pool.take(1)[0], lat_records, args.rate)]
+            probes = [latency_probe("idle", backend, take(1).popitem(), lat_records, args.rate)]
             probe_seconds = lat_records / args.rate
             for seed, window, label in ((5, 1, "one at a time"),
                                         (6, args.window, f"window {args.window}")):
                 load = Load(f"{n} streams, {label}, during the latency probe", backend,
-                            pool.take(n), window=window, duration=probe_seconds + 4.0,
+                            take(n), window=window, duration=probe_seconds + 4.0,
                             procs=args.client_procs, seed=seed)
                 load.start()
                 time.sleep(1.5)  # let the load reach its steady state
                 probes.append(latency_probe(f"while {n} streams ({label}) load", backend,
-                                            pool.take(1)[0], lat_records, args.rate))
+                                            take(1).popitem(), lat_records, args.rate))
                 loads.append(load.join())
                 print(f"  background load: {loads[-1].rate:,.0f} rec/s", file=sys.stderr)
         peak_rss = backend.peak_rss(load_start)
@@ -594,10 +608,9 @@ def main() -> None:
     lines.append(f"Wall time {wall:.0f} s; {duration:g} s per throughput phase; "
                  f"{lat_records} latency records per probe; backend `{' '.join(backend.argv[1:])}`"
                  f" with SQLite in a temp dir.")
-    notes = pool.notes + v.problems + details[:10]
-    notes.insert(0, f"{len(pool.excluded)} run(s) a trainer started (or could have) were left "
-                    "out: a slot holder (early stopping off) kept the only trainer slot busy "
-                    "while the measured runs were created and stopped while queued")
+    notes = v.problems + details[:10]
+    notes.insert(0, f"{4 * n + 5} runs of kind sdk (no trainer process): the bench is their "
+                    "trainer, each stream with its run's ingest token")
     for note in notes:
         lines.append(f"- {note}")
     table = "\n".join(lines)

@@ -2,9 +2,9 @@
 
 Starts `causalwatch up` (backend + dashboard, `python -m backend.cli up`) on free loopback
 ports with a fresh runs dir, and drives headless Chromium through Selenium. Runs are
-created then stopped while queued (every trainer slot is held by a blocker run meanwhile),
-so no trainer process runs for them; the bench feeds them epoch records by hand over
-`WS /ws/ingest/{run_id}`, exactly as a trainer would.
+of kind sdk (`running` at once, no trainer process); the bench feeds them epoch records by
+hand over `WS /ws/ingest/{run_id}` with each run's ingest token, exactly as a trainer
+would.
 
 1. ingest → figure: a run page is open; the bench sends `--epochs` records one at a time
    every `--interval` s (waiting for each ack, like a trainer) and notes `time.time()` just
@@ -17,18 +17,19 @@ so no trainer process runs for them; the bench feeds them epoch records by hand 
    main-thread time in `Plotly.extendTraces` meanwhile. Repeated on a run that already holds
    `--history` epochs, and, unless `--no-trainer`, for a real synthetic trainer run (seen −
    the record's own `time`, stamped by the trainer before its evaluation of that epoch).
-2. time to interactive: `--runs` runs × `--compare-epochs` records (pipelined ingest), then
-   `/compare?runs=<all>&metric=f1` and `metric=loss_total`: from navigation start
-   (`performance.timeOrigin`) to the first animation frame in which the compare figure
-   holds every trace with every point (an in-page probe installed before the page's own
-   scripts run). `--repeats` navigations each, median reported; one more first visit with
-   an empty browser cache. Same for the run page of one of those runs (all 7 live charts
-   complete). With each load: the largest Dash callback (request → response headers, size)
-   and main-thread time in Plotly calls. Responsiveness: long tasks (PerformanceObserver
-   `longtask`) during load and during `--idle` s after it, the Dash callbacks the open page
-   keeps making, backend and dashboard CPU meanwhile, and `Plotly.relayout` zooms on the
-   compare figure. Chromium runs with `--disable-gpu`: WebGL (the compare figure's
-   `scattergl`) is rendered by SwiftShader on the CPU.
+2. time to interactive: `--runs` runs × `--compare-epochs` records (pipelined ingest, then a
+   `finished` message: the runs are completed), then `/compare?runs=<all>&metric=f1` and
+   `metric=loss_total`: from navigation start (`performance.timeOrigin`) to the first
+   animation frame in which the compare figure holds every trace with every point (an
+   in-page probe installed before the page's own scripts run). `--repeats` navigations each,
+   median reported; one more first visit with an empty browser cache. Same for the run page
+   of one of those runs (all 7 live charts complete). With each load: the largest Dash
+   callback (request → response headers, size) and main-thread time in Plotly calls.
+   Responsiveness: long tasks (PerformanceObserver `longtask`) during load and during
+   `--idle` s after it, the Dash callbacks the open page keeps making, backend and dashboard
+   CPU meanwhile, and `Plotly.relayout` zooms on the compare figure. Chromium runs with
+   `--disable-gpu`: WebGL (the compare figure's `scattergl`) is rendered by SwiftShader on
+   the CPU.
 
     .venv/bin/python bench/dashboard_latency.py [--epochs 60] [--interval 0.2]
         [--runs 10] [--compare-epochs 500] [--repeats 3] [--history 2000] [--idle 10]
@@ -61,10 +62,10 @@ from _common import (
     DEFAULT_DATA,
     Backend,
     cpu_seconds,
-    create_run,
+    create_sdk_run,
+    ingest_headers,
     pct,
     run_status,
-    stop_run,
 )
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -72,7 +73,7 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
 
 from dashboard.ids import LIVE_GRAPHS
-from trainer.protocol import EpochRecord
+from trainer.protocol import EpochRecord, make_message
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -88,11 +89,12 @@ class Stack(Backend):
     """`causalwatch up` with its dashboard child on free ports (`_common.Backend`).
 
     The trainer slot count stays at the CLI's default, as a user gets it; the runs this bench
-    feeds by hand are made with `queued_runs` below, which does not need to know it.
+    feeds by hand are of kind sdk (`sdk_runs` below), which take no slot.
     """
 
     def __init__(self, root: Path, data: Path | None) -> None:
         super().__init__(root, data, max_runs=None, dashboard=True)
+        self.ingest_tokens: dict[str, str] = {}  # run id -> its ingest token (kind sdk)
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far of the backend and of the dashboard process (if it is there)."""
@@ -101,41 +103,22 @@ class Stack(Backend):
 
     # --- runs ------------------------------------------------------------------------------
 
-    def queued_runs(self, epochs: Sequence[int]) -> list[str]:
-        """Runs created then stopped while queued, so no trainer ever runs for them.
+    def sdk_runs(self, epochs: Sequence[int]) -> list[str]:
+        """Runs of kind sdk, so no trainer ever runs for them; their tokens kept here.
 
-        Unlike `_common.queued_runs` (one slot, `--max-runs 1`) each run gets its own epoch
-        count (the page shows progress against it) and is evaluated every epoch. A run
-        created while a trainer slot is free starts at once, so first every slot is taken by
-        a blocker run (its trainer is stopped again right after); the runs wanted are created
-        and stopped meanwhile, while they still wait in the queue.
+        Unlike `_common.sdk_runs` each run gets its own epoch count (the page shows progress
+        against it) and is evaluated every epoch.
         """
-        blockers: list[str] = []
-        for _ in range(256):  # the slot count is not published: fill until one queues
-            run_id = create_run(self, f"bench-blocker-{len(blockers)}")
-            time.sleep(0.5)
-            if run_status(self, run_id) == "queued":
-                self.client.post(f"/api/runs/{run_id}/stop")
-                break
-            blockers.append(run_id)
-        good: list[str] = []
+        made: list[str] = []
         for i, n in enumerate(epochs):
-            run_id = create_run(self, f"bench-{i}", epochs=n, eval_every=1)
-            if (status := stop_run(self, run_id)) != "stopped":
-                raise SystemExit(f"run {run_id} was not stopped while queued: {status}")
-            good.append(run_id)
-        for run_id in blockers:
-            # Not `stop_run`: a blocker whose trainer already ended answers 409, harmlessly.
-            self.client.post(f"/api/runs/{run_id}/stop")
-        spawned = self.trainers()
-        if any(r in spawned for r in good):
-            raise SystemExit("a trainer started for a run stopped while queued")
-        deadline = time.monotonic() + 60  # the blockers' trainers end: no CPU competitor
-        while self.trainers() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if self.trainers():
-            raise SystemExit(f"blocker trainers still alive: {list(self.trainers())}")
-        return good
+            run_id, token = create_sdk_run(self, f"bench-{i}", epochs=n, eval_every=1)
+            self.ingest_tokens[run_id] = token
+            made.append(run_id)
+        return made
+
+    def ingest_headers(self, run_id: str) -> dict[str, str]:
+        """Handshake headers of `WS /ws/ingest/{run_id}` for a run made by `sdk_runs`."""
+        return ingest_headers(self.ingest_tokens[run_id])
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         resp = self.client.get(f"/api/runs/{run_id}/metrics")
@@ -168,25 +151,39 @@ def expected_points(records: Sequence[dict[str, Any]]) -> dict[str, int]:
             for name in EpochRecord.model_fields}
 
 
-async def _pipeline_one(ws_url: str, run_id: str, epochs: range, seed: int) -> float:
+async def _pipeline_one(
+    stack: Stack, run_id: str, epochs: range, seed: int, *, finish: bool
+) -> float:
     maker = RecordMaker(run_id, seed)
     t0 = time.perf_counter()
-    async with aconnect(f"{ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**22) as ws:
+    async with aconnect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=30, max_size=2**22,
+                        additional_headers=stack.ingest_headers(run_id)) as ws:
         for seq, epoch in enumerate(epochs):
             await ws.send(maker.message(seq, epoch))
         for _ in epochs:
             reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
             if reply.get("type") != "ack":
                 raise SystemExit(f"ingest of {run_id} refused a record: {reply}")
+        if finish:  # a run of kind sdk ends on its feeder's word: completed
+            summary = {"status": "completed", "reason": "bench: every epoch sent"}
+            await ws.send(json.dumps(make_message("finished", run_id, len(epochs),
+                                                  summary=summary)))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if reply.get("type") != "ack":
+                raise SystemExit(f"ingest of {run_id} refused `finished`: {reply}")
     return time.perf_counter() - t0
 
 
-def ingest_pipelined(stack: Stack, run_ids: Sequence[str], epochs: range) -> float:
-    """Every run gets `epochs`, all runs at once, every message sent before reading acks."""
+def ingest_pipelined(
+    stack: Stack, run_ids: Sequence[str], epochs: range, *, finish: bool = False
+) -> float:
+    """Every run gets `epochs`, all runs at once, every message sent before reading acks;
+    with `finish`, then a `finished` message (the runs are completed)."""
 
     async def go() -> list[float]:
         return await asyncio.gather(*[
-            _pipeline_one(stack.ws_url, rid, epochs, seed) for seed, rid in enumerate(run_ids)
+            _pipeline_one(stack, rid, epochs, seed, finish=finish)
+            for seed, rid in enumerate(run_ids)
         ])
 
     t0 = time.perf_counter()
@@ -470,7 +467,8 @@ def live_latency(
     cpu0, wall0 = browser_cpu(driver), time.monotonic()
     sent: dict[int, float] = {}
     acked: dict[int, float] = {}
-    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=30) as ws:
+    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=30,
+                 additional_headers=stack.ingest_headers(run_id)) as ws:
         start = time.monotonic()
         for i, epoch in enumerate(epochs):
             delay = start + i * interval - time.monotonic()
@@ -714,8 +712,8 @@ def main(argv: list[str] | None = None) -> int:
 
         n, m = args.runs, args.compare_epochs
         wanted = [args.epochs, args.history + args.epochs, *[m] * n]
-        print(f"creating {len(wanted)} runs stopped while queued")
-        run_id, long_id, *run_ids = stack.queued_runs(wanted)
+        print(f"creating {len(wanted)} runs of kind sdk")
+        run_id, long_id, *run_ids = stack.sdk_runs(wanted)
 
         # (1) ingest → figure
         latencies: list[LatencyResult] = []
@@ -743,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # (2) time to interactive
         print(f"(2) time to interactive: {n} runs × {m} epochs")
-        took = ingest_pipelined(stack, run_ids, range(1, m + 1))
+        took = ingest_pipelined(stack, run_ids, range(1, m + 1), finish=True)
         print(f"    ingested {n * m} records in {took:.1f} s ({n * m / took:.0f}/s)")
         stored = [len(stack.metrics(r)) for r in run_ids]
         if stored != [m] * n:

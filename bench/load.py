@@ -1,15 +1,16 @@
 """Bounded load test: many trainer streams and browser websockets against one backend.
 
 Starts `causalwatch up --no-dashboard` on a free loopback port with a fresh runs dir
-(SQLite), creates `--streams` runs with the `synthetic` preset and stops each while queued,
-so no trainer process runs and the CPU is left to the backend and the load clients. Then,
-for `--duration` seconds, all at once:
+(SQLite), creates `--streams` runs of kind sdk with the `synthetic` preset, so no trainer
+process runs and the CPU is left to the backend and the load clients. Then, for
+`--duration` seconds, all at once:
 
 - `--streams` trainer-like clients, one per run, each sending valid ~1 KB epoch messages
-  (built with `trainer.protocol`) on `WS /ws/ingest/{run_id}` at a steady `--rate` records/s,
-  staggered so the streams do not tick in lockstep. Like `trainer.emitter`, a client keeps
-  every unacked message, lets at most `--window` be in flight, and after a lost connection
-  reconnects (backoff) and resends everything unacked (the backend stores idempotently);
+  (built with `trainer.protocol`) on `WS /ws/ingest/{run_id}` (with the run's ingest token)
+  at a steady `--rate` records/s, staggered so the streams do not tick in lockstep. Like
+  `trainer.emitter`, a client keeps every unacked message, lets at most `--window` be in
+  flight, and after a lost connection reconnects (backoff) and resends everything unacked
+  (the backend stores idempotently);
 - `--browsers` browser-like clients: most subscribe to one run each on
   `WS /ws/runs/{run_id}` (what the dashboard's run page does; spread evenly over the runs),
   `--all-runs-browsers` of them to every run's events on `WS /ws/runs`. A browser that is
@@ -76,11 +77,12 @@ from _common import (
     check_record_shape,
     cpu_seconds,
     drop_temp_dir,
+    ingest_headers,
     loadavg,
     mib,
     pct,
-    queued_runs,
     running_backend,
+    sdk_runs,
     stage,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -119,6 +121,7 @@ class WorkerSpec:
     index: int
     ws_url: str
     run_ids: list[str]  # every run; a run is named by its index in this list
+    tokens: list[str]  # each run's ingest token, by the same index
     streams: list[int]
     browsers: list[tuple[int, int | None]]  # (browser number, run index; None = /ws/runs)
     rate: float
@@ -191,6 +194,7 @@ class Stream:
         self.spec = spec
         self.run_id = spec.run_ids[run]
         self.url = f"{spec.ws_url}/ws/ingest/{self.run_id}"
+        self.headers = ingest_headers(spec.tokens[run])
         self.maker = RecordMaker(self.run_id, spec.seed + run)
         self.r = StreamResult(run)
         self.pending: dict[int, str] = {}  # seq -> message; insertion order is seq order
@@ -206,7 +210,7 @@ class Stream:
         # Default keepalive pings and compression: what the real emitter negotiates. No proxy
         # on loopback, as the emitter does.
         ws = await connect(self.url, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
-                           max_size=2**21, proxy=None)
+                           max_size=2**21, proxy=None, additional_headers=self.headers)
         self.r.connections += 1
         return ws
 
@@ -594,7 +598,8 @@ class Measured:
     wall: float = math.nan
 
 
-def _specs(args: argparse.Namespace, ws_url: str, run_ids: list[str]) -> list[WorkerSpec]:
+def _specs(args: argparse.Namespace, ws_url: str, runs: dict[str, str]) -> list[WorkerSpec]:
+    run_ids, tokens = list(runs), list(runs.values())
     n = len(run_ids)
     all_runs = args.all_runs_browsers
     per_run = args.browsers - all_runs
@@ -603,18 +608,20 @@ def _specs(args: argparse.Namespace, ws_url: str, run_ids: list[str]) -> list[Wo
     browsers += [(per_run + j, None) for j in range(all_runs)]
     procs = max(1, min(args.client_procs, n))
     return [
-        WorkerSpec(index=w, ws_url=ws_url, run_ids=run_ids, streams=list(range(w, n, procs)),
+        WorkerSpec(index=w, ws_url=ws_url, run_ids=run_ids, tokens=tokens,
+                   streams=list(range(w, n, procs)),
                    browsers=browsers[w::procs], rate=args.rate, window=args.window,
                    duration=args.duration, seed=1000 * w)
         for w in range(procs)
     ]
 
 
-def run_load(args: argparse.Namespace, backend: Backend, run_ids: list[str]) -> Outcome:
+def run_load(args: argparse.Namespace, backend: Backend, runs: dict[str, str]) -> Outcome:
+    """The load on `runs` (id -> ingest token)."""
     ctx = mp.get_context("spawn")  # no fork of a process holding threads and sockets
     ctl: dict[str, Any] = {"inbox": ctx.Queue(), "go": ctx.Event(),
                            "browsers_stop": ctx.Event(), "t0": ctx.Value("d", 0.0)}
-    specs = _specs(args, backend.ws_url, run_ids)
+    specs = _specs(args, backend.ws_url, runs)
     workers = [ctx.Process(target=_worker, args=(spec, ctl), daemon=True) for spec in specs]
     inbox = ctl["inbox"]
 
@@ -640,7 +647,7 @@ def run_load(args: argparse.Namespace, backend: Backend, run_ids: list[str]) -> 
     try:
         for w in workers:
             w.start()
-        with stage(f"{len(workers)} worker(s): open {len(run_ids)} ingest and "
+        with stage(f"{len(workers)} worker(s): open {len(runs)} ingest and "
                    f"{args.browsers} browser sockets"):
             collect("ready", START_TIMEOUT)
         psutil.cpu_percent()  # resets the machine-wide counter
@@ -1037,12 +1044,12 @@ def main() -> int:
     )
     # Stopped when the block ends, also on Ctrl-C or a failed stage: never left behind.
     with running_backend("cw-bench-load-", args.data) as backend:
-        with stage(f"create {args.streams} runs, stop each while queued"):
-            pool = queued_runs(backend, args.streams, prefix="bench-load")
+        with stage(f"create {args.streams} runs of kind sdk"):
+            pool = sdk_runs(backend, args.streams, prefix="bench-load")
         time.sleep(1.0)
         m.idle_rss = backend.rss()
         m.idle_cpu = backend.idle_cpu(2.0)
-        outcome = run_load(args, backend, pool.ids)
+        outcome = run_load(args, backend, {r: pool.tokens[r] for r in pool.ids})
         with stage("verify: GET /api/runs/{id}/metrics of every run"):
             v = verify(backend, pool.ids, outcome.streams)
         m.end_rss = backend.rss()

@@ -109,7 +109,7 @@
     fetchTicket().then(function (ticket) {
       if (live.attempt !== attempt) return; // watch() moved on meanwhile
       live.connecting = false;
-      open(runId, ticket, attempt);
+      openSocket(runId, ticket, attempt);
     }, function () {
       if (live.attempt !== attempt) return;
       live.connecting = false;
@@ -118,7 +118,7 @@
     });
   }
 
-  function open(runId, ticket, attempt) {
+  function openSocket(runId, ticket, attempt) {
     const auth = ticket ? "?token=" + encodeURIComponent(ticket) : "";
     const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId) + auth);
     live.ws = ws;

@@ -61,7 +61,10 @@ class ErrorBody(BaseModel):
 
 
 ERROR_MEANINGS = {
-    400: "The body is not JSON",
+    400: "The body is not JSON, or the Host header names a host this server does not "
+    "answer to (DNS rebinding; --allowed-host)",
+    403: "A write from a foreign browser origin, or without a JSON body or the "
+    "X-Causalwatch-Client header (CSRF)",
     404: "The run, preset, graph or log does not exist",
     409: "The run has already ended, or (restart) its config already ran",
     413: "The request body is over the size limit",

@@ -12,7 +12,7 @@ from backend.api import datasets, presets, runs, tickets, ws
 from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
 from backend.limits import BodySizeLimit
-from backend.origins import BrowserGuard
+from backend.origins import BrowserGuard, document_refusals
 from backend.schemas import Health, RunStatus
 from backend.services import Services
 from backend.settings import Settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(tickets.router)
     app.include_router(ws.router)
+    document_refusals(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -18,10 +18,13 @@ Non-browser clients (trainers, scripts, the dashboard's server side) send no Ori
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.errors import ERROR_MEANINGS
 from backend.settings import Settings
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -132,6 +135,26 @@ class BrowserGuard:
                 "or the X-Causalwatch-Client header"
             )
         return None
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Declare in OpenAPI what BrowserGuard answers: 400 to every operation, 403 to writes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # cached by FastAPI: amended once
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                writes = method.upper() not in SAFE_METHODS
+                for code in (400, 403) if writes else (400,):
+                    operation.setdefault("responses", {}).setdefault(str(code), {
+                        "description": ERROR_MEANINGS[code],
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    })
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # No page of ours may be framed (clickjacking), sniffed into another type, or leak its URL

@@ -115,11 +115,10 @@ def test_full_disk_refuses_new_runs_and_keeps_what_is_stored(
         assert srv.wait_finished(run_id)["status"] == "completed"
         before = srv.metrics(run_id)
         filler = mount / "filler.bin"
-        with filler.open("wb") as fh:  # fill the disk to the last byte
+        with filler.open("wb", buffering=0) as fh:  # to the last byte; nothing left to flush
             try:
                 while True:
                     fh.write(b"\0" * 65536)
-                    fh.flush()
             except OSError:
                 pass
         resp = srv.client.post("/api/runs", json={"preset": "synthetic"})

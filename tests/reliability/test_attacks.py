@@ -9,6 +9,7 @@ loopback port. docs/reliability.md has the table of attacks and results.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -289,17 +290,17 @@ def test_websocket_connections_are_capped(
         "CAUSALWATCH_PYTHON": str(idle_trainer_python), "CAUSALWATCH_MAX_WEBSOCKETS": "4"})
     srv.start()
     try:
-        open_ones = [connect(f"{srv.ws_url}/ws/runs", open_timeout=10) for _ in range(4)]
-        for ws in open_ones:
-            assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
-        with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as extra:
-            assert close_code(extra) == 1013
-        open_ones.pop().close()
-        time.sleep(0.5)
-        with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as again:
-            assert json.loads(again.recv(timeout=10))["type"] == "snapshot"
-        for ws in open_ones:
-            ws.close()
+        with contextlib.ExitStack() as sockets:
+            open_ones = [sockets.enter_context(connect(f"{srv.ws_url}/ws/runs",
+                                                       open_timeout=10)) for _ in range(4)]
+            for ws in open_ones:
+                assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+            with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as extra:
+                assert close_code(extra) == 1013
+            open_ones.pop().close()
+            time.sleep(0.5)
+            with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as again:
+                assert json.loads(again.recv(timeout=10))["type"] == "snapshot"
     finally:
         srv.close()
 

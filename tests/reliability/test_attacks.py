@@ -262,8 +262,13 @@ def test_the_queue_bound_holds_under_concurrent_requests(server: BackendServer) 
     body = {"preset": "synthetic",
             "overrides": {"epochs": 5, "synthetic_nodes": 5, "synthetic_edges": 5}}
 
+    start = threading.Barrier(50)
+
     def post(_: int) -> int:
-        return httpx.post(f"{server.url}/api/runs", json=body, timeout=60).status_code
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            client.get("/healthz")  # connected before the barrier: the POSTs leave together
+            start.wait()
+            return client.post("/api/runs", json=body).status_code
 
     with ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(post, range(50)))

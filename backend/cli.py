@@ -133,7 +133,10 @@ def up(argv: list[str]) -> int:
 
 # Settings fields whose flag or environment variable is not simply derived from the name.
 _ALIASES = {"CAUSALWATCH_DB": "database_url", "DATABASE_URL": "database_url"}
-_FLAGS = {"database_url": "--db"}
+_FLAGS = {
+    "database_url": "--db", "allowed_hosts": "--allowed-host",
+    "allowed_origins": "--allowed-origin",
+}
 _ENV_VARS = {"database_url": ("DATABASE_URL", "CAUSALWATCH_DB")}
 
 

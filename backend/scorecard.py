@@ -14,11 +14,14 @@ A run on a CSV without a reference graph has no F1 or SHD at all: those criteria
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from backend.thresholds import LEVEL_EPOCH, LEVEL_TARGETS, LEVELS
+from trainer.config import TrainConfig
 
 Status = Literal["met", "missed", "pending", "n/a"]
 
@@ -144,8 +147,7 @@ def evaluate_scorecard(
     While the run is live a met criterion can become missed (and back): it is judged on
     the newest record.
     """
-    planned = config.get("stop_after_epochs") or config.get("epochs")
-    planned_epochs = planned if isinstance(planned, int) else None
+    planned_epochs = _planned_epochs(config)
     levels = []
     for level in LEVELS:
         criteria = [
@@ -155,3 +157,12 @@ def evaluate_scorecard(
         ]
         levels.append({"level": level, "achieved": _achieved(criteria), "criteria": criteria})
     return {"levels": levels}
+
+
+def _planned_epochs(config: Mapping[str, Any]) -> int | None:
+    """The epochs the run trains (TrainConfig.epochs_to_run: `epochs`, or fewer with
+    `stop_after_epochs`); None for a config the trainer would not take."""
+    try:
+        return TrainConfig.model_validate(dict(config)).epochs_to_run
+    except ValidationError:
+        return None

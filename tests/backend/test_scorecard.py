@@ -188,6 +188,16 @@ def test_a_run_planned_too_short_misses_the_later_levels_at_once() -> None:
     assert set(statuses(levels["Excellent"]).values()) == {"missed"}
 
 
+def test_the_plan_is_the_epochs_the_run_trains() -> None:
+    """`stop_after_epochs` shortens a run; beyond `epochs` it changes nothing."""
+    probe = build_config("uci", {"epochs": 100, "stop_after_epochs": 10}).model_dump()
+    assert set(statuses(card(run(5), config=probe)["Minimum"]).values()) == {"missed"}
+    long_stop = build_config("uci", {"epochs": 40, "stop_after_epochs": 500}).model_dump()
+    levels = card(run(10), config=long_stop)
+    assert set(statuses(levels["Excellent"]).values()) == {"missed"}  # 40 < 50, as planned
+    assert levels["Good"]["achieved"] is None
+
+
 def no_reference_run(last: int, **overrides: Any) -> list[dict[str, Any]]:
     """A CSV run without a reference graph: no record carries F1, SHD, precision or recall."""
     unscored = dict.fromkeys(("f1", "shd", "precision", "recall", "f1_skeleton"))

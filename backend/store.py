@@ -224,12 +224,15 @@ class Store:
         stmt = select(Run).where(Run.status.in_(values)).order_by(Run.created_at, Run.id)
         return self._read(lambda session: _load_runs(session, stmt))
 
-    def count_by_status(self) -> dict[str, int]:
-        """Every status, zero included."""
+    def count_by_status(self, kinds: Sequence[RunKind] | None = None) -> dict[str, int]:
+        """Every status, zero included; of these kinds only (None: every kind)."""
 
         def work(session: Session) -> dict[str, int]:
             counts = {s.value: 0 for s in RunStatus}
-            rows = session.execute(select(Run.status, func.count()).group_by(Run.status))
+            stmt = select(Run.status, func.count()).group_by(Run.status)
+            if kinds is not None:
+                stmt = stmt.where(Run.kind.in_([RunKind(k).value for k in kinds]))
+            rows = session.execute(stmt)
             counts.update({status: n for status, n in rows})
             return counts
 

@@ -80,7 +80,8 @@ def _launch(
     # see room and all queue (50 at once had left 43 queued under a bound of 20).
     ingest_token = secrets.token_urlsafe(24)
     with _QUEUEING:
-        queued = services.store.count_by_status().get(RunStatus.queued.value, 0)
+        # The user's queue: probes wait in slots of their own and never block a user's run.
+        queued = services.store.count_by_status(USER_KINDS).get(RunStatus.queued.value, 0)
         if kind is RunKind.run and queued >= services.settings.max_queued:
             raise ApiError(
                 429,

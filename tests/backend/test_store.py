@@ -16,7 +16,7 @@ from sqlalchemy import event, inspect, text
 
 from backend.db import default_sqlite_url, make_engine, migrate
 from backend.orm import Metric
-from backend.schemas import RunStatus
+from backend.schemas import RunKind, RunStatus
 from backend.store import METRIC_FIELDS, Store, StoreError
 from trainer.protocol import EpochRecord
 
@@ -273,6 +273,12 @@ def test_runs_in_status_and_counts(store: Store) -> None:
         "completed": 1,
         "stopped": 0,
         "failed": 0,
+    }
+    store.create_run(run_id="probe", preset="uci", config=CONFIG, kind=RunKind.probe)
+    assert store.count_by_status()["queued"] == 3
+    assert store.count_by_status([RunKind.run, RunKind.sdk])["queued"] == 2
+    assert store.count_by_status([RunKind.probe]) == {
+        "queued": 1, "running": 0, "completed": 0, "stopped": 0, "failed": 0,
     }
 
 

@@ -7,13 +7,15 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
 from dash import html
 
+from dashboard import format as fmt
 from dashboard import ids
 
 STATUS_COLORS = {
@@ -63,16 +65,13 @@ def status_badge(status: str, badge_id: str | None = None) -> dbc.Badge:
 
 
 def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:g}"
-    return str(value)
+    """A config value as text: `1e-5`, `10`, `true`, `—` for none (see dashboard/format.py)."""
+    return fmt.number(value)
 
 
-def score_text(value: float | int | None, *, digits: int = 3) -> str:
-    """An F1 (3 decimals) or an SHD (an integer); a dash while there is none."""
-    if value is None:
-        return "—"
-    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+def score_text(value: float | int | None) -> str:
+    """An F1 (two decimals) or an SHD (an integer); a dash while there is none."""
+    return fmt.count(value) if isinstance(value, int) else fmt.score(value)
 
 
 def best_checkpoint_text(run: Mapping[str, Any]) -> str:
@@ -116,14 +115,16 @@ VERIFICATION_TEXT = {
 }
 
 
-def _before_after(pair: Mapping[str, Any] | None, digits: int = 3) -> str:
+def _before_after(pair: Mapping[str, Any] | None, text: Callable[[Any], str]) -> str:
+    """A probe's measurement as `before → after`, each value written by `text`."""
     if not pair:
-        return "n/a"
+        return fmt.MISSING
+    return f"{text(pair.get('before'))} → {text(pair.get('after'))}"
 
-    def fmt(v: Any) -> str:
-        return "n/a" if v is None else f"{v:.{digits}g}"
 
-    return f"{fmt(pair.get('before'))} → {fmt(pair.get('after'))}"
+def _val_recon_text(value: Any) -> str:
+    # A probe's verdict turns on a 5% change of val_recon: a fourth digit shows it.
+    return fmt.number(value, digits=4)
 
 
 def probe_rows(verification: Mapping[str, Any]) -> html.Ul:
@@ -131,10 +132,11 @@ def probe_rows(verification: Mapping[str, Any]) -> html.Ul:
     items = []
     for probe in verification.get("probes", []):
         metric = probe.get("metric") or {}
+        name = metric.get("name", "metric")
         numbers = (
-            f"{metric.get('name', 'metric')} {_before_after(metric)}, "
-            f"val_recon {_before_after(probe.get('val_recon'), 4)}, "
-            f"F1 {_before_after(probe.get('f1'))}"
+            f"{name} {_before_after(metric, partial(fmt.metric, name))}, "
+            f"val_recon {_before_after(probe.get('val_recon'), _val_recon_text)}, "
+            f"F1 {_before_after(probe.get('f1'), fmt.score)}"
             if probe["verdict"] != "pending" and "epoch" in probe else ""
         )
         text: list[Any] = [html.Code(probe["label"]), f" {probe['verdict']}"]
@@ -197,8 +199,7 @@ def scorecard_table(card: Mapping[str, Any]) -> html.Div:
                 html.Td(dbc.Badge(c["status"], color=CRITERION_COLORS.get(c["status"], "secondary"),
                                   text_color="dark" if c["status"] == "n/a" else None,
                                   className="criterion-status")),
-                html.Td("—" if c.get("observed") is None else format_value(c["observed"]),
-                        className="small"),
+                html.Td(fmt.metric(c["name"], c.get("observed")), className="small"),
             ])
             for c in level.get("criteria", [])
         ]

@@ -204,7 +204,9 @@ def test_form_values_parse_to_json_types() -> None:
 
 def test_config_diff_shows_old_and_new_values() -> None:
     html = str(config_diff({"standardize": False}, {"standardize": True}))
-    assert "standardize" in html and "False" in html and "True" in html
+    # Booleans as JSON and the launch form spell them; a missing value as a dash.
+    assert "standardize" in html and "'false'" in html and "'true'" in html
+    assert "'—'" in str(config_diff({}, {"stop_after_epochs": 40}))
     assert "no config change" in str(config_diff({}, {}))
 
 
@@ -228,8 +230,8 @@ def test_runs_table_rows_link_runs_and_parents() -> None:
 
 
 def test_f1_at_the_best_checkpoint_and_max_f1_are_labelled_apart() -> None:
-    assert best_checkpoint_text(SCORED_RUN) == "epoch 4: F1 0.123, SHD 9"
-    assert max_f1_text(SCORED_RUN) == "0.457 (epoch 8)"
+    assert best_checkpoint_text(SCORED_RUN) == "epoch 4: F1 0.12, SHD 9"
+    assert max_f1_text(SCORED_RUN) == "0.46 (epoch 8)"
     fresh = {**SCORED_RUN, "best_epoch": None, "f1_at_best": None, "shd_at_best": None,
              "max_f1_seen": None, "max_f1_epoch": None}
     assert best_checkpoint_text(fresh) == "no best checkpoint yet"

@@ -166,7 +166,7 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(
     page.wait(lambda: "Restart with this fix" in page.text(card), 60,
               "the raw_variance red flag")
     diff = page.texts(f"{card} .config-diff td")
-    assert diff == ["standardize", "False", "→", "True"], diff
+    assert diff == ["standardize", "false", "→", "true"], diff
     assert page.text(f"{card} .alert-message"), "the card explains the flag"
 
     # Docs asset: the failing run with its flags and charts, mid-run.
@@ -385,9 +385,9 @@ def test_gradient_norms_update_ratio_and_the_two_f1s_are_shown(
     run_id = _hand_fed_run(stack, 10, **fields)
     page.open(f"/run/{run_id}")
 
-    page.wait_text("#run-f1-at-best", lambda t: t == "epoch 4: F1 0.200, SHD 12", 20,
+    page.wait_text("#run-f1-at-best", lambda t: t == "epoch 4: F1 0.20, SHD 12", 20,
                    "F1/SHD at the best checkpoint")
-    assert page.text("#run-max-f1") == "0.600 (epoch 8)"
+    assert page.text("#run-max-f1") == "0.60 (epoch 8)"
     page.js("document.getElementById('graph-update-ratio').scrollIntoView({block: 'center'})")
     measured = list(range(3, 11))
     page.wait(lambda: page.trace_xs("#graph-grad-terms") == [measured] * 4, 30,

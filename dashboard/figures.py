@@ -15,6 +15,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard import format as fmt
+
 Record = Mapping[str, Any]
 
 COLORS = {
@@ -46,25 +48,46 @@ COMPARE_METRICS = {
     "update_ratio": "update ratio ‖Δθ‖/‖θ‖",
 }
 # Spanning orders of magnitude: compared on a log axis.
-LOG_METRICS = {"loss_total", "lr", "val_recon", "update_ratio",
+LOG_METRICS = {"loss_total", "lr", "val_recon", "update_ratio", "grad_norm_mean",
                *(f"grad_norm_{term}" for term in SHARES)}
+# F1 and its kin live on [0, 1]: fixed nice ticks, not ticks synced to another axis's.
+SCORE_AXIS = {"range": [0, 1.05], "tickmode": "linear", "tick0": 0, "dtick": 0.2,
+              "tickformat": ".1f"}
 EVAL_FIELDS = {"shd", "f1", "precision", "recall", "f1_skeleton", "val_recon"}
+
+
+# Plotly's toolbar (modebar) floats over the figure's top ~30 px: the title sits in a strip
+# below it, so a long title is never covered by the toolbar.
+MODEBAR_PX = 30
+TITLE_PX = 24
+
+
+def _layout(title: str, y_title: str, right: int = 20) -> dict[str, Any]:
+    """The live charts' shared layout; `right` leaves room for a second y axis."""
+    return {
+        "title": {"text": title, "x": 0.02, "xanchor": "left", "font": {"size": 15},
+                  "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": MODEBAR_PX}},
+        "margin": {"l": 55, "r": right, "t": MODEBAR_PX + TITLE_PX + 8, "b": 40},
+        "height": 300,
+        "template": "plotly_white",
+        "legend": {"orientation": "h", "y": -0.25, "x": 0},
+        "xaxis_title": "epoch",
+        "yaxis": {"title": {"text": y_title}, "hoverformat": ".3~g"},
+        "uirevision": "keep",  # live extensions keep the user's zoom
+    }
+
+
+# A log axis labels its decades as powers of ten (10⁻⁵, not Plotly's "10µ", which reads as
+# a unit), and few ticks: over a decade or two Plotly's default labelled every digit 2…9
+# between decades, a wall of small numbers; with at most 4 it labels 2 and 5 at most.
+LOG_AXIS = {"type": "log", "exponentformat": "power", "nticks": 4}
 
 
 def _base(title: str, y_title: str, *, log_y: bool = False) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(
-        title={"text": title, "x": 0.02, "font": {"size": 15}},
-        margin={"l": 55, "r": 20, "t": 40, "b": 40},
-        height=280,
-        template="plotly_white",
-        legend={"orientation": "h", "y": -0.25, "x": 0},
-        xaxis_title="epoch",
-        yaxis_title=y_title,
-        uirevision="keep",  # live extensions keep the user's zoom
-    )
+    fig.update_layout(_layout(title, y_title))
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(LOG_AXIS)
     return fig
 
 
@@ -85,13 +108,21 @@ def _line(
 
 
 def _guides(
-    fig: go.Figure, values: Sequence[float], labels: Sequence[str], yref: str = "y"
+    fig: go.Figure, lines: Sequence[tuple[float, str]], yref: str = "y", *,
+    first_slot: int = 0, slots: int | None = None,
 ) -> None:
-    for value, label in zip(values, labels, strict=True):
-        fig.add_hline(
-            y=value, yref=yref, line={"dash": "dot", "color": COLORS["guide"], "width": 1},
-            annotation_text=label, annotation_position="top left",
-            annotation_font={"size": 10, "color": COLORS["guide"]},
+    """Dotted guide lines, each labelled in its own slot along the x axis: lines a few units
+    apart (clip's 5% and 10%, logit std's 0.05/0.1/0.2 on a 0–3 axis) would otherwise print
+    their labels on top of each other. Slots are fractions of the plot's width, so the labels
+    stay apart at any zoom and whatever range the live data gives the y axis."""
+    slots = slots or len(lines)
+    for i, (value, label) in enumerate(lines):
+        fig.add_hline(y=value, yref=yref,
+                      line={"dash": "dot", "color": COLORS["guide"], "width": 1})
+        fig.add_annotation(
+            x=(first_slot + i) / slots, xref="paper", xanchor="left", y=value, yref=yref,
+            yanchor="bottom", text=label, showarrow=False,
+            font={"size": 10, "color": COLORS["guide"]},
         )
 
 
@@ -106,7 +137,7 @@ def level_guides(thresholds: Mapping[str, Any]) -> Guides:
     out = []
     for metric, target in thresholds.get("level_targets", {}).items():
         lines = tuple(
-            (float(value), f"{value:g}{'%' if metric == 'clip_pct' else ''} {level.lower()}")
+            (float(value), f"{fmt.metric(metric, float(value))} {level.lower()}")
             for level, value in target["by_level"].items()
             if value is not None
         )
@@ -115,9 +146,10 @@ def level_guides(thresholds: Mapping[str, Any]) -> Guides:
     return tuple(out)
 
 
-def _level_lines(fig: go.Figure, guides: Guides, metric: str, yref: str = "y") -> None:
-    lines = dict(guides).get(metric, ())
-    _guides(fig, [v for v, _ in lines], [label for _, label in lines], yref=yref)
+def _level_lines(
+    fig: go.Figure, guides: Guides, metric: str, yref: str = "y", slots: int | None = None
+) -> None:
+    _guides(fig, dict(guides).get(metric, ()), yref=yref, slots=slots)
 
 
 def clip_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Figure:
@@ -129,14 +161,16 @@ def clip_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Fig
 
 
 def loss_shares_figure(records: Sequence[Record]) -> go.Figure:
-    fig = _base("Loss breakdown (share of the summed terms)", "% of loss")
+    """Each term's share of the summed weighted terms, one line per term on a log axis.
+
+    Not a stacked area: when recon takes 99.99999% the regularizers' 1e-8% is the finding
+    (nothing pushes the graph to be sparse or acyclic), and a 0–100% stack draws it as one
+    solid block of recon. On a log axis 1e-8% sits eight decades below 1%, where the healthy
+    shares (2–20%) are. A share of exactly 0 (a term switched off) shows as a gap."""
+    fig = _base("Loss breakdown (% of the summed terms, log axis)", "% of loss", log_y=True)
     for term in SHARES:
-        x, y = _series(records, f"share_{term}")
-        fig.add_trace(go.Scatter(
-            x=x, y=y, name=term, stackgroup="shares", mode="lines",
-            line={"width": 0.5, "color": COLORS[term]}, meta={"field": f"share_{term}"},
-        ))
-    fig.update_yaxes(range=[0, 100])
+        fig.add_trace(_line(records, f"share_{term}", term, line={"color": COLORS[term]}))
+    fig.update_yaxes(hoverformat=".2~g", ticksuffix="%")
     return fig
 
 
@@ -185,8 +219,12 @@ def update_ratio_figure(records: Sequence[Record]) -> go.Figure:
 
 
 def lr_figure(records: Sequence[Record]) -> go.Figure:
-    fig = _base("Learning rate (SEM weights)", "lr", log_y=True)
+    """One run's schedule on a linear axis, as TensorBoard and W&B draw it: warmup's ramp and
+    the cosine's shape read directly, where a log axis over its one or two decades labelled
+    every digit between them. Runs with different learning rates compare on a log axis."""
+    fig = _base("Learning rate (SEM weights)", "lr")
     fig.add_trace(_line(records, "lr", "lr", line={"color": COLORS["disen"]}))
+    fig.update_yaxes(rangemode="tozero", exponentformat="power", nticks=5)
     return fig
 
 
@@ -219,22 +257,21 @@ def accuracy_figure(
                            showarrow=False, font={"size": 13, "color": COLORS["guide"]})
         return fig  # no traces: the live extension has nothing to extend here
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.update_layout(  # the same settings as _base, without copying a whole layout
-        title={"text": f"SHD and F1 vs the {reference_kind}", "x": 0.02, "font": {"size": 15}},
-        margin={"l": 55, "r": 55, "t": 40, "b": 40}, height=280, template="plotly_white",
-        legend={"orientation": "h", "y": -0.25, "x": 0}, xaxis_title="epoch",
-        yaxis_title="SHD", uirevision="keep",
-    )
+    fig.update_layout(_layout(f"SHD and F1 vs the {reference_kind}", "SHD", right=55))
     fig.add_trace(_line(records, "shd", "SHD", markers=True, line={"color": COLORS["bad"]}),
                   secondary_y=False)
     fig.add_trace(_line(records, "f1", "F1", markers=True, line={"color": COLORS["sparse"]}),
                   secondary_y=True)
     fig.add_trace(_line(records, "f1_skeleton", "skeleton F1", markers=True,
                         line={"color": COLORS["disen"], "dash": "dash"}), secondary_y=True)
-    fig.update_yaxes(title_text="F1", range=[0, 1.02], secondary_y=True)
+    # The SHD axis keeps the grid; a second grid on F1's ticks would cross it.
+    fig.update_yaxes(title_text="F1", showgrid=False, secondary_y=True, **SCORE_AXIS)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
-    _guides(fig, (reference_edges,), (f"SHD {reference_edges} = empty graph",))
-    _level_lines(fig, guides, "f1", yref="y2")
+    # The F1 levels take the first slots, the SHD line the last: four labels, four places.
+    f1_levels = len(dict(guides).get("f1", ()))
+    _level_lines(fig, guides, "f1", yref="y2", slots=f1_levels + 1)
+    _guides(fig, ((reference_edges, f"SHD {reference_edges} = empty graph"),),
+            first_slot=f1_levels, slots=f1_levels + 1)
     return fig
 
 

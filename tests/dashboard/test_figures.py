@@ -14,13 +14,17 @@ from dashboard.components import (
     config_diff,
     max_f1_text,
     parse_field,
+    probe_rows,
     run_reference,
     runs_table_rows,
     scorecard_table,
 )
 from dashboard.figures import (
     EVAL_FIELDS,
+    MODEBAR_PX,
     NO_REFERENCE_NOTE,
+    SHARES,
+    TITLE_PX,
     adjacency_figure,
     compare_figure,
     empty_live_figures,
@@ -273,3 +277,78 @@ def test_level_guides_come_from_the_backends_thresholds() -> None:
     moved = as_dict()
     moved["level_targets"]["clip_pct"]["by_level"]["Good"] = 20.0
     assert 20.0 in lines(live_figures([], 13, "ground truth", 1.0, level_guides(moved))["clip"])
+
+
+def test_the_f1_axis_has_nice_ticks_from_0_to_1() -> None:
+    fig = live_figures(records(6), 13, "ground truth")["accuracy"]
+    f1 = fig.layout.yaxis2
+    assert f1.title.text == "F1" and list(f1.range) == [0, 1.05]
+    # Not Plotly's ticks synced to the SHD axis (0.206, 0.413, 0.619, ...).
+    assert (f1.tickmode, f1.tick0, f1.dtick) == ("linear", 0, 0.2)
+    assert f1.showgrid is False  # one grid, the SHD axis's
+
+
+def test_loss_shares_are_lines_on_a_log_axis_so_tiny_shares_show() -> None:
+    rows = [{**r, "share_recon": 100.0 - 3e-8, "share_sparse": 1e-8, "share_disen": 2e-8}
+            for r in records(6)]
+    fig = live_figures(rows, 13, "ground truth")["loss-shares"]
+    assert fig.layout.yaxis.type == "log"
+    assert all(t.stackgroup is None for t in fig.data)  # not a 0–100% stack
+    assert [t.meta["field"] for t in fig.data] == [f"share_{t}" for t in SHARES]
+    assert list(fig.data[1].y) == [1e-8] * 6  # drawn as measured, eight decades below 1%
+
+
+def test_log_axes_where_values_span_decades_and_lr_linear() -> None:
+    figs = live_figures(records(6), 13, "ground truth", 1.0)
+    for name in ("loss-shares", "loss-total", "grad-terms", "update-ratio"):
+        axis = figs[name].layout.yaxis
+        assert axis.type == "log" and axis.exponentformat == "power", name
+        assert axis.nticks <= 4, name  # decades (and 2, 5), never every digit 2…9
+    assert figs["lr"].layout.yaxis.type != "log"
+    # A healthy run's gradient norm next to an exploding parent's: only a log axis shows both.
+    assert compare_figure({"a": records(4)}, "grad_norm_mean").layout.yaxis.type == "log"
+
+
+def test_titles_sit_below_the_plotly_toolbar() -> None:
+    figs = live_figures(records(4), 13, "ground truth", 1.0)
+    for name, fig in [*figs.items(), ("compare", compare_figure({"a": records(4)}, "f1"))]:
+        title = fig.layout.title
+        assert title.yref == "container" and title.yanchor == "top", name
+        assert title.pad.t >= MODEBAR_PX, name  # the toolbar's strip stays free
+        assert fig.layout.margin.t >= MODEBAR_PX + TITLE_PX, name
+
+
+def test_guide_labels_take_distinct_places() -> None:
+    from backend.thresholds import as_dict
+
+    figs = live_figures(records(4), 13, "ground truth", 1.0, level_guides(as_dict()))
+    for name in ("clip", "logit-std", "accuracy"):
+        labels = [a for a in figs[name].layout.annotations if a.xref == "paper"]
+        xs = [a.x for a in labels]
+        assert len(labels) >= 3 and len(set(xs)) == len(xs), (name, xs)
+        # Each label owns a slot of the width: a neighbour's starts after it.
+        gaps = [b - a for a, b in zip(sorted(xs), sorted(xs)[1:], strict=False)]
+        assert min(gaps) >= 0.2, (name, xs)
+    texts = [a.text for a in figs["accuracy"].layout.annotations]
+    assert "0.20 minimum" in texts and "SHD 13 = empty graph" in texts
+    assert "0.05 minimum" in [a.text for a in figs["logit-std"].layout.annotations]
+
+
+def test_scorecard_and_probe_numbers_are_formatted() -> None:
+    card = {"levels": [{"level": "Minimum", "achieved": False, "criteria": [
+        {"name": "clip_pct", "description": "", "status": "missed", "observed": 85.9649},
+        {"name": "f1", "description": "", "status": "missed", "observed": 0.210526},
+        {"name": "logit_std", "description": "", "status": "met", "observed": 2.94428},
+        {"name": "shd", "description": "", "status": "pending", "observed": None},
+    ]}]}
+    html = str(scorecard_table(card))
+    for shown in ("'86.0%'", "'0.21'", "'2.94'", "'—'"):
+        assert shown in html, shown
+    assert "0.210526" not in html and "None" not in html.replace("text_color=None", "")
+    probes = str(probe_rows({"probes": [{
+        "label": "standardize", "verdict": "verified", "epoch": 10,
+        "metric": {"name": "clip_pct", "before": 100.0, "after": 54.36},
+        "val_recon": {"before": 408100.0, "after": 1.17912},
+        "f1": {"before": 0.0526, "after": None},
+    }]}))
+    assert "clip_pct 100% → 54.4%, val_recon 4.081e5 → 1.179, F1 0.05 → —" in probes

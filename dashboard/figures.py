@@ -311,6 +311,12 @@ def live_figures(
     }
 
 
+# The adjacency's height, fixed: cells near square for 13 variables (UCI's) beside the
+# reference panel, smaller cells for more. A height left to the layout followed the red-flag
+# column beside it (1,100-2,000 px, jumping as flags arrived).
+ADJACENCY_HEIGHT = 480
+
+
 def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] | None,
                      reference_edges: Sequence[Sequence[str]] | None) -> go.Figure:
     """Learned edge probabilities beside the reference graph (row = cause, column = effect);
@@ -342,7 +348,7 @@ def adjacency_figure(graph: Mapping[str, Any] | None, variables: Sequence[str] |
         fig.update_yaxes(autorange="reversed")
         if reference_edges is None:  # one panel alone: square cells, not the full width
             fig.update_yaxes(scaleanchor="x", constrain="domain")
-    fig.update_layout(height=380, margin={"l": 90, "r": 20, "t": 40, "b": 90},
+    fig.update_layout(height=ADJACENCY_HEIGHT, margin={"l": 90, "r": 20, "t": 40, "b": 90},
                       template="plotly_white")
     fig.update_xaxes(tickangle=45, tickfont={"size": 9})
     fig.update_yaxes(tickfont={"size": 9})

@@ -169,6 +169,7 @@
    * (hundreds of ms at thousands of epochs), and nobody sees those. A chart that scrolls
    * into view, or a tab that comes back, catches up on the next flush. */
   const onScreen = new Set();
+  const reported = new Set(); // charts the observer has reported on at least once
   let observer = null;
 
   function visible(graphId) {
@@ -177,6 +178,7 @@
       observer = new IntersectionObserver(function (entries) {
         let appeared = false;
         entries.forEach(function (entry) {
+          reported.add(entry.target.id);
           if (entry.isIntersecting) {
             appeared = appeared || !onScreen.has(entry.target.id);
             onScreen.add(entry.target.id);
@@ -195,7 +197,17 @@
       outer.dataset.cwObserved = "1"; // a re-rendered page brings new elements: observe those
       observer.observe(outer);
     }
+    if (outer && !reported.has(graphId) && nearViewport(outer)) {
+      // The observer reports asynchronously, after its first frame: measured now, a chart
+      // in view is drawn on this flush, not one flush (and a Dash round) later.
+      onScreen.add(graphId);
+    }
     return !document.hidden && onScreen.has(graphId);
+  }
+
+  function nearViewport(element) {
+    const r = element.getBoundingClientRect();
+    return r.width > 0 && r.bottom > -200 && r.top < window.innerHeight + 200;
   }
 
   /* The plotted data of a dcc.Graph, as Plotly holds it (extendData does not update the
@@ -331,9 +343,18 @@
         if (pending) scheduleFlush(200); // charts still mounting: try again shortly
         return out;
       },
-      progress: function (payload) {
-        const noUpdate = window.dash_clientside.no_update;
-        if (!payload || !payload.last) return [noUpdate, noUpdate, noUpdate];
+      /* The progress bar and line, and the charts' placeholder. `state` is the server's
+       * (dashboard/run_state.py): a finished run's line is final there and nothing moves;
+       * a live one is drawn here from each record, or shows what it waits for. */
+      progress: function (payload, state) {
+        const st = state || { live: true, text: "" };
+        const count = payload && payload.run_id === live.runId ? payload.count : 0;
+        const waiting = [st.waiting || "loading the run's epochs…",
+          count ? "run-waiting d-none" : "run-waiting"];
+        if (!st.live) {
+          return [st.value, st.label, false, false, st.color, st.text].concat(waiting);
+        }
+        if (!payload || !payload.last) return [0, "", true, true, "primary", st.text].concat(waiting);
         const last = payload.last;
         const total = payload.epochs_total || last.epoch;
         const best = payload.best_epoch;
@@ -342,7 +363,7 @@
         const text = label + " · ETA " + formatSeconds(last.eta_seconds) +
           // The label-free best checkpoint (lowest val_recon), not the epoch of the best F1.
           (best ? " · best checkpoint: epoch " + best : "");
-        return [pct, label, text];
+        return [pct, label, true, true, "primary", text].concat(waiting);
       },
     },
   });

@@ -12,26 +12,19 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
 from dashboard.client import BackendError
-from dashboard.components import (
-    alert_card,
-    best_checkpoint_text,
-    has_reference,
-    max_f1_text,
-    run_reference,
-    scorecard_table,
-    status_badge,
-)
-from dashboard.figures import (
-    NO_REFERENCE_NOTE,
-    adjacency_figure,
-    empty_live_figures,
-    level_guides,
-)
+from dashboard.components import run_reference
+from dashboard.figures import ADJACENCY_HEIGHT, empty_live_figures, level_guides
 from dashboard.links import download_path
+from dashboard.run_panels import read_view, render_panels
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+# Over the charts until their first points: a message, not empty axes.
+WAITING_STYLE = {"position": "absolute", "inset": 0, "zIndex": 5, "pointerEvents": "none",
+                 "background": "rgba(255, 255, 255, 0.85)", "paddingTop": "120px",
+                 "textAlign": "center", "fontSize": "1.1rem", "color": "#7b8a8b"}
+STOPPING_TEXT = "Stopping: the trainer finishes its current epoch, then ends."
 
 
 def _clip_norm(run: dict[str, Any]) -> float | None:
@@ -43,11 +36,17 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     if not run_id:
         return dbc.Alert("No run given.", color="warning")
     try:
-        run = client.get().run(run_id)
-        guides = level_guides(client.get().thresholds())
+        api = client.get()
+        # The panels are rendered here, with the page: a reopened run shows its flags with
+        # the page, not after a callback that waits for the browser to draw the charts.
+        view = read_view(api, run_id)
+        guides = level_guides(api.thresholds())
     except BackendError as err:
         return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
                          className="mt-3")
+    run = view.run
+    panels = render_panels(view, {})
+    state = panels.state
     ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
     figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides)
@@ -61,30 +60,39 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                    color="secondary", outline=True, size="sm", id=f"download-{what}")
         for what, label in (("csv", "metrics CSV"), ("json", "metrics JSON"), ("log", "log"))
     ])
+    live = state["live"]
     return html.Div([
         dcc.Store(id=ids.RUN_ID, data=run_id),
         dcc.Store(id=ids.LIVE_METRICS),
         dcc.Store(id=ids.LIVE_EVENT),
         dcc.Store(id=ids.LIVE_STATUS),
-        dcc.Store(id=ids.RUN_SHOWN, data={"header": _header_key(run)}),
+        dcc.Store(id=ids.RUN_SHOWN, data=panels.shown),
+        dcc.Store(id=ids.RUN_STATE, data=state),
         dcc.Store(id=ids.RESTART_REQUEST),
         dcc.Location(id=ids.RUN_REDIRECT, refresh=True),
-        html.Div(id=ids.RUN_HEADER, children=_header(run), className="mt-3"),
+        html.Div(id=ids.RUN_HEADER, children=panels.header, className="mt-3"),
         # Outside the header: a re-rendered header must not swallow a click on Stop.
-        dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2",
-                   disabled=not _stoppable(run)),
+        dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2 me-2",
+                   disabled=panels.stop_disabled, style=panels.stop_style),
         # Acts on the text advice too: any change to this run's config, as a linked restart.
         dbc.Button("Edit and restart", id=ids.RUN_EDIT, href="/new?from=" + quote(run_id, safe=""),
-                   color="primary", outline=True, size="sm", className="mt-2 ms-2"),
+                   color="primary", outline=True, size="sm", className="mt-2"),
         dbc.Row([
-            dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0, label="", striped=True,
+            # Striped and moving only while the run lives: a finished bar holds still.
+            dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0 if live else state["value"],
+                                 label="" if live else state["label"], striped=live,
+                                 animated=live, color="primary" if live else state["color"],
                                  style={"height": "22px"}), md=6),
-            dbc.Col(html.Span(id=ids.RUN_PROGRESS_TEXT, className="small"), md=4),
+            dbc.Col(html.Span(state["text"], id=ids.RUN_PROGRESS_TEXT, className="small"), md=4),
             dbc.Col(downloads, md=2, className="text-end"),
         ], className="my-2 align-items-center"),
         dbc.Alert(id=ids.RUN_MESSAGE, is_open=False, dismissable=True),
+        dbc.Alert(STOPPING_TEXT, id=ids.RUN_STOPPING, color="info", is_open=False,
+                  dismissable=True),
         dbc.Row([
             dbc.Col([
+                html.Div(state["waiting"] or "loading the run's epochs…", id=ids.RUN_WAITING,
+                         className="run-waiting", style=WAITING_STYLE),
                 dbc.Row([dbc.Col(graphs["clip"], lg=6), dbc.Col(graphs["logit-std"], lg=6)]),
                 dbc.Row([dbc.Col(graphs["loss-shares"], lg=6),
                          dbc.Col(graphs["loss-total"], lg=6)]),
@@ -92,63 +100,18 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
                 dbc.Row([dbc.Col(graphs["grad-terms"], lg=6),
                          dbc.Col(graphs["update-ratio"], lg=6)]),
                 dbc.Row([dbc.Col(graphs["lr"], lg=6)]),
-                dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG, figure=adjacency_figure(
-                    None, None, [] if ref_size is not None else None)),
-            ], xl=8),
+                # A fixed height: left to the layout, it followed the red-flag column.
+                dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG, figure=panels.heatmap,
+                          style={"height": f"{ADJACENCY_HEIGHT}px"}),
+            ], xl=8, style={"position": "relative"}),
             dbc.Col([
                 html.H5("Red flags"),
-                html.Div(id=ids.ALERTS, children=html.Div("none yet", className="text-muted")),
+                html.Div(id=ids.ALERTS, children=panels.cards),
                 html.H5("Scorecard", className="mt-3"),
-                html.Div(id=ids.SCORECARD),
+                html.Div(id=ids.SCORECARD, children=panels.scorecard),
             ], xl=4),
-        ]),
+        ], className="align-items-start"),
     ])
-
-
-def _header(run: dict[str, Any]) -> html.Div:
-    parent = run.get("parent_id")
-    lineage: list[Any] = []
-    if parent:
-        lineage = [" · restarted from ", dcc.Link(parent, href=f"/run/{parent}"), " · ",
-                   dcc.Link("compare with parent", href=f"/compare?runs={parent},{run['id']}",
-                            id="compare-with-parent")]
-    children = run.get("children") or []
-    if children:
-        lineage += [" · restarts: "] + [
-            dcc.Link(c, href=f"/run/{c}", className="me-1") for c in children
-        ]
-    reason = run.get("status_reason")
-    return html.Div([
-        html.H3([run.get("name") or run["id"], status_badge(run["status"], ids.RUN_STATUS)]),
-        html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
-                 className="text-muted small"),
-        _scores(run),
-        html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,
-    ])
-
-
-def _scores(run: dict[str, Any]) -> html.Div:
-    """The best checkpoint's F1/SHD beside the highest F1 seen, each named for what it is."""
-    ref_size, ref_kind = run_reference(run)
-    scored = f"F1/SHD vs the {ref_kind}" if ref_size is not None else NO_REFERENCE_NOTE
-    return html.Div([
-        html.Span("best checkpoint (label-free, lowest val_recon): ", className="text-muted"),
-        html.Span(best_checkpoint_text(run), id=ids.RUN_F1_AT_BEST),
-        html.Span(" · max F1 seen at any evaluation: ", className="text-muted"),
-        html.Span(max_f1_text(run), id=ids.RUN_MAX_F1),
-        html.Span(f" · {scored}", className="text-muted"),
-    ], className="small mt-1")
-
-
-def _header_key(run: dict[str, Any]) -> list[Any]:
-    """What the header shows: it is re-rendered only when this changes."""
-    return [run.get("name"), run["status"], run.get("status_reason"), run.get("children"),
-            *(run.get(k) for k in ("best_epoch", "f1_at_best", "shd_at_best", "max_f1_seen",
-                                   "max_f1_epoch"))]
-
-
-def _stoppable(run: dict[str, Any]) -> bool:
-    return run["status"] in ("queued", "running")
 
 
 # Subscribe the page to the backend's live stream (assets/live.js).
@@ -171,77 +134,82 @@ dash.clientside_callback(
     ClientsideFunction(namespace="causalwatch", function_name="progress"),
     Output(ids.RUN_PROGRESS, "value"),
     Output(ids.RUN_PROGRESS, "label"),
+    Output(ids.RUN_PROGRESS, "striped"),
+    Output(ids.RUN_PROGRESS, "animated"),
+    Output(ids.RUN_PROGRESS, "color"),
     Output(ids.RUN_PROGRESS_TEXT, "children"),
+    Output(ids.RUN_WAITING, "children"),
+    Output(ids.RUN_WAITING, "className"),
     Input(ids.LIVE_METRICS, "data"),
+    Input(ids.RUN_STATE, "data"),
 )
 
 
 @dash.callback(
     Output(ids.RUN_HEADER, "children"),
     Output(ids.RUN_STOP, "disabled"),
+    Output(ids.RUN_STOP, "style"),
     Output(ids.ALERTS, "children"),
     Output(ids.SCORECARD, "children"),
     Output(ids.HEATMAP, "figure"),
+    Output(ids.RUN_STATE, "data"),
     Output(ids.RUN_SHOWN, "data"),
     Input(ids.LIVE_EVENT, "data"),
     State(ids.RUN_ID, "data"),
     State(ids.RUN_SHOWN, "data"),
+    # The layout rendered every panel: only a live event can change one.
+    prevent_initial_call=True,
 )
 def refresh_panels(
     event: dict[str, Any] | None, run_id: str, shown: dict[str, Any] | None
 ) -> tuple[Any, ...]:
-    """Status, alerts, scorecard and adjacency: re-read from the API on every live event.
+    """Status, alerts, scorecard, adjacency and progress state, re-read on every live event.
 
     Everything is re-read whatever the event was: Dash keeps only the newest call's result,
-    so an alert event's update can be superseded by the next graph event's. A panel is
-    re-rendered only when what it shows changed: replacing the header or the alert cards
-    while the user clicks Stop or "restart with fix" would lose the click.
+    so an alert event's update can be superseded by the next graph event's.
     """
-    shown = shown or {}
-    api = client.get()
     try:
-        run = api.run(run_id)
-        alerts = api.alerts(run_id)
-        card = api.scorecard(run_id)
-        graph = api.graph(run_id)
+        view = read_view(client.get(), run_id)
     except BackendError as err:
         raise PreventUpdate from err  # the banner already says the backend is away
-    now = {
-        "header": _header_key(run),
-        # A card changes when its probes report, not only when a new alert arrives.
-        "alerts": [[a["id"], a.get("verification")] for a in alerts],
-        "graph": graph["epoch"] if graph else None,
+    p = render_panels(view, shown or {})
+    return (p.header, p.stop_disabled, p.stop_style, p.cards, p.scorecard, p.heatmap, p.state,
+            p.shown)
+
+
+# "Stopping…" from the click until the run has ended. Decided in the browser from both: the
+# stop request's answer and the status event race, and whichever came last would win.
+dash.clientside_callback(
+    """
+    function (clicks, state) {
+        return !!clicks && !!state && state.live;
     }
-    header = _header(run) if now["header"] != shown.get("header") else dash.no_update
-    cards: Any = dash.no_update
-    if now["alerts"] != shown.get("alerts"):
-        cards = [alert_card(a, run["config"], can_restart=True) for a in alerts] or [
-            html.Div("none yet", className="text-muted")
-        ]
-    heatmap: Any = dash.no_update
-    if now["graph"] != shown.get("graph", -1):
-        data = run.get("data") or {}
-        reference = (data.get("reference_edges") or []) if has_reference(run) else None
-        heatmap = adjacency_figure(graph, data.get("variables"), reference)
-    return header, not _stoppable(run), cards, scorecard_table(card), heatmap, now
+    """,
+    Output(ids.RUN_STOPPING, "is_open"),
+    Input(ids.RUN_STOP, "n_clicks"),
+    Input(ids.RUN_STATE, "data"),
+    prevent_initial_call=True,
+)
 
 
 @dash.callback(
     Output(ids.RUN_MESSAGE, "children", allow_duplicate=True),
     Output(ids.RUN_MESSAGE, "color", allow_duplicate=True),
     Output(ids.RUN_MESSAGE, "is_open", allow_duplicate=True),
+    Output(ids.RUN_STOPPING, "is_open", allow_duplicate=True),
     Input(ids.RUN_STOP, "n_clicks"),
     State(ids.RUN_ID, "data"),
     prevent_initial_call=True,
 )
-def stop_run(clicks: int | None, run_id: str) -> tuple[str, str, bool]:
+def stop_run(clicks: int | None, run_id: str) -> tuple[str, str, bool, bool]:
     if not clicks:
         raise PreventUpdate
     try:
         client.get().stop(run_id)
     except BackendError as err:
-        return f"Could not stop the run: {err.message}.", "danger", True
-    return "Stopping: the trainer finishes its current epoch, then ends.", "info", True
+        # Not stopping after all: the message says why instead.
+        return f"Could not stop the run: {err.message}.", "danger", True, False
+    raise PreventUpdate  # the "Stopping…" banner and the status event say the rest
 
 
 # A click on "restart with fix" is taken in the browser first: a server callback on the

@@ -1,0 +1,171 @@
+"""The run page's frame in a real browser: the adjacency's height, a finished run's final
+line, the waiting states of a queued or starting run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend_server import BackendServer, free_port
+from dashboard_browser import DashboardPage
+from selenium.webdriver.chrome.webdriver import WebDriver
+from websockets.sync.client import connect
+
+from trainer.protocol import EpochRecord
+
+# The run page's bound for the adjacency: a few hundred pixels, never the red-flag column's.
+MAX_HEATMAP_PX = 700
+VARIABLES = [f"X{i}" for i in range(13)]
+FINISHED_LOOK = """
+const bar = document.querySelector('#run-progress .progress-bar');
+const stop = document.getElementById('run-stop');
+const banner = document.getElementById('run-stopping');
+return {text: document.getElementById('run-progress-text').innerText,
+        striped: !!bar && bar.className,
+        stopShown: !!stop && stop.offsetParent !== null,
+        stopDisabled: !!stop && stop.disabled,
+        stopping: !!banner && banner.offsetParent !== null};
+"""
+
+
+def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
+    record = {name: 0.0 for name in EpochRecord.model_fields}
+    record.update(
+        run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
+        loss_recon=1.4, loss_sparse=0.3, loss_acyclic=0.1, loss_disen=0.2, share_recon=70.0,
+        share_sparse=15.0, share_acyclic=5.0, share_disen=10.0, clip_pct=10.0, logit_std=0.5,
+        edges_at_05=3, edges_tuned=3, edges_topk=13, threshold_tuned=0.5, shd=None, f1=None,
+        precision=None, recall=None, f1_skeleton=None, val_recon=None, is_best=False,
+        epoch_seconds=0.1, eta_seconds=30.0, lr=1e-4,
+    )
+    record.update(fields)
+    return record
+
+
+def _feed(stack: BackendServer, run_id: str, messages: list[tuple[str, dict[str, Any]]],
+          first_seq: int = 1) -> None:
+    """Send protocol messages as a run of kind sdk's own process does, each acknowledged."""
+    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10,
+                 additional_headers=stack.ingest_headers(run_id)) as ws:
+        for seq, (kind, payload) in enumerate(messages, start=first_seq):
+            ws.send(json.dumps({"v": 1, "type": kind, "run_id": run_id, "seq": seq, **payload}))
+            reply = json.loads(ws.recv(timeout=30))
+            assert reply["type"] == "ack", reply
+
+
+def _heatmap_px(page: DashboardPage) -> float:
+    return float(page.js(
+        "return document.getElementById('graph-adjacency').getBoundingClientRect().height"
+    ))
+
+
+def test_the_adjacency_keeps_its_height_as_red_flags_arrive(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    run_id = str(stack.create_sdk("synthetic", epochs=40)["id"])
+    edges = [[VARIABLES[i], VARIABLES[i + 1]] for i in range(12)]
+    probabilities = [[0.1] * 13 for _ in range(13)]
+    _feed(stack, run_id, [
+        ("started", {"config": {}, "data": {"variables": VARIABLES, "reference_edges": edges,
+                                            "reference_kind": "ground truth"}}),
+        ("epoch", {"record": _record(run_id, 1)}),
+        ("epoch", {"record": _record(run_id, 2)}),
+        ("graph", {"epoch": 2, "probabilities": probabilities}),  # evaluated every 2 epochs
+    ])
+    page.open(f"/run/{run_id}")
+    page.wait_text("#graph-adjacency", lambda t: "epoch 2" in t, 20, "the adjacency of epoch 2")
+    page.find("#graph-adjacency .js-plotly-plot")
+    before = _heatmap_px(page)
+    assert 300 <= before <= MAX_HEATMAP_PX, before
+
+    # A collapsed, clipped run: several red flags, a tall column beside the charts.
+    _feed(stack, run_id, [
+        ("epoch", {"record": _record(run_id, e, clip_pct=100.0, logit_std=0.01, edges_at_05=0,
+                                     edges_tuned=0, share_recon=100.0, share_sparse=0.0,
+                                     share_acyclic=0.0, share_disen=0.0)})
+        for e in range(3, 16)
+    ], first_seq=10)
+    page.wait(lambda: len(page.find_all(".alert-card")) >= 3, 30, "three red flags")
+    page.wait(lambda: page.js("return document.getElementById('run-alerts')"
+                              ".getBoundingClientRect().height") > before, 10,
+              "a red-flag column taller than the adjacency")
+    assert _heatmap_px(page) == before
+    page.assert_clean()
+
+
+def test_a_finished_run_shows_how_it_ended_and_nothing_that_moves(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    run_id = str(stack.create_sdk("synthetic", epochs=20)["id"])
+    summary = {"status": "early_stopped", "reason": "no val_recon improvement", "epochs_run": 5}
+    _feed(stack, run_id, [*(("epoch", {"record": _record(run_id, e)}) for e in range(1, 6)),
+                          ("finished", {"summary": summary})])
+    assert stack.wait_finished(run_id)["status"] == "completed"
+
+    page.open(f"/run/{run_id}")
+    page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) == 5, 20, "5 epochs drawn")
+    look = page.js(FINISHED_LOOK)
+    assert look["text"] == "completed · 5 of 20 epochs (early stop)", look
+    assert "striped" not in look["striped"] and "animated" not in look["striped"], look
+    assert not look["stopShown"] and look["stopDisabled"] and not look["stopping"], look
+    assert not page.js("return document.getElementById('run-waiting').offsetParent")
+    page.assert_clean()
+
+
+def test_a_stopped_run_loses_its_eta_and_stripes_live(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    run_id = str(stack.create_sdk("synthetic", epochs=20)["id"])
+    page.open(f"/run/{run_id}")
+    # No epoch yet: the charts say what they wait for, not empty axes.
+    waiting = page.wait_text("#run-waiting", bool, 10, "the charts' placeholder")
+    assert waiting == "waiting for the first epoch from your training process", waiting
+    assert page.text("#run-progress-text") == waiting
+
+    _feed(stack, run_id, [("epoch", {"record": _record(run_id, e)}) for e in range(1, 4)])
+    page.wait_text("#run-progress-text", lambda t: t.startswith("epoch 3 / 20 · ETA"), 20,
+                   "the live line")
+    assert not page.js("return document.getElementById('run-waiting').offsetParent")
+    page.click("#run-stop")
+    page.wait(lambda: page.js(FINISHED_LOOK)["text"] == "stopped · 3 of 20 epochs", 20,
+              "the stopped run's final line")
+    page.wait(lambda: not page.js(FINISHED_LOOK)["stopping"], 5, "no more 'Stopping…'")
+    look = page.js(FINISHED_LOOK)
+    assert "striped" not in look["striped"] and "animated" not in look["striped"], look
+    assert not look["stopShown"] and not look["stopping"], look
+    page.assert_clean()
+
+
+def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
+    browser: WebDriver, tmp_path: Path, uci_csv_path: Path
+) -> None:
+    one_slot = BackendServer(tmp_path, uci_csv_path, max_runs=1,
+                             dashboard_port=free_port()).start()
+    try:
+        assert one_slot.dashboard_url is not None
+        page = DashboardPage(browser, one_slot.dashboard_url)
+        busy = one_slot.create("synthetic", epochs=500, patience=0, batch_size=16)["id"]
+        queued = one_slot.create("synthetic", epochs=500, patience=0, batch_size=16)["id"]
+        assert one_slot.run(queued)["status"] == "queued"
+
+        page.open(f"/run/{queued}")
+        text = "waiting for a free trainer slot (1 running, max set by --max-runs)"
+        assert page.wait_text("#run-progress-text", bool, 10) == text
+        assert page.text("#run-waiting") == text
+
+        assert one_slot.client.post(f"/api/runs/{busy}/stop").status_code == 200
+        # The trainer imports torch and loads its data before its first epoch: seconds.
+        page.wait_text("#run-progress-text",
+                       lambda t: t == "starting the trainer… (loading data)", 30,
+                       "the starting trainer's line")
+        page.click("#run-stop")
+        page.wait(lambda: page.js(FINISHED_LOOK)["text"].startswith("stopped · "), 40,
+                  "the stopped run's final line")
+        page.wait(lambda: not page.js(FINISHED_LOOK)["stopping"], 5, "no more 'Stopping…'")
+        look = page.js(FINISHED_LOOK)
+        assert "ETA" not in look["text"] and "striped" not in look["striped"], look
+        assert not look["stopShown"] and not look["stopping"], look
+        page.assert_clean()
+    finally:
+        one_slot.close()

@@ -17,6 +17,7 @@ from dash import html
 
 from dashboard import format as fmt
 from dashboard import ids
+from dashboard.labels import lineage_labels
 
 STATUS_COLORS = {
     "queued": "secondary",
@@ -279,12 +280,18 @@ def run_link(text: str, run_id: str) -> str:
 
 
 def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run, oldest first: a new run appends, so the table's row selection (kept
+    by index) stays on the runs the user ticked. The run and its parent show as lineage
+    labels; the full name is the row's `name`, for a tooltip."""
+    labels = lineage_labels(runs)
     rows = []
-    for r in runs:
+    for r in sorted(runs, key=lambda r: r["created_at"]):
         epoch = r.get("last_epoch") or 0
+        parent = r.get("parent_id")
         rows.append({
             "id": r["id"],
-            "run": run_link(r.get("name") or r["id"], r["id"]),
+            "name": r.get("name") or r["id"],
+            "run": run_link(labels[r["id"]], r["id"]),
             "status": r["status"],
             "preset": r["preset"],
             "progress": f"{epoch}/{r['epochs_total']}",
@@ -294,7 +301,7 @@ def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "max_f1_seen": _rounded(r.get("max_f1_seen")),
             "alerts": r.get("open_alerts", 0),
             "started": (r.get("started_at") or r["created_at"])[:19].replace("T", " "),
-            "parent": run_link(r["parent_id"], r["parent_id"]) if r.get("parent_id") else "",
+            "parent": run_link(labels.get(parent, parent), parent) if parent else "",
         })
     return rows
 

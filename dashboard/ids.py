@@ -40,9 +40,6 @@ RUN_STOP = "run-stop"
 RUN_EDIT = "run-edit-restart"  # opens the launch form pre-filled with this run's config
 RUN_SHOWN = "run-shown"  # what the panels show now: re-render only what changed
 RUN_MESSAGE = "run-message"
-RUN_STATE = "run-state"  # the progress line's state: run_state.progress_state
-RUN_WAITING = "run-waiting"  # the charts' placeholder until the first epoch
-RUN_STOPPING = "run-stopping"  # "Stopping…", closed when the run has ended
 RUN_REDIRECT = "run-redirect"
 ALERTS = "run-alerts"
 RESTART = "restart-with-fix"  # pattern-matching: {"type": RESTART, "alert": <alert id>}
@@ -61,6 +58,7 @@ RUNS_TICK = "runs-tick"
 RUNS_COMPARE = "runs-compare"
 RUNS_STOP = "runs-stop"
 RUNS_MESSAGE = "runs-message"
+RUNS_EMPTY = "runs-empty"  # the first-time hint shown instead of an empty table
 
 # compare page
 COMPARE_RUNS = "compare-runs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dash
@@ -11,6 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
 from dashboard.client import BackendError
+from dashboard.compare_metric import opening_metric
 from dashboard.components import (
     best_checkpoint_text,
     format_value,
@@ -18,18 +20,26 @@ from dashboard.components import (
     status_badge,
 )
 from dashboard.figures import COMPARE_METRICS, compare_figure
+from dashboard.labels import lineage_labels
 
 dash.register_page(__name__, path="/compare", title="Compare · causalwatch", name="Compare")
 
 REFRESH_MS = 1000
+HIDDEN = {"display": "none"}
+
+Run = Mapping[str, Any]
 
 
-def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
+def layout(runs: str = "", metric: str | None = None, **_query: Any) -> html.Div:
+    api = client.get()
     try:
-        all_runs = client.get().runs()
+        all_runs = api.runs()
     except BackendError as err:
         return dbc.Alert(f"Cannot list runs: {err.message}.", color="danger", className="mt-3")
     chosen = [r for r in runs.split(",") if r]
+    if metric not in COMPARE_METRICS:
+        by_id = {r["id"]: r for r in all_runs}
+        metric = opening_metric([by_id[r] for r in chosen if r in by_id], api.alerts)
     return html.Div([
         html.H3("Compare runs", className="mt-3"),
         dbc.Row([
@@ -39,10 +49,11 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
             dbc.Col(dcc.Dropdown(
                 id=ids.COMPARE_METRIC,
                 options=[{"label": v, "value": k} for k, v in COMPARE_METRICS.items()],
-                value=metric if metric in COMPARE_METRICS else "f1", clearable=False,
+                # A short fixed list: picked by clicking, no search box to type into.
+                value=metric, clearable=False, searchable=False,
             ), md=4),
         ], className="mb-2"),
-        dcc.Graph(id=ids.COMPARE_GRAPH, config={"displaylogo": False}),
+        dcc.Graph(id=ids.COMPARE_GRAPH, config={"displaylogo": False}, style=HIDDEN),
         html.Div(id=ids.COMPARE_CONFIG),
         dcc.Interval(id="compare-tick", interval=REFRESH_MS),
         dcc.Store(id="compare-signature"),
@@ -50,12 +61,16 @@ def layout(runs: str = "", metric: str = "f1", **_query: Any) -> html.Div:
 
 
 def _options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"label": f"{r.get('name') or r['id']} ({r['status']})", "value": r["id"]}
+    labels = lineage_labels(runs)
+    # The label tells runs apart; the full name and id show on hover.
+    return [{"label": f"{labels[r['id']]} ({r['status']})", "value": r["id"],
+             "title": f"{r.get('name') or r['id']} ({r['id']})"}
             for r in runs]
 
 
 @dash.callback(
     Output(ids.COMPARE_GRAPH, "figure"),
+    Output(ids.COMPARE_GRAPH, "style"),
     Output(ids.COMPARE_CONFIG, "children"),
     Output("compare-signature", "data"),
     Output(ids.COMPARE_RUNS, "options"),
@@ -66,11 +81,12 @@ def _options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
 )
 def overlay(
     run_ids: list[str] | None, metric: str, _tick: int | None, shown: list[Any] | None
-) -> tuple[Any, Any, Any]:
+) -> tuple[Any, ...]:
     api = client.get()
     try:
         all_runs = api.runs()
         by_id = {r["id"]: r for r in all_runs}
+        labels = lineage_labels(all_runs)
         runs = [by_id[r] for r in run_ids or [] if r in by_id]
         # Redraw only when a compared run moved on, or a run's status (the options' labels)
         # changed: finished runs cost nothing per tick.
@@ -78,29 +94,28 @@ def overlay(
                      [[r["id"], r.get("last_epoch")] for r in runs]]
         if signature == shown:
             raise PreventUpdate
-        series = {_label(run): api.metrics(run["id"], fields=[metric]) for run in runs}
+        series = {labels[run["id"]]: api.metrics(run["id"], fields=[metric]) for run in runs}
     except BackendError as err:
         raise PreventUpdate from err
     if not runs:
-        empty = html.Div("Pick runs to compare.", className="text-muted")
-        return compare_figure({}, metric), empty, signature, _options(all_runs)
-    return compare_figure(series, metric), _config_table(runs), signature, _options(all_runs)
+        # The hint alone: empty axes above it would only look like a chart that failed.
+        empty = html.Div("Pick runs to compare.", className="text-muted", id="compare-hint")
+        return dash.no_update, HIDDEN, empty, signature, _options(all_runs)
+    return (compare_figure(series, metric), {}, _config_table(runs, labels), signature,
+            _options(all_runs))
 
 
-def _label(run: dict[str, Any]) -> str:
-    return f"{run.get('name') or run['id']}"
-
-
-def _config_table(runs: list[dict[str, Any]]) -> html.Div:
+def _config_table(runs: list[dict[str, Any]], labels: Mapping[str, str]) -> html.Div:
     """The runs side by side: status, lineage, progress, and every config field that differs."""
     fields = sorted({k for r in runs for k in r["config"]})
     differing = [f for f in fields if len({repr(r["config"].get(f)) for r in runs}) > 1]
     head = html.Tr([html.Th("")] + [
-        html.Th([dcc.Link(_label(r), href=f"/run/{r['id']}"), status_badge(r["status"])])
+        html.Th([dcc.Link(labels[r["id"]], href=f"/run/{r['id']}", title=r.get("name") or r["id"]),
+                 status_badge(r["status"])])
         for r in runs
     ])
     info = [
-        html.Tr([html.Td("parent")] + [html.Td(r.get("parent_id") or "—") for r in runs]),
+        html.Tr([html.Td("parent")] + [html.Td(_parent_cell(r, labels)) for r in runs]),
         html.Tr([html.Td("epochs")] + [
             html.Td(f"{r.get('last_epoch') or 0}/{r['epochs_total']}") for r in runs]),
         html.Tr([html.Td("best checkpoint (lowest val_recon)")] + [
@@ -120,3 +135,10 @@ def _config_table(runs: list[dict[str, Any]]) -> html.Div:
         html.Div("Config fields not listed are the same in every run.",
                  className="text-muted small"),
     ])
+
+
+def _parent_cell(run: Run, labels: Mapping[str, str]) -> Any:
+    parent = run.get("parent_id")
+    if not parent:
+        return "—"
+    return dcc.Link(labels.get(parent, parent), href=f"/run/{parent}", title=parent)

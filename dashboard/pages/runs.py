@@ -31,6 +31,10 @@ COLUMNS = [
     {"name": "started", "id": "started"},
     {"name": "parent", "id": "parent", "presentation": "markdown"},
 ]
+# The run and parent labels take what is left and wrap; the numbers keep to their width.
+WIDE_COLUMNS = ("run", "parent")
+# The story's first step: the preset that fails on raw UCI, so its red flags show at once.
+STORY_PRESET = "standard"
 
 
 def layout(**_query: Any) -> html.Div:
@@ -39,12 +43,15 @@ def layout(**_query: Any) -> html.Div:
             dbc.Col(html.H3("Runs", className="mt-3"), md=6),
             dbc.Col([
                 dbc.Button("New run", href="/new", color="primary", className="me-2"),
-                dbc.Button("Compare selected", id=ids.RUNS_COMPARE, color="secondary",
-                           className="me-2"),
-                dbc.Button("Stop selected", id=ids.RUNS_STOP, color="danger", outline=True),
+                # Both act on the ticked rows: disabled, and looking it, until there are some.
+                dbc.Button("Compare selected", id=ids.RUNS_COMPARE, color="primary",
+                           outline=True, disabled=True, className="me-2"),
+                dbc.Button("Stop selected", id=ids.RUNS_STOP, color="danger", outline=True,
+                           disabled=True),
             ], md=6, className="text-end mt-3"),
         ]),
         dbc.Alert(id=ids.RUNS_MESSAGE, is_open=False, dismissable=True, className="mt-2"),
+        empty_hint(),
         dash_table.DataTable(
             id=ids.RUNS_TABLE,
             columns=COLUMNS,
@@ -56,8 +63,20 @@ def layout(**_query: Any) -> html.Div:
             sort_by=[{"column_id": "started", "direction": "desc"}],
             page_size=25,
             markdown_options={"link_target": "_self"},
-            style_cell={"fontFamily": "inherit", "fontSize": "14px", "padding": "6px"},
-            style_header={"fontWeight": "bold"},
+            # Case-insensitive filters, without the per-column "Aa" toggle nobody asked for.
+            filter_options={"case": "insensitive"},
+            css=[{"selector": ".dash-filter--case", "rule": "display: none"}],
+            tooltip_duration=None,
+            # Fits 1,400 px: headers wrap, labels wrap, nothing forces a sideways scroll.
+            style_table={"overflowX": "auto"},
+            style_cell={"fontFamily": "inherit", "fontSize": "14px", "padding": "6px",
+                        "whiteSpace": "normal", "height": "auto", "minWidth": "56px"},
+            style_cell_conditional=[
+                {"if": {"column_id": c}, "minWidth": "180px", "maxWidth": "420px",
+                 "textAlign": "left"}
+                for c in WIDE_COLUMNS
+            ],
+            style_header={"fontWeight": "bold", "whiteSpace": "normal", "height": "auto"},
             style_data_conditional=[
                 {"if": {"filter_query": '{status} = "failed"', "column_id": "status"},
                  "color": "#e74c3c", "fontWeight": "bold"},
@@ -72,12 +91,46 @@ def layout(**_query: Any) -> html.Div:
     ])
 
 
-@dash.callback(Output(ids.RUNS_TABLE, "data"), Input(ids.RUNS_TICK, "n_intervals"))
-def refresh(_tick: int | None) -> list[dict[str, Any]]:
+def empty_hint() -> dbc.Alert:
+    """What a first-time user sees instead of an empty table: where to start."""
+    return dbc.Alert([
+        html.Strong("No runs yet. "),
+        dcc.Link("Start a run", href=f"/new?preset={STORY_PRESET}", className="alert-link"),
+        f" — the preset {STORY_PRESET} on the UCI data fails within seconds: its red flags "
+        "name the cause and a fix, one click restarts it with that fix, and Compare overlays "
+        "the two. Or pick another preset on ",
+        dcc.Link("New run", href="/new", className="alert-link"), ".",
+    ], id=ids.RUNS_EMPTY, color="info", is_open=False, className="mt-2")
+
+
+@dash.callback(
+    Output(ids.RUNS_TABLE, "data"),
+    Output(ids.RUNS_TABLE, "tooltip_data"),
+    Output(ids.RUNS_EMPTY, "is_open"),
+    Output(ids.RUNS_TABLE, "style_table"),
+    Input(ids.RUNS_TICK, "n_intervals"),
+    State(ids.RUNS_TABLE, "style_table"),
+)
+def refresh(
+    _tick: int | None, style: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool, dict[str, Any]]:
     try:
-        return runs_table_rows(client.get().runs())
+        rows = runs_table_rows(client.get().runs())
     except BackendError as err:
         raise PreventUpdate from err
+    # The full name on hover: the label is short, the name is what the user or backend gave.
+    tips = [{"run": {"value": r["name"], "type": "text"}} for r in rows]
+    shown = {**(style or {}), "display": "block" if rows else "none"}
+    return rows, tips, not rows, shown
+
+
+@dash.callback(
+    Output(ids.RUNS_COMPARE, "disabled"),
+    Output(ids.RUNS_STOP, "disabled"),
+    Input(ids.RUNS_TABLE, "selected_rows"),
+)
+def selection_buttons(selected: list[int] | None) -> tuple[bool, bool]:
+    return not selected, not selected
 
 
 def _selected(rows: list[dict[str, Any]], selected: list[int]) -> list[str]:
@@ -110,7 +163,7 @@ def compare(_clicks: int | None, rows: list[dict[str, Any]], selected: list[int]
 def stop_selected(
     _clicks: int | None, rows: list[dict[str, Any]], selected: list[int]
 ) -> tuple[str, bool, str]:
-    chosen = [r for r in _selected(rows, selected or [])]
+    chosen = _selected(rows, selected or [])
     if not chosen:
         return "Select the runs to stop first.", True, "warning"
     problems = []

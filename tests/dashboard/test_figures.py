@@ -226,7 +226,8 @@ SCORED_RUN = {
 
 def test_runs_table_rows_link_runs_and_parents() -> None:
     (row,) = runs_table_rows([SCORED_RUN])
-    assert row["run"] == "[b](/run/b)" and row["parent"] == "[a](/run/a)"
+    # Its parent is not in the list: the preset, an ellipsis for the unknown chain, the step.
+    assert row["run"] == "[uci → … → restart](/run/b)" and row["parent"] == "[a](/run/a)"
     assert row["progress"] == "9/10"
     assert (row["best_epoch"], row["f1_at_best"], row["shd_at_best"]) == (4, 0.123, 9)
     assert row["max_f1_seen"] == 0.457

@@ -212,23 +212,32 @@ def scorecard_table(card: Mapping[str, Any]) -> html.Div:
     return html.Div(blocks)
 
 
+# A `bool | None` field's three states; parse_field reads "default" as None.
+TRISTATE = [{"label": "auto (the dataset's default)", "value": "default"},
+            {"label": "on", "value": "true"}, {"label": "off", "value": "false"}]
+
+
 def field_input(info: Mapping[str, Any], value: Any) -> dbc.Col:
-    """One config field of the launch form, with room for the backend's message under it."""
+    """One config field of the launch form, with room for the backend's message under it.
+
+    Its box (`FIELD_BOX`) is what the form hides for another dataset and marks as changed
+    from the preset; `FIELD_PRESET` says the preset's value then."""
     name = info["name"]
     allowed = info.get("allowed", "")
-    literal = allowed.startswith("one of ")
-    if literal:
+    field_id = {"type": ids.FIELD, "name": name}
+    kind = str(info.get("type", ""))
+    if kind == "bool":
+        control: Any = dbc.Switch(id=field_id, value=bool(value), label="on",
+                                  className="mt-1")
+    elif kind == "bool | None":
+        shown = "default" if value is None else str(bool(value)).lower()
+        control = dbc.Select(id=field_id, options=TRISTATE, value=shown)
+    elif allowed.startswith("one of "):
         options = [o.strip().strip("'") for o in allowed.removeprefix("one of ").split(",")]
-        control: Any = dbc.Select(
-            id={"type": ids.FIELD, "name": name},
-            options=[{"label": o, "value": o} for o in options],
-            value=value,
-        )
+        control = dbc.Select(id=field_id, options=[{"label": o, "value": o} for o in options],
+                             value=value)
     else:
-        shown = "" if value is None else str(value)
-        if isinstance(value, bool):
-            shown = shown.lower()
-        control = dbc.Input(id={"type": ids.FIELD, "name": name}, value=shown, type="text",
+        control = dbc.Input(id=field_id, value="" if value is None else str(value), type="text",
                             debounce=False, placeholder="default" if value is None else None)
     return dbc.Col(
         html.Div([
@@ -238,10 +247,24 @@ def field_input(info: Mapping[str, Any], value: Any) -> dbc.Col:
                       className="small fw-semibold mb-0"),
             control,
             dbc.FormFeedback(id={"type": ids.FIELD_FEEDBACK, "name": name}, type="invalid"),
-            dbc.FormText(allowed, className="small"),
+            html.Div(id={"type": ids.FIELD_PRESET, "name": name}, className="small preset-was"),
+            dbc.FormText(allowed if kind not in ("bool", "bool | None") else "", className="small"),
         ], className="mb-2"),
+        id={"type": ids.FIELD_BOX, "name": name}, className="field-box",
         md=4, lg=3,
     )
+
+
+def preset_note(value: Any) -> str:
+    """The preset's value under a changed field, in the words of the field's control."""
+    if isinstance(value, bool):
+        return "preset: on" if value else "preset: off"
+    return f"preset: {'default' if value is None else format_value(value)}"
+
+
+def field_changed(value: Any, preset_value: Any) -> bool:
+    """Whether a form value differs from the preset's: "0.0005" is the preset's 5e-4."""
+    return bool(parse_field(value) != preset_value)
 
 
 def parse_field(text: Any) -> Any:

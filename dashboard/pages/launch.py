@@ -23,8 +23,10 @@ from dashboard.components import (
     data_overrides,
     dataset_options,
     decode_upload,
+    field_changed,
     field_input,
     parse_field,
+    preset_note,
 )
 
 dash.register_page(__name__, path="/new", title="New run · causalwatch", name="New run")
@@ -36,6 +38,9 @@ DATASETS = {
     "synthetic": "synthetic (random DAG, known truth)",
     "csv": "your own CSV",
 }
+# Fields that only mean something for one dataset, by name prefix: hidden for the others.
+DATASET_FIELDS = {"synthetic_": "synthetic", "csv_": "csv"}
+HIDDEN = {"display": "none"}
 # What a run id can look like: anything else is no run, and never becomes part of an API path.
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.\-]*")
 # RestartRequest's limit on `name`: a default name must not be refused for its length.
@@ -58,7 +63,18 @@ def layout(preset: str = "standard", **query: Any) -> html.Div | dbc.Alert:
     chosen = edit["preset"] if edit else preset
     source = f"run {edit['run_id']}" if edit else "the preset"
     return html.Div([
-        html.H3("Edit and restart" if edit else "New run", className="mt-3"),
+        # Start stays in sight: the form is longer than a screen, and a user who changed one
+        # field near the top should not have to hunt for the button.
+        html.Div([
+            dbc.Row([
+                dbc.Col(html.H3("Edit and restart" if edit else "New run", className="mb-0"),
+                        width="auto"),
+                dbc.Col(dbc.Button("Start", id=ids.START, color="primary", size="lg"),
+                        width="auto"),
+            ], align="center", justify="between"),
+            dbc.Alert(id=ids.LAUNCH_ERROR, color="danger", is_open=False,
+                      className="mt-2 mb-0"),
+        ], className="sticky-top bg-white pt-3 pb-2 border-bottom mb-3 launch-actions"),
         edit_note(edit["run_id"]) if edit else None,
         dcc.Store(id=ids.EDIT_FROM, data=edit),
         dbc.Row([
@@ -79,11 +95,12 @@ def layout(preset: str = "standard", **query: Any) -> html.Div | dbc.Alert:
         ], className="mb-3"),
         data_section(edit["config"] if edit else None),
         html.H5("Configuration"),
-        html.P(f"Every field comes from {source}; change any. The backend validates the "
-               "whole config and names any field it refuses.", className="text-muted small"),
+        html.P(f"Every field comes from {source}; change any. Fields that differ from the "
+               "preset are marked, with the preset's value under them. The backend validates "
+               "the whole config and names any field it refuses.",
+               className="text-muted small"),
         dbc.Row(id=ids.FIELDS),
-        dbc.Alert(id=ids.LAUNCH_ERROR, color="danger", is_open=False),
-        dbc.Button("Start", id=ids.START, color="primary", size="lg", className="mt-2"),
+        dcc.Store(id=ids.PRESET_VALUES),
         dcc.Location(id=ids.LAUNCH_REDIRECT, refresh=True),
     ])
 
@@ -135,18 +152,63 @@ def form_values(preset: str, edit: Mapping[str, Any] | None) -> dict[str, Any]:
     return values
 
 
-@dash.callback(Output(ids.FIELDS, "children"), Input(ids.PRESET, "value"),
-              State(ids.EDIT_FROM, "data"))
-def fill_fields(preset: str | None, edit: dict[str, Any] | None) -> list[dbc.Col] | dbc.Alert:
+@dash.callback(Output(ids.FIELDS, "children"), Output(ids.PRESET_VALUES, "data"),
+              Input(ids.PRESET, "value"), State(ids.EDIT_FROM, "data"))
+def fill_fields(
+    preset: str | None, edit: dict[str, Any] | None
+) -> tuple[list[dbc.Col] | dbc.Alert, dict[str, Any] | None]:
     if not preset:
         raise PreventUpdate
     try:
         schema = client.get().config_schema()
         values = form_values(preset, edit)
+        defaults = client.get().preset(preset)["config"]
     except BackendError as err:
-        return dbc.Alert(f"Cannot load preset {preset}: {err.message}.", color="danger")
-    return [field_input(info, values.get(info["name"])) for info in schema
-            if info["name"] not in DATA_FIELDS]
+        return dbc.Alert(f"Cannot load preset {preset}: {err.message}.", color="danger"), None
+    fields = [field_input(info, values.get(info["name"])) for info in schema
+              if info["name"] not in DATA_FIELDS]
+    return fields, defaults
+
+
+@dash.callback(
+    Output({"type": ids.FIELD_BOX, "name": ALL}, "className"),
+    Output({"type": ids.FIELD_PRESET, "name": ALL}, "children"),
+    Input({"type": ids.FIELD, "name": ALL}, "value"),
+    Input(ids.PRESET_VALUES, "data"),
+    State({"type": ids.FIELD, "name": ALL}, "id"),
+)
+def mark_changed(
+    values: list[Any], defaults: dict[str, Any] | None, field_ids: list[dict[str, str]]
+) -> tuple[list[str], list[str]]:
+    """Each field that differs from the preset, marked, with the preset's value under it."""
+    defaults = defaults or {}
+    classes, notes = [], []
+    for value, fid in zip(values, field_ids, strict=True):
+        name = fid["name"]
+        changed = name in defaults and field_changed(value, defaults[name])
+        classes.append("field-box field-changed" if changed else "field-box")
+        notes.append(preset_note(defaults[name]) if changed else "")
+    return classes, notes
+
+
+@dash.callback(
+    Output({"type": ids.FIELD_BOX, "name": ALL}, "style"),
+    Output(ids.DATA_FILES, "style"),
+    Input(ids.DATASET, "value"),
+    Input({"type": ids.FIELD_BOX, "name": ALL}, "id"),
+)
+def show_dataset_fields(
+    dataset: str | None, boxes: list[dict[str, str]]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Only the chosen dataset's own fields: no synthetic_* for UCI, csv files only for csv.
+    Hidden fields keep their values and are still sent, so an edited run's config stays whole."""
+    return ([{} if field_dataset(b["name"]) in (None, dataset) else HIDDEN for b in boxes],
+            {} if dataset == "csv" else HIDDEN)
+
+
+def field_dataset(name: str) -> str | None:
+    """The dataset a field belongs to, None for fields of every dataset."""
+    return next((d for prefix, d in DATASET_FIELDS.items() if name.startswith(prefix)), None)
 
 
 @dash.callback(Output(ids.DATASET, "value"), Input(ids.PRESET, "value"),
@@ -176,7 +238,7 @@ def data_section(config: Mapping[str, Any] | None = None) -> html.Div:
             id=ids.DATASET, inline=True, value=config.get("dataset") or "uci",
             options=[{"label": label, "value": v} for v, label in DATASETS.items()],
         ),
-        dbc.Row([
+        html.Div(dbc.Row([
             dbc.Col([
                 dbc.Label("CSV file (dataset csv)", html_for=ids.DATA_FILE, className="small"),
                 dcc.Dropdown(id=ids.DATA_FILE, options=csv_options, value=config.get("data_file"),
@@ -198,7 +260,8 @@ def data_section(config: Mapping[str, Any] | None = None) -> html.Div:
                     className="border border-secondary rounded text-center p-2 small",
                 ),
             ], md=4),
-        ], className="mt-2"),
+        ], className="mt-2"), id=ids.DATA_FILES,
+            style={} if config.get("dataset") == "csv" else HIDDEN),
         dbc.Alert(problem, id=ids.DATA_UPLOAD_MESSAGE, is_open=problem is not None,
                   color="warning", className="mt-2 small"),
     ], className="mb-3")

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from backend.rules import RULES_BY_NAME
+
 
 class RunStatus(StrEnum):
     queued = "queued"
@@ -166,6 +168,15 @@ class AlertPublic(BaseModel):
     @property
     def fix_verified(self) -> bool:
         return (self.verification or {}).get("best") is not None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the metric the rule watches and its fix aims to move (Compare opens "
+        "on it); null for rules judged on no single metric"
+    )
+    @property
+    def metric(self) -> str | None:
+        rule = RULES_BY_NAME.get(self.rule)
+        return rule.metric if rule is not None else None
 
 
 class StatusEventPublic(BaseModel):

@@ -35,16 +35,6 @@ def opening_metric(
 
 
 def alert_metric(alert: Mapping[str, Any]) -> str | None:
-    """The record field an alert's rule is about, as the API tells it.
-
-    The alert JSON has no field of its own for it (yet); the probes that tried its fixes
-    report it as `metric.name`. Without a finished probe, None: the page keeps its default
-    rather than guess from the rule's name.
-    """
-    if isinstance(alert.get("metric"), str):
-        return str(alert["metric"])
-    for probe in (alert.get("verification") or {}).get("probes", []):
-        name = (probe.get("metric") or {}).get("name")
-        if isinstance(name, str):
-            return name
-    return None
+    """The record field an alert's rule is about, as the API tells it (`metric`)."""
+    metric = alert.get("metric")
+    return metric if isinstance(metric, str) else None

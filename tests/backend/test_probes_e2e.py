@@ -91,9 +91,10 @@ def test_an_alert_is_probed_judged_and_its_verified_fix_applied(
     assert backend.run(parent["id"])["children"] == []
 
     # Each verdict is what its evidence says: cleared and not worse ⇔ verified.
+    assert alert["metric"] == "clip_pct"  # the rule's metric, the one its probes judge
     for probe in probes:
         assert probe["verdict"] in ("verified", "refuted"), probe
-        assert probe["metric"]["name"] == "clip_pct"
+        assert probe["metric"]["name"] == alert["metric"]
         assert probe["metric"]["before"] > 50
         records = backend.metrics(probe["run_id"])
         assert probe["metric"]["after"] == records[-1]["clip_pct"]

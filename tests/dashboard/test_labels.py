@@ -57,18 +57,15 @@ def test_change_parts_name_each_change_in_a_few_characters() -> None:
 
 
 def test_compare_opens_on_the_metric_of_the_fixed_flag() -> None:
-    alert = {"id": 7, "rule": "clip_high", "verification": {"probes": [
-        {"label": "rescale_losses", "verdict": "verified",
-         "metric": {"name": "clip_pct", "before": 100.0, "after": 0.0}}]}}
+    alert = {"id": 7, "rule": "clip_high", "metric": "clip_pct"}  # as GET .../alerts gives it
     assert alert_metric(alert) == "clip_pct"
-    assert alert_metric({"id": 8, "rule": "clip_high", "verification": None}) is None
-    assert alert_metric({"id": 9, "metric": "logit_std"}) == "logit_std"
+    assert alert_metric({"id": 8, "rule": "near_deterministic", "metric": None}) is None
 
     parent = {"id": "p", "parent_id": None, "parent_alert_id": None}
     child = {"id": "c", "parent_id": "p", "parent_alert_id": 7}
     alerts = {"p": [alert]}
     assert opening_metric([parent, child], alerts.__getitem__) == "clip_pct"
-    # A restart by hand, or a flag whose fix no probe measured: the headline score.
+    # A restart by hand, or a flag about no metric Compare draws: the headline score.
     assert opening_metric([parent], alerts.__getitem__) == DEFAULT_METRIC
-    unprobed = {"p": [{"id": 7, "rule": "clip_high"}]}
-    assert opening_metric([parent, child], unprobed.__getitem__) == DEFAULT_METRIC
+    silent = {"p": [{"id": 7, "rule": "regularizers_silent", "metric": "share_regularizers"}]}
+    assert opening_metric([parent, child], silent.__getitem__) == DEFAULT_METRIC

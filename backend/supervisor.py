@@ -122,7 +122,11 @@ class Supervisor:
         if self._task is not None:
             self._task.cancel()
         for tp in list(self._procs.values()):
-            self._signal(tp, signal.SIGTERM)
+            # A probe keeps nothing worth a graceful end, and at nice 19 on a busy machine it
+            # may not even reach its signal handler before the stop timeout: killed at once.
+            probe = tp.kind is RunKind.probe
+            self._signal(tp, signal.SIGKILL if probe else signal.SIGTERM)
+            tp.killed = probe
             tp.stop_requested_at = time.monotonic()
         deadline = time.monotonic() + self.settings.stop_timeout
         while self._procs and time.monotonic() < deadline:

@@ -215,9 +215,12 @@ def test_a_red_flag_restarts_with_its_fix_and_compares(
     stack.wait_for(child_id, lambda r: (r["last_epoch"] or 0) >= 25, timeout=90)
     assert stack.client.post(f"/api/runs/{child_id}/stop").status_code == 200
     assert stack.wait_finished(child_id, timeout=60)["status"] == "stopped"
-    child_points = len([r for r in stack.metrics(child_id) if r.get("f1") is not None])
+    # Compare opens on the metric of the flag the restart fixed (the alert names it).
+    alerts = stack.client.get(f"/api/runs/{parent}/alerts").json()
+    metric = next(a for a in alerts if a["rule"] == "raw_variance")["metric"] or "f1"
+    child_points = len([r for r in stack.metrics(child_id) if r.get(metric) is not None])
     page.wait(lambda: len((page.trace_xs("#compare-graph") or [[], []])[1]) == child_points,
-              20, f"the child's {child_points} F1 points")
+              20, f"the child's {child_points} {metric} points")
     page.wait_text(".compare-table", lambda t: t.lower().count("stopped") == 2, 10,
                    "both runs STOPPED in the table")
     page.screenshot(screenshots_dir(tmp_path) / "compare.png")

@@ -364,6 +364,8 @@ class Supervisor:
         failed = reports.get("failed")
         if tp.stop_requested_at is not None:
             how = "killed after the stop timeout" if tp.killed else "stopped"
+            if tp.kind is RunKind.probe and self._shutting_down:
+                how = "killed at once, as probes are"
             why = tp.stop_reason or (
                 "backend shut down" if self._shutting_down else "stop requested"
             )

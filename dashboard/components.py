@@ -159,6 +159,8 @@ def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart:
         "Restart with this fix",
         id={"type": ids.RESTART, "alert": alert["id"]},
         color="primary", size="sm", disabled=not (can_restart and fix),
+        # Advice in words only (no config field can act on it): no button to press.
+        style=None if fix else {"display": "none"},
     )
     status: list[Any] = []
     if fix:

@@ -363,7 +363,8 @@
         const text = label + " · ETA " + formatSeconds(last.eta_seconds) +
           // The label-free best checkpoint (lowest val_recon), not the epoch of the best F1.
           (best ? " · best checkpoint: epoch " + best : "");
-        return [pct, label, true, true, "primary", text].concat(waiting);
+        // The text beside the bar says it: inside a bar a few % wide it would be cut off.
+        return [pct, "", true, true, "primary", text].concat(waiting);
       },
     },
   });

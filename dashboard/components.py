@@ -332,8 +332,9 @@ def runs_table_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _rounded(value: float | None) -> float | None:
-    # Still a number, so the table sorts and filters it as one.
-    return None if value is None else round(value, 3)
+    # Still a number, so the table sorts and filters it as one; as many decimals as a score
+    # gets everywhere else (dashboard/format.py).
+    return None if value is None else round(value, fmt.SCORE_DECIMALS)
 
 
 def dataset_options(

@@ -229,8 +229,8 @@ def test_runs_table_rows_link_runs_and_parents() -> None:
     # Its parent is not in the list: the preset, an ellipsis for the unknown chain, the step.
     assert row["run"] == "[uci → … → restart](/run/b)" and row["parent"] == "[a](/run/a)"
     assert row["progress"] == "9/10"
-    assert (row["best_epoch"], row["f1_at_best"], row["shd_at_best"]) == (4, 0.123, 9)
-    assert row["max_f1_seen"] == 0.457
+    assert (row["best_epoch"], row["f1_at_best"], row["shd_at_best"]) == (4, 0.12, 9)
+    assert row["max_f1_seen"] == 0.46  # two decimals, as the run page shows it
     assert "best_f1" not in row  # only the labelled names reach the page
 
 

@@ -17,11 +17,11 @@ Non-browser clients (trainers, scripts, the dashboard's server side) send no Ori
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import ERROR_MEANINGS
@@ -89,7 +89,8 @@ class BrowserGuard:
         if scope["type"] == "http":
             if refusal is not None:
                 status, field, message = refusal
-                await _json_response(send, status, field, message)
+                body = {"detail": [{"msg": message, "field": field, "type": "forbidden"}]}
+                await JSONResponse(body, status_code=status)(scope, receive, send)
                 return
             await self.app(scope, receive, _with_browser_headers(send))
             return
@@ -177,23 +178,6 @@ def _with_browser_headers(send: Send) -> Send:
         await send(message)
 
     return sending
-
-
-async def _json_response(send: Send, status: int, field: str, message: str) -> None:
-    body = json.dumps(
-        {"detail": [{"msg": message, "field": field, "type": "forbidden"}]}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _close_websocket(receive: Receive, send: Send, code: int, reason: str) -> None:

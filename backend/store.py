@@ -345,9 +345,15 @@ class Store:
         return self._write(work)
 
     def get_metrics(
-        self, run_id: str, *, since_epoch: int = 0, fields: Sequence[str] | None = None
+        self,
+        run_id: str,
+        *,
+        since_epoch: int = 0,
+        until_epoch: int | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The run's records after epoch `since_epoch` (all by default), by epoch.
+        """The run's records after epoch `since_epoch` up to `until_epoch` (all by default),
+        by epoch.
 
         Each dict has exactly the EpochRecord field names, in its order (or only `fields`,
         plus `epoch`); nulls stay None.
@@ -364,6 +370,8 @@ class Store:
             .where(_METRICS.c.run_id == run_id, _METRICS.c.epoch > since_epoch)
             .order_by(_METRICS.c.epoch)
         )
+        if until_epoch is not None:
+            stmt = stmt.where(_METRICS.c.epoch <= until_epoch)
         return self._read(
             lambda session: [
                 dict(zip(names, row, strict=True)) for row in session.execute(stmt)
@@ -372,8 +380,8 @@ class Store:
 
     def get_metric(self, run_id: str, epoch: int) -> dict[str, Any] | None:
         """One stored record, as get_metrics gives it; None if that epoch is not stored."""
-        found = self.get_metrics(run_id, since_epoch=epoch - 1)
-        return found[0] if found and found[0]["epoch"] == epoch else None
+        found = self.get_metrics(run_id, since_epoch=epoch - 1, until_epoch=epoch)
+        return found[0] if found else None
 
     # --- graphs ------------------------------------------------------------------------------
 

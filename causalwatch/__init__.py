@@ -1,0 +1,1 @@
+"""causalwatch's SDK: monitor your own training loop (``cw.init / log / finish``)."""

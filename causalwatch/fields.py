@@ -1,0 +1,149 @@
+"""What a logged value may be: EpochRecord fields go into the record, other keys into `custom`.
+
+The rules are derived from `trainer.protocol.EpochRecord` (types and bounds), never copied,
+so a value the SDK accepts is one the backend stores. Every check raises a `ValueError`
+naming the key, in the caller's frame: a bad value is reported where it was logged, not an
+epoch later by a refusal in a log line.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.protocol import (
+    CUSTOM_KEY_PATTERN,
+    LOSS_TERMS,
+    MAX_CUSTOM_KEYS,
+    MAX_INT,
+    EpochRecord,
+)
+
+# Set by the SDK itself: a user's key of the same name is kept as a custom value.
+RESERVED = frozenset({"run_id", "epoch", "step", "custom"})
+_CUSTOM_KEY = re.compile(CUSTOM_KEY_PATTERN)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One EpochRecord field as the SDK checks it: its kind and its bounds."""
+
+    kind: str  # "float" | "int" | "bool"
+    ge: float | None = None
+    le: float | None = None
+
+
+def _specs() -> dict[str, FieldSpec]:
+    specs: dict[str, FieldSpec] = {}
+    for name, field in EpochRecord.model_fields.items():
+        if name in RESERVED:
+            continue
+        text = str(field.annotation)
+        kind = "bool" if "bool" in text else "int" if "int" in text else "float"
+        ge = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        le = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+        specs[name] = FieldSpec(kind, ge, le)
+    return specs
+
+
+FIELDS: dict[str, FieldSpec] = _specs()
+SHARE_OF = {f"loss_{term}": f"share_{term}" for term in LOSS_TERMS}
+
+
+def as_number(key: str, value: Any) -> float | int | bool:
+    """A finite Python number from a float, int, bool, numpy scalar or 0-d tensor."""
+    if isinstance(value, bool | int | float):
+        number: Any = value
+    elif hasattr(value, "item") and callable(value.item):
+        # numpy scalars and one-element tensors, without importing either library.
+        try:
+            number = value.item()
+        except (ValueError, RuntimeError, TypeError):
+            raise ValueError(
+                f"{key}: must be a single number, got {type(value).__name__} "
+                f"of shape {tuple(getattr(value, 'shape', ()))}"
+            ) from None
+        if not isinstance(number, bool | int | float):
+            raise ValueError(f"{key}: must be a number, got {type(number).__name__}")
+    elif isinstance(value, numbers.Real):
+        number = float(value)
+    else:
+        raise ValueError(f"{key}: must be a number, got {type(value).__name__} {value!r:.60}")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"{key}: must be a finite number, got {number}")
+    return number  # type: ignore[no-any-return]
+
+
+def check_field(key: str, value: Any) -> float | int | bool:
+    """An EpochRecord field's value, converted to the field's type and checked against it."""
+    spec = FIELDS[key]
+    number = as_number(key, value)
+    if spec.kind == "bool":
+        if number not in (0, 1):
+            raise ValueError(f"{key}: must be true or false, got {number!r}")
+        return bool(number)
+    if spec.kind == "int":
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError(f"{key}: must be a whole number, got {number}")
+            number = int(number)
+        number = int(number)
+        if number > MAX_INT:
+            raise ValueError(f"{key}: must be at most {MAX_INT}, got {number}")
+    else:
+        number = float(number)
+    if spec.ge is not None and number < spec.ge:
+        raise ValueError(f"{key}: must be ≥ {spec.ge:g}, got {number}")
+    if spec.le is not None and number > spec.le:
+        raise ValueError(f"{key}: must be ≤ {spec.le:g}, got {number}")
+    return number
+
+
+def check_custom_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"{key!r}: keys must be strings, got {type(key).__name__}")
+    if not _CUSTOM_KEY.match(key):
+        raise ValueError(
+            f"{key!r}: a key is 1–64 characters of letters, digits, '_', '.', '/', '-'"
+        )
+    return key
+
+
+def split(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """(record fields, custom values) of one logged dict, every value checked.
+
+    Raises ValueError naming the first bad key.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"data: must be a mapping of key → number, got {type(data).__name__}")
+    fields: dict[str, Any] = {}
+    custom: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(key, str) and key in FIELDS:
+            fields[key] = check_field(key, value)
+        else:
+            check_custom_key(key)
+            custom[key] = float(as_number(key, value))
+    if len(custom) > MAX_CUSTOM_KEYS:
+        raise ValueError(f"custom keys: at most {MAX_CUSTOM_KEYS} per row, got {len(custom)}")
+    return fields, custom
+
+
+def derive_shares(fields: dict[str, Any]) -> None:
+    """Fill share_* from the weighted loss terms given, when no share was given.
+
+    docs/metrics.md: share = 100 · |term| / Σ|terms| (all 0 if every term is 0). Only the
+    terms the user logged take part: a term they do not have is 0 for them.
+    """
+    if any(share in fields for share in SHARE_OF.values()):
+        return
+    terms = {loss: abs(float(fields[loss])) for loss in SHARE_OF if loss in fields}
+    if not terms:
+        return
+    total = sum(terms.values())
+    for loss, magnitude in terms.items():
+        fields[SHARE_OF[loss]] = 100.0 * magnitude / total if total > 0 else 0.0

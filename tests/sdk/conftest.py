@@ -1,0 +1,58 @@
+"""SDK test fixtures: a real `causalwatch up` (SQLite, API only) and the real CLI.
+
+The SDK is a client: what matters is what a real backend stores from it, so every test that
+streams runs against `causalwatch up` in a subprocess (tests/backend/backend_server.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# backend_server.py lives beside the backend tests (tests/backend has no __init__.py).
+BACKEND_TESTS = str(Path(__file__).resolve().parents[1] / "backend")
+if BACKEND_TESTS not in sys.path:
+    sys.path.insert(0, BACKEND_TESTS)
+
+from backend_server import BackendServer  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sdk_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No settings from the developer's shell; run folders under this test's tmp_path."""
+    for name in ("CAUSALWATCH_SERVER", "CAUSALWATCH_TOKEN", "CAUSALWATCH_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    runs = tmp_path / "sdk-runs"
+    monkeypatch.setenv("CAUSALWATCH_DIR", str(runs))
+    return runs
+
+
+@pytest.fixture
+def sdk_backend(tmp_path: Path, uci_csv_path: Path, sdk_env: Path) -> Iterator[BackendServer]:
+    """A real backend on SQLite for one test; stopped (and its trainers killed) after it."""
+    server = BackendServer(tmp_path / "backend", uci_csv_path)
+    server.root.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`causalwatch ARGS` as a user types it (the console script's entry point)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAUSALWATCH_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+    )

@@ -248,18 +248,25 @@ def _watch_dashboard(process: subprocess.Popen[bytes]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = "up, train, copy-db"
+    commands = "up, train, copy-db, sync, import"
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: causalwatch {{{commands}}} ...\n"
               "  up       serve the backend and the dashboard\n"
               "  train    train in this terminal with a progress bar (python -m trainer)\n"
-              "  copy-db  copy every run into another database (SQLite → PostgreSQL)")
+              "  copy-db  copy every run into another database (SQLite → PostgreSQL)\n"
+              "  sync     upload offline SDK runs (a run folder or their parent), exactly once\n"
+              "  import   load a metrics log (metrics.jsonl, JSONL, CSV) as a finished run")
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
     if command == "up":
         return up(rest)
     if command == "copy-db":
         return copy_db(rest)
+    if command in ("sync", "import"):
+        # The SDK's commands: its package, loaded only when asked for.
+        from causalwatch.cli import import_main, sync_main
+
+        return sync_main(rest) if command == "sync" else import_main(rest)
     if command == "train":
         # The trainer is its own program; the backend never imports its internals.
         os.execv(sys.executable, [sys.executable, "-m", "trainer", *rest])

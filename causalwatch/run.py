@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ Mode = Literal["auto", "online", "offline"]
 FieldSource = Callable[[int], Mapping[str, Any]]
 # finish() waits this long for the server's acks before leaving the rest to `causalwatch sync`.
 FINISH_WAIT_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 2.0
 MAX_GRAPH_SIZE = 500  # trainer.protocol.GraphSnapshot's bound
 MAX_REASON_CHARS = 500
 
@@ -144,13 +146,16 @@ def start_run(
         name=name,
         epochs=epochs,
         pid=os.getpid(),
+        # With pid: `causalwatch sync` refuses a run whose process is still writing it.
+        extra={"host": socket.gethostname()},
     )
     info.write(folder)
     emitter = None
     if not offline:
         from trainer.emitter import Emitter  # websockets: loaded only once a run streams
 
-        emitter = Emitter(url, run_id, token=ingest_token)
+        # A user watching a restarted backend expects the run back within seconds.
+        emitter = Emitter(url, run_id, token=ingest_token, max_backoff=RECONNECT_MAX_SECONDS)
         emitter.start()
     run = Run(
         run_id=run_id, name=name, config=user_config, variables=names, reference=edges,

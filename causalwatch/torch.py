@@ -26,6 +26,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -60,6 +61,9 @@ class RunLike(Protocol):
     def add_field_source(self, source: Callable[[int], Mapping[str, Any]]) -> None: ...
 
     def log_graph(self, probabilities: Any, step: int | None = None) -> None: ...
+
+    def log(self, data: Mapping[str, Any], step: int | None = None,
+            commit: bool | None = None) -> None: ...
 
 
 # --- observing torch.nn.utils.clip_grad_norm_ ---------------------------------------------
@@ -116,6 +120,46 @@ def _total_norm(tensors: Sequence[Tensor]) -> Tensor:
     return torch.nn.utils.get_total_norm(tensors, 2.0, foreach=None)
 
 
+@dataclass
+class _Span:
+    """What the steps of one row measured, kept as tensors until the row is read."""
+
+    norms: list[Tensor] = field(default_factory=list)
+    thresholds: list[float | None] = field(default_factory=list)
+    terms: dict[str, list[Tensor]] = field(default_factory=dict)
+    term_norms: dict[str, list[Tensor]] = field(default_factory=dict)
+
+    def extend(self, later: _Span) -> None:
+        self.norms += later.norms
+        self.thresholds += later.thresholds
+        for mine, theirs in ((self.terms, later.terms), (self.term_norms, later.term_norms)):
+            for name, values in theirs.items():
+                mine.setdefault(name, []).extend(values)
+
+
+@dataclass
+class _Sealed:
+    """The steps that belong to the run's open row, and the model's state after them."""
+
+    row: tuple[Any, ...]
+    span: _Span
+    theta: np.ndarray
+    lr: float
+    probs: np.ndarray
+    logits: np.ndarray
+
+
+def _open_row(run: RunLike | None) -> tuple[Any, Any] | None:
+    """(step, time of the last log) of the run's open row, None when no row is open.
+
+    Read from causalwatch.run.Run's row state: with step semantics a row is sent only when
+    the next one starts, after steps that belong to the next row have already run, so the
+    watch must know when the user last logged into the open row to cut its span there.
+    """
+    step = getattr(run, "_row_step", None)
+    return None if step is None else (step, getattr(run, "_row_at", None))
+
+
 class Watch:
     """Health fields from a model, its optimizer and its adjacency logits (see module doc).
 
@@ -154,8 +198,13 @@ class Watch:
         self.term_norm_every = term_norm_every
         self._params = [p for p in model.parameters() if p.requires_grad]
         self._param_ids = {id(p) for p in self._params}
-        self.steps = 0  # optimizer steps since the watch began: the record's `step`
-        self._reset_span()
+        self.steps = 0  # optimizer steps since the watch began
+        self._span = _Span()
+        self._sealed: _Sealed | None = None
+        self._last_row: tuple[Any, Any] | None = None
+        self._pending: tuple[Tensor, float] | None = None
+        self._term_calls = 0  # loss_terms calls in this span: every n-th measures norms
+        self._term_norm_failed = False
         self._theta_start = self._flat_params()
         self._hook = optimizer.register_step_post_hook(self._after_step)
         self.observe_clip = observe_clip
@@ -164,18 +213,35 @@ class Watch:
         self._reference_read = False
         self.closed = False
         if run is not None:
-            run.add_field_source(self)
+            self.bind(run)
+
+    def bind(self, run: RunLike) -> None:
+        """Fill `run`'s rows from now on (its reference and graph too): the Lightning
+        callback's watch exists before its logger's run does."""
+        self.run = run
+        self._reference_read = False
+        run.add_field_source(self)
 
     # -- per step ---------------------------------------------------------------------------
 
-    def _reset_span(self) -> None:
-        self._norms: list[Tensor] = []
-        self._thresholds: list[float | None] = []
-        self._pending: tuple[Tensor, float] | None = None
-        self._terms: dict[str, list[Tensor]] = {}
-        self._term_norms: dict[str, list[Tensor]] = {}
+    def _seal_if_logged(self) -> None:
+        """Steps so far belong to the open row when the user logged into it since the last
+        step (a loop logs an epoch's row after its steps): move them there."""
+        row = _open_row(self.run)
+        if row is None or row == self._last_row:
+            return
+        self._last_row = row
+        probs, logits = self._probabilities()
+        if self._sealed is not None and self._sealed.row[0] == row[0]:
+            self._sealed.span.extend(self._span)  # logged into the same row again
+            sealed = self._sealed
+            sealed.theta, sealed.lr = self._flat_params(), self._lr()
+            sealed.probs, sealed.logits = probs, logits
+        else:
+            self._sealed = _Sealed(row, self._span, self._flat_params(), self._lr(),
+                                   probs, logits)
+        self._span = _Span()
         self._term_calls = 0
-        self._term_norm_failed = False
 
     def clip_grad_norm_(self, max_norm: float | None = None, norm_type: float = 2.0) -> Tensor:
         """Clip this model's gradients at `max_norm` (default: the watch's `clip`); returns
@@ -194,6 +260,7 @@ class Watch:
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.steps += 1
+        self._seal_if_logged()
         if self._pending is not None:
             norm, limit = self._pending
             self._pending = None
@@ -204,17 +271,18 @@ class Watch:
             if not grads:
                 return
             norm, limit = _total_norm(grads).detach(), self.clip
-        self._norms.append(norm)
-        self._thresholds.append(limit)
+        self._span.norms.append(norm)
+        self._span.thresholds.append(limit)
 
     def loss_terms(self, terms: Mapping[str, Tensor | float]) -> None:
         """Record this step's weighted loss terms (`{"recon": λ·term, ...}`; a `loss_`
         prefix is allowed). Call it before `backward()`: on sampled steps each term's own
         gradient norm is taken from the graph, which backward frees."""
+        self._seal_if_logged()
         named = {name.removeprefix("loss_"): value for name, value in terms.items()}
         for name, value in named.items():
             tensor = value.detach() if isinstance(value, Tensor) else torch.tensor(float(value))
-            self._terms.setdefault(name, []).append(tensor.reshape(()).float())
+            self._span.terms.setdefault(name, []).append(tensor.reshape(()).float())
         measure = (
             self.term_norm_every > 0
             and self._term_calls % self.term_norm_every == 0
@@ -244,27 +312,35 @@ class Watch:
             present = [g for g in grads if g is not None]
             norms[name] = _total_norm(present).detach() if present else torch.zeros(())
         for name, norm in norms.items():
-            self._term_norms.setdefault(name, []).append(norm)
+            self._span.term_norms.setdefault(name, []).append(norm)
 
     # -- per row ----------------------------------------------------------------------------
 
     def __call__(self, epoch: int) -> dict[str, Any]:
-        """The fields of the row for `epoch`, measured since the previous row; starts the
-        next span. Called by the run just before it sends a row."""
-        fields: dict[str, Any] = {"step": self.steps, "lr": self._lr()}
-        fields.update(self._norm_fields())
-        fields.update(self._loss_fields())
-        theta = self._flat_params()
-        if theta.size:
-            fields["update_ratio"] = health.update_ratio(self._theta_start, theta)
-        self._theta_start = theta
-        probs, logits = self._probabilities()
-        fields.update(self._graph_fields(probs, logits))
+        """The fields of the row for `epoch`, from the steps since the previous row up to
+        the user's last log into this one. Called by the run just before it sends a row."""
+        self._seal_if_logged()  # a log since the last step: the steps up to it are this row's
+        if self._sealed is not None:
+            sealed, self._sealed = self._sealed, None
+        else:  # a caller without rows (a test, a user's own call): all steps so far
+            probs, logits = self._probabilities()
+            sealed = _Sealed((), self._span, self._flat_params(), self._lr(), probs, logits)
+            self._span, self._term_calls = _Span(), 0
+        self._last_row = None
+        # No `step`: the run sets it from the user's own step.
+        fields: dict[str, Any] = {"lr": sealed.lr}
+        fields.update(self._norm_fields(sealed.span))
+        fields.update(self._loss_fields(sealed.span))
+        if sealed.theta.size:
+            fields["update_ratio"] = health.update_ratio(self._theta_start, sealed.theta)
+        self._theta_start = sealed.theta
+        fields.update(self._graph_fields(sealed.probs, sealed.logits))
         if self._is_eval(epoch):
-            fields.update(self._eval_fields(probs))
+            fields.update(self._eval_fields(sealed.probs))
             if self.run is not None:
-                self.run.log_graph(np.round(probs, 4).tolist(), step=epoch)
-        self._reset_span()
+                # No step: called while the run completes this row, the graph is this row's
+                # (a step would ask the run to move to another row from inside this one).
+                self.run.log_graph(np.round(sealed.probs, 4).tolist())
         # A record must be finite (trainer.protocol): a diverged loop's NaN stays out of it.
         return {k: v for k, v in fields.items() if not (isinstance(v, float) and
                                                          not math.isfinite(v))}
@@ -273,31 +349,31 @@ class Watch:
         # The first group's rate: the trainer's `lr` is its first (SEM weights') group too.
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _norm_fields(self) -> dict[str, Any]:
-        if not self._norms:
+    def _norm_fields(self, span: _Span) -> dict[str, Any]:
+        if not span.norms:
             return {}
-        norms = torch.stack([n.float().cpu() for n in self._norms]).numpy().astype(np.float64)
+        norms = torch.stack([n.float().cpu() for n in span.norms]).numpy().astype(np.float64)
         fields: dict[str, Any] = {
             "grad_norm_mean": float(norms.mean()),
             "grad_norm_max": float(norms.max()),
             "grad_norm_p90": float(np.percentile(norms, 90)),
         }
-        judged = [(n, t) for n, t in zip(norms, self._thresholds, strict=True) if t is not None]
+        judged = [(n, t) for n, t in zip(norms, span.thresholds, strict=True) if t is not None]
         if judged:
             # health.clip_pct over the steps that had a threshold (a clip call, or `clip`).
             fields["clip_pct"] = 100.0 * sum(n > t for n, t in judged) / len(judged)
         return fields
 
-    def _loss_fields(self) -> dict[str, Any]:
-        if not self._terms:
+    def _loss_fields(self, span: _Span) -> dict[str, Any]:
+        if not span.terms:
             return {}
-        means = {name: float(torch.stack(values).mean()) for name, values in self._terms.items()}
+        means = {name: float(torch.stack(values).mean()) for name, values in span.terms.items()}
         fields: dict[str, Any] = {"loss_total": sum(means.values())}
         fields.update({f"loss_{name}": value for name, value in means.items()})
         fields.update(
             {f"share_{name}": value for name, value in health.loss_shares(means).items()}
         )
-        for name, norms in self._term_norms.items():
+        for name, norms in span.term_norms.items():
             fields[f"grad_norm_{name}"] = float(torch.stack(norms).mean())
         return fields
 

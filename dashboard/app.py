@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
@@ -35,6 +36,7 @@ def create_app(endpoints: Endpoints, *, allowed: frozenset[str] = LOOPBACK_HOSTS
             dcc.Store(id=ids.API, data={"http": endpoints.public_url, "ws": endpoints.public_ws,
                                         "ticket": TICKET_PATH}),
             dcc.Interval(id=ids.HEALTH_TICK, interval=2000),
+            dcc.Store(id=ids.HEALTH),
             _navbar(),
             dbc.Container(
                 [
@@ -80,12 +82,16 @@ def _navbar() -> dbc.Navbar:
 @dash.callback(
     Output(ids.BANNER, "children"),
     Output(ids.BANNER, "is_open"),
+    Output(ids.HEALTH, "data"),
     Input(ids.HEALTH_TICK, "n_intervals"),
 )
-def backend_banner(_tick: int | None) -> tuple[str, bool]:
-    """A clear banner while the backend is down; it goes away by itself when it is back."""
+def backend_banner(_tick: int | None) -> tuple[str, bool, Any]:
+    """A clear banner while the backend is down; it goes away by itself when it is back.
+
+    The answer is kept in a store: a queued run's page says from it how many runs hold the
+    trainer slots, with no read of its own."""
     try:
-        client.get().health()
+        health = client.get().health()
     except BackendError as err:
-        return f"{err.message[0].upper()}{err.message[1:]}. Retrying every 2 s…", True
-    return "", False
+        return f"{err.message[0].upper()}{err.message[1:]}. Retrying every 2 s…", True, None
+    return "", False, health

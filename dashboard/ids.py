@@ -3,6 +3,7 @@
 # shell
 API = "api-config"
 BANNER = "backend-banner"
+HEALTH = "backend-health"  # the banner's last /healthz answer
 HEALTH_TICK = "health-tick"
 URL = "url"
 
@@ -30,11 +31,19 @@ EDIT_MISSING = "launch-edit-missing"  # the alert shown instead of the form: no 
 
 # run page
 RUN_ID = "run-id"
-LIVE_SNAPSHOT = "live-snapshot"  # written by assets/live.js
-LIVE_METRICS = "live-metrics"  # written by assets/live.js
-LIVE_EVENT = "live-event"  # written by assets/live.js
-LIVE_STATUS = "live-status"  # written by assets/live.js
+# Written by assets/live.js: a flush's summary of the records (count, last, best epoch), the
+# pushed run, alerts and graph, a request to re-read what only the backend computes, and
+# whether the socket is connected.
+LIVE_METRICS = "live-metrics"
+LIVE_PANELS = "live-panels"
+LIVE_EVAL = "live-eval"
+LIVE_STATUS = "live-status"
+RUN_FETCHED = "run-fetched"  # the last re-read: {run, card}
+RUN_LABEL = "run-label"  # the run's lineage label, for the header
+RUN_HEALTH = "run-health"  # /healthz, handed on only while the run is queued
 RUN_HEADER = "run-header"
+RUN_TITLE = "run-title"
+RUN_FULL_NAME = "run-full-name"
 RUN_STATUS = "run-status-badge"
 RUN_F1_AT_BEST = "run-f1-at-best"  # F1/SHD at the label-free best checkpoint
 RUN_MAX_F1 = "run-max-f1"  # the highest F1 of any evaluation
@@ -54,6 +63,7 @@ RESTART_REQUEST = "restart-request"  # the clicked alert, handed to the server c
 SCORECARD = "run-scorecard"
 HEATMAP = "graph-adjacency"
 GRAPH_PREFIX = "graph-"
+LIVE_CHART = "live-chart"  # the class of every chart live.js extends with new records
 LIVE_GRAPHS = (
     "clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy", "grad-terms",
     "update-ratio",

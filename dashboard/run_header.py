@@ -11,7 +11,9 @@ from dashboard.components import best_checkpoint_text, max_f1_text, run_referenc
 from dashboard.figures import NO_REFERENCE_NOTE
 
 
-def header(run: dict[str, Any]) -> html.Div:
+def header(run: dict[str, Any], label: str | None = None) -> html.Div:
+    """`label` is the run's short lineage label (as the runs list shows it); the full name
+    stays on the page, as the title's tooltip and the first words of the line below."""
     parent = run.get("parent_id")
     lineage: list[Any] = []
     if parent:
@@ -24,9 +26,15 @@ def header(run: dict[str, Any]) -> html.Div:
             dcc.Link(c, href=f"/run/{c}", className="me-1") for c in children
         ]
     reason = run.get("status_reason")
+    name = run.get("name") or run["id"]
+    title = label or name
+    # The full name once, where the label shortened it: a restart's default name repeats
+    # its parent's, which is why the label is the title.
+    full = [html.Span(name, id=ids.RUN_FULL_NAME), " · "] if title != name else []
     return html.Div([
-        html.H3([run.get("name") or run["id"], status_badge(run["status"], ids.RUN_STATUS)]),
-        html.Div([f"{run['id']} · preset {run['preset']}", *lineage],
+        html.H3([html.Span(title, id=ids.RUN_TITLE, title=name),
+                 status_badge(run["status"], ids.RUN_STATUS)]),
+        html.Div([*full, f"{run['id']} · preset {run['preset']}", *lineage],
                  className="text-muted small"),
         _scores(run),
         html.Pre(reason, className="small mt-2 mb-0 run-reason") if reason else None,

@@ -57,7 +57,10 @@ def progress_state(run: Mapping[str, Any], health: Mapping[str, Any] | None) -> 
     """
     waiting = waiting_text(run, health)
     if not is_finished(run):
-        return {"live": True, "waiting": waiting, "text": waiting or ""}
+        # `queued`: the page hands this state the shell's /healthz reads, so the count of
+        # running trainers moves while the run waits (assets/live.js `queuedHealth`).
+        return {"live": True, "waiting": waiting, "text": waiting or "",
+                "queued": run["status"] == "queued"}
     total = run["epochs_total"] or 1
     done = run.get("last_epoch") or 0
     return {

@@ -1,20 +1,26 @@
 /*
  * causalwatch live channel: the browser subscribes to the backend's WS /ws/runs/{id} and
- * hands what arrives to Dash through dash_clientside.set_props. Records flow into the
- * charts with extendData (clientside, no server round trip); status, alerts and graphs
- * trigger a server callback that re-renders the panels from the REST API.
+ * uses what it pushes, with no round trip to the backend for it:
+ *   - metric records are drawn here, straight into the charts (Plotly.extendTraces), one chart
+ *     per task so that no single task holds the page for all of them;
+ *   - the run (snapshot, status), its alerts (alert, verification) and its latest graph are
+ *     handed to Dash as one `live-panels` store, from which the server callback renders the
+ *     header, red flags, adjacency and progress state without reading the API;
+ *   - only what the backend computes from every record and does not push (the scorecard, the
+ *     best checkpoint's scores) is re-read: `live-eval` asks for it after an evaluation epoch
+ *     or a status change, at most once per EVAL_SPACING_MS.
  *
- * Every record since the last snapshot stays in `records` (sorted by epoch). A flush hands
- * Dash only a small summary (count, last record, best epoch): the clientside callbacks read
- * the records themselves from this module, so a flush costs what is new, not the whole
- * history. A chart that was not rendered yet, or was re-rendered, still catches up on the
- * next flush, because extension starts after the last epoch each trace already shows.
+ * Every record since the last snapshot stays in `records` (sorted by epoch). A chart is
+ * extended from the epoch after the last one it shows, so a chart that was not rendered yet,
+ * re-rendered or off screen catches up on the next flush.
  *
  * With a token, the socket carries a short-lived read-only ticket fetched from the
  * dashboard right before each (re)connect; the admin token never reaches this page.
  */
 (function () {
   "use strict";
+  const EVAL_SPACING_MS = 2000;
+  const PANELS_DELAY_MS = 30; // a burst (three alerts of one epoch) becomes one update
   const live = {
     ws: null,
     runId: null,
@@ -26,9 +32,19 @@
     records: [],
     bestEpoch: null,
     epochsTotal: null,
+    run: null, // the run as last pushed (snapshot, status)
+    alerts: new Map(), // alert id -> alert, as last pushed (alert, verification)
+    graph: null, // the latest {epoch, probabilities}
+    snapshots: 0,
     flushTimer: null,
+    drawing: false, // a flush is still drawing its charts, one task each
+    again: false, // records arrived meanwhile: flush once more when done
     seq: 0,
-    flushCost: 0, // ms the last flush kept the page busy; spaces the next one
+    flushCost: 0, // ms of main-thread time the last flush took; spaces the next one
+    panelsTimer: null,
+    evalTimer: null,
+    evalDue: false,
+    evalAt: 0,
   };
 
   function setProps(id, data) {
@@ -38,29 +54,39 @@
     }
   }
 
-  function scheduleFlush(delay) {
-    if (live.flushTimer) return;
-    // Adaptive: when drawing is slow (long runs, slow machines) batch more records per
-    // redraw instead of queueing redraws behind each other.
-    const wait = delay === undefined ? Math.max(25, Math.min(1000, 2 * live.flushCost)) : delay;
-    live.flushTimer = setTimeout(function () {
-      live.flushTimer = null;
-      live.seq += 1;
-      const started = performance.now();
-      const last = live.records.length ? live.records[live.records.length - 1] : null;
-      setProps("live-metrics", {
-        seq: live.seq,
-        run_id: live.runId,
-        epochs_total: live.epochsTotal,
-        count: live.records.length,
-        last: last,
-        best_epoch: live.bestEpoch,
-      });
-      requestAnimationFrame(function () {
-        live.flushCost = performance.now() - started;
-      });
+  // --- panels: the pushed run, alerts and graph, handed to Dash as they are ----------------
+
+  function panelsChanged() {
+    if (live.panelsTimer) return;
+    live.panelsTimer = setTimeout(function () {
+      live.panelsTimer = null;
+      const alerts = Array.from(live.alerts.values()).sort(function (a, b) { return a.id - b.id; });
+      setProps("live-panels", { run_id: live.runId, run: live.run, alerts: alerts,
+                                graph: live.graph });
+    }, PANELS_DELAY_MS);
+  }
+
+  /* Ask the server for what only the backend computes (scorecard, best checkpoint): after an
+   * evaluation or a status change, never more often than EVAL_SPACING_MS, and always once
+   * after the last one (trailing), so the final state is read. */
+  function evalChanged() {
+    live.evalDue = true;
+    if (live.evalTimer) return;
+    const wait = Math.max(0, live.evalAt + EVAL_SPACING_MS - Date.now());
+    live.evalTimer = setTimeout(function () {
+      live.evalTimer = null;
+      if (!live.evalDue) return;
+      live.evalDue = false;
+      live.evalAt = Date.now();
+      setProps("live-eval", { run_id: live.runId, at: live.evalAt });
     }, wait);
   }
+
+  function isEvaluation(record) {
+    return record.is_best || hasValue(record, "val_recon") || hasValue(record, "f1");
+  }
+
+  // --- records -------------------------------------------------------------------------
 
   /* Index of the first record with an epoch above `epoch` (records are sorted). */
   function after(epoch) {
@@ -75,11 +101,14 @@
 
   function add(record) {
     const at = after(record.epoch);
-    if (at > 0 && live.records[at - 1].epoch === record.epoch) return; // already here
+    if (at > 0 && live.records[at - 1].epoch === record.epoch) return false; // already here
     if (at === live.records.length) live.records.push(record);
     else live.records.splice(at, 0, record); // a resent epoch after a reconnect
     if (record.is_best) live.bestEpoch = Math.max(live.bestEpoch || 0, record.epoch);
+    return true;
   }
+
+  // --- the socket ----------------------------------------------------------------------
 
   /* A fresh read-only ticket for each (re)connect, from the dashboard (which holds the
    * session, never the page): null when the backend has no token. Tickets expire within
@@ -118,6 +147,46 @@
     });
   }
 
+  function onSnapshot(msg) {
+    live.records = [];
+    live.bestEpoch = null;
+    (msg.metrics || []).forEach(add);
+    live.run = msg.run || null;
+    live.epochsTotal = msg.run ? msg.run.epochs_total : null;
+    live.alerts = new Map();
+    (msg.alerts || []).forEach(function (a) { live.alerts.set(a.id, a); });
+    live.graph = msg.graph || null;
+    live.snapshots += 1;
+    panelsChanged();
+    // The page was rendered with the scorecard of its load; a reconnect may have missed some.
+    if (live.snapshots > 1) evalChanged();
+    scheduleFlush(0);
+  }
+
+  function onMessage(msg) {
+    if (msg.type === "snapshot") {
+      onSnapshot(msg);
+    } else if (msg.type === "metric") {
+      if (add(msg.record)) {
+        if (isEvaluation(msg.record)) evalChanged();
+        scheduleFlush();
+      }
+    } else if (msg.type === "status") {
+      live.run = msg.run;
+      live.epochsTotal = msg.run.epochs_total;
+      panelsChanged();
+      evalChanged(); // a finished run's pending criteria are missed now
+    } else if (msg.type === "alert" || msg.type === "verification") {
+      live.alerts.set(msg.alert.id, msg.alert);
+      panelsChanged();
+    } else if (msg.type === "graph") {
+      if (!live.graph || msg.epoch >= live.graph.epoch) {
+        live.graph = { epoch: msg.epoch, probabilities: msg.probabilities };
+        panelsChanged();
+      }
+    }
+  }
+
   function openSocket(runId, ticket, attempt) {
     const auth = ticket ? "?token=" + encodeURIComponent(ticket) : "";
     const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId) + auth);
@@ -128,20 +197,7 @@
     };
     ws.onmessage = function (event) {
       if (live.ws !== ws) return;
-      const msg = JSON.parse(event.data);
-      if (msg.type === "snapshot") {
-        live.records = [];
-        live.bestEpoch = null;
-        (msg.metrics || []).forEach(add);
-        live.epochsTotal = msg.run ? msg.run.epochs_total : null;
-        setProps("live-event", { type: "snapshot", at: Date.now() });
-        scheduleFlush(0);
-      } else if (msg.type === "metric") {
-        add(msg.record);
-        scheduleFlush();
-      } else {
-        setProps("live-event", { type: msg.type, at: Date.now() });
-      }
+      onMessage(JSON.parse(event.data));
     };
     ws.onclose = function () {
       if (live.ws !== ws) return; // replaced on purpose
@@ -161,29 +217,107 @@
     live.base = base;
     live.records = [];
     live.bestEpoch = null;
+    live.run = null;
+    live.alerts = new Map();
+    live.graph = null;
+    live.snapshots = 0;
     live.backoff = 500;
     connect();
   }
 
-  /* Charts off screen are not redrawn: each extendTraces redraws every point of a chart
-   * (hundreds of ms at thousands of epochs), and nobody sees those. A chart that scrolls
-   * into view, or a tab that comes back, catches up on the next flush. */
+  // --- drawing ---------------------------------------------------------------------------
+
+  function scheduleFlush(delay) {
+    if (live.flushTimer) return;
+    if (live.drawing) {
+      live.again = true; // drawn when the current flush has finished its charts
+      return;
+    }
+    // Adaptive: when drawing is slow (long runs, slow machines) batch more records per
+    // redraw instead of queueing redraws behind each other.
+    const wait = delay === undefined ? Math.max(25, Math.min(1000, 2 * live.flushCost)) : delay;
+    live.flushTimer = setTimeout(flush, wait);
+  }
+
+  /* The progress line (a cheap clientside callback), then each chart in its own task: one
+   * chart's redraw is 10–80 ms, all of them in one task held the page for a third of the time
+   * during a live run, with clicks and scrolling waiting behind them. */
+  function flush() {
+    live.flushTimer = null;
+    live.seq += 1;
+    const last = live.records.length ? live.records[live.records.length - 1] : null;
+    let busy = 0;
+    let started = performance.now();
+    setProps("live-metrics", {
+      seq: live.seq,
+      run_id: live.runId,
+      epochs_total: live.epochsTotal,
+      count: live.records.length,
+      last: last,
+      best_epoch: live.bestEpoch,
+    });
+    busy += performance.now() - started;
+    const charts = Array.prototype.slice.call(document.querySelectorAll(".live-chart"));
+    // The run page's charts are not in the DOM yet (Dash renders them once Plotly's bundle
+    // has loaded): try again shortly. On another page there is nothing to draw.
+    let pending = !charts.length && location.pathname.lastIndexOf("/run/", 0) === 0;
+    live.drawing = true;
+    function next() {
+      while (charts.length) {
+        const outer = charts.shift();
+        const gd = outer.querySelector(".js-plotly-plot");
+        if (!gd || !gd.data || !window.Plotly) {
+          pending = true; // still mounting: tried again shortly
+          continue;
+        }
+        if (!visible(outer)) continue;
+        started = performance.now();
+        const drew = draw(gd);
+        busy += performance.now() - started;
+        if (drew && charts.length) {
+          setTimeout(next, 0); // yield: input and painting get their turn between charts
+          return;
+        }
+      }
+      live.drawing = false;
+      live.flushCost = busy;
+      if (pending) scheduleFlush(200);
+      if (live.again) {
+        live.again = false;
+        scheduleFlush();
+      }
+    }
+    next();
+  }
+
+  /* Extend (or, for a long run, redraw reduced) one chart; true when it changed. */
+  function draw(gd) {
+    if (reduce(gd)) return true;
+    const ext = extension(gd);
+    if (!ext) return false;
+    window.Plotly.extendTraces(gd, ext[0], ext[1]);
+    return true;
+  }
+
+  /* Charts off screen are not redrawn: each redraw costs every point of a chart (hundreds of
+   * ms at thousands of epochs), and nobody sees those. A chart that scrolls into view, or a
+   * tab that comes back, catches up on the next flush. */
   const onScreen = new Set();
   const reported = new Set(); // charts the observer has reported on at least once
   let observer = null;
 
-  function visible(graphId) {
+  function visible(outer) {
     if (!("IntersectionObserver" in window)) return true;
     if (!observer) {
       observer = new IntersectionObserver(function (entries) {
         let appeared = false;
         entries.forEach(function (entry) {
-          reported.add(entry.target.id);
+          reported.add(entry.target);
           if (entry.isIntersecting) {
-            appeared = appeared || !onScreen.has(entry.target.id);
-            onScreen.add(entry.target.id);
+            appeared = appeared || !onScreen.has(entry.target);
+            onScreen.add(entry.target);
           } else {
-            onScreen.delete(entry.target.id);
+            onScreen.delete(entry.target);
           }
         });
         if (appeared) scheduleFlush(0);
@@ -192,29 +326,21 @@
         if (!document.hidden) scheduleFlush(0);
       });
     }
-    const outer = document.getElementById(graphId);
-    if (outer && !outer.dataset.cwObserved) {
+    if (!outer.dataset.cwObserved) {
       outer.dataset.cwObserved = "1"; // a re-rendered page brings new elements: observe those
       observer.observe(outer);
     }
-    if (outer && !reported.has(graphId) && nearViewport(outer)) {
+    if (!reported.has(outer) && nearViewport(outer)) {
       // The observer reports asynchronously, after its first frame: measured now, a chart
-      // in view is drawn on this flush, not one flush (and a Dash round) later.
-      onScreen.add(graphId);
+      // in view is drawn on this flush, not one flush later.
+      onScreen.add(outer);
     }
-    return !document.hidden && onScreen.has(graphId);
+    return !document.hidden && onScreen.has(outer);
   }
 
   function nearViewport(element) {
     const r = element.getBoundingClientRect();
     return r.width > 0 && r.bottom > -200 && r.top < window.innerHeight + 200;
-  }
-
-  /* The plotted data of a dcc.Graph, as Plotly holds it (extendData does not update the
-   * Dash `figure` prop, so the DOM is the truth). */
-  function plotted(graphId) {
-    const outer = document.getElementById(graphId);
-    return outer ? outer.querySelector(".js-plotly-plot") : null;
   }
 
   /* Long runs: a chart redraws every point it holds on each update (~250 ms per call at
@@ -228,7 +354,16 @@
   const HEAD_POINTS = 600; // at most, before the tail: room for 400 epochs until the next
 
   function hasValue(record, field) {
-    return record[field] !== null && record[field] !== undefined;
+    const value = valueOf(record, field);
+    return value !== null && value !== undefined;
+  }
+
+  /* A trace's field: a record field, or "custom.<key>" for a training loop's own metric. */
+  function valueOf(record, field) {
+    if (field.lastIndexOf("custom.", 0) === 0) {
+      return record.custom ? record.custom[field.slice(7)] : undefined;
+    }
+    return record[field];
   }
 
   function fieldsOf(gd) {
@@ -254,9 +389,9 @@
         let hi = -1;
         for (let i = start; i < end; i++) {
           if (!hasValue(records[i], f.field)) continue;
-          const v = records[i][f.field];
-          if (lo < 0 || v < records[lo][f.field]) lo = i;
-          if (hi < 0 || v > records[hi][f.field]) hi = i;
+          const v = valueOf(records[i], f.field);
+          if (lo < 0 || v < valueOf(records[lo], f.field)) lo = i;
+          if (hi < 0 || v > valueOf(records[hi], f.field)) hi = i;
         }
         if (lo >= 0) keep.add(lo);
         if (hi >= 0) keep.add(hi);
@@ -266,10 +401,8 @@
     return Array.from(keep).sort(function (a, b) { return a - b; });
   }
 
-  /* Redraw a chart from the reduced set; true when it was (then no extendData for it). */
-  function reduce(graphId) {
-    const gd = plotted(graphId);
-    if (!gd || !gd.data || !window.Plotly) return false;
+  /* Redraw a chart from the reduced set; true when it was (then no extension for it). */
+  function reduce(gd) {
     const fields = fieldsOf(gd);
     if (!fields.length) return false;
     const longest = Math.max.apply(null, fields.map(function (f) {
@@ -279,22 +412,20 @@
     const shown = gd.data[fields[0].index].x;
     const last = shown && shown.length ? shown[shown.length - 1] : 0;
     const fresh = live.records.length - after(last);
-    if (live.records.length <= MAX_POINTS || longest + fresh <= MAX_POINTS) return false;
+    if (!fresh || live.records.length <= MAX_POINTS || longest + fresh <= MAX_POINTS) return false;
     const picked = reducedEpochs(fields);
     const xs = [];
     const ys = [];
     fields.forEach(function (f) {
       const rows = picked.filter(function (i) { return hasValue(live.records[i], f.field); });
       xs.push(rows.map(function (i) { return live.records[i].epoch; }));
-      ys.push(rows.map(function (i) { return live.records[i][f.field]; }));
+      ys.push(rows.map(function (i) { return valueOf(live.records[i], f.field); }));
     });
     window.Plotly.restyle(gd, { x: xs, y: ys }, fields.map(function (f) { return f.index; }));
     return true;
   }
 
-  function extension(graphId) {
-    const gd = plotted(graphId);
-    if (!gd || !gd.data) return null;
+  function extension(gd) {
     const xs = [];
     const ys = [];
     const indices = [];
@@ -306,7 +437,7 @@
       });
       if (!fresh.length) return;
       xs.push(fresh.map(function (r) { return r.epoch; }));
-      ys.push(fresh.map(function (r) { return r[f.field]; }));
+      ys.push(fresh.map(function (r) { return valueOf(r, f.field); }));
       indices.push(f.index);
     });
     return indices.length ? [{ x: xs, y: ys }, indices] : null;
@@ -324,24 +455,6 @@
       watch: function (runId, api) {
         if (runId && api && api.ws) watch(runId, api.ws, api.ticket);
         return window.dash_clientside.no_update;
-      },
-      extend: function (payload) {
-        const noUpdate = window.dash_clientside.no_update;
-        const graphIds = Array.prototype.slice.call(arguments, 1);
-        if (!payload || payload.run_id !== live.runId) return graphIds.map(function () { return noUpdate; });
-        let pending = false;
-        const out = graphIds.map(function (graphId) {
-          if (!plotted(graphId)) {
-            pending = true;
-            return noUpdate;
-          }
-          if (!visible(graphId)) return noUpdate;
-          if (reduce(graphId)) return noUpdate;
-          const ext = extension(graphId);
-          return ext || noUpdate;
-        });
-        if (pending) scheduleFlush(200); // charts still mounting: try again shortly
-        return out;
       },
       /* The progress bar and line, and the charts' placeholder. `state` is the server's
        * (dashboard/run_state.py): a finished run's line is final there and nothing moves;
@@ -365,6 +478,14 @@
           (best ? " · best checkpoint: epoch " + best : "");
         // The text beside the bar says it: inside a bar a few % wide it would be cut off.
         return [pct, "", true, true, "primary", text].concat(waiting);
+      },
+      /* The shell's /healthz read, handed to the run page only while the run is queued (its
+       * line says how many runs hold the slots) and only when the count moved. */
+      queuedHealth: function (health, state, shown) {
+        const noUpdate = window.dash_clientside.no_update;
+        if (!health || !state || !state.queued) return noUpdate;
+        if (shown && shown.runs_active === health.runs_active) return noUpdate;
+        return health;
       },
     },
   });

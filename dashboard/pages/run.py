@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import quote
 
@@ -11,11 +12,12 @@ from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
-from dashboard.client import BackendError
+from dashboard.client import BackendClient, BackendError
 from dashboard.components import run_reference
 from dashboard.figures import ADJACENCY_HEIGHT, empty_live_figures, level_guides
+from dashboard.labels import lineage_labels
 from dashboard.links import download_path
-from dashboard.run_panels import read_view, render_panels
+from dashboard.run_panels import live_view, read_view, render_panels
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
@@ -32,6 +34,14 @@ def _clip_norm(run: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _label(api: BackendClient, run: dict[str, Any]) -> str | None:
+    """The run's lineage label, as the runs list shows it (unique among all runs)."""
+    try:
+        return lineage_labels(api.runs()).get(run["id"])
+    except BackendError:
+        return None  # the full name then stays the title
+
+
 def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     if not run_id:
         return dbc.Alert("No run given.", color="warning")
@@ -45,13 +55,16 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
                          className="mt-3")
     run = view.run
+    label = _label(api, run)
+    view = dataclasses.replace(view, label=label)
     panels = render_panels(view, {})
     state = panels.state
     ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
     figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides)
     graphs = {
-        name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG)
+        name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG,
+                        className=ids.LIVE_CHART)
         for name, fig in figures.items()
     }
     # The dashboard's own routes: they redirect to the backend with a fresh ticket on click.
@@ -64,8 +77,12 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     return html.Div([
         dcc.Store(id=ids.RUN_ID, data=run_id),
         dcc.Store(id=ids.LIVE_METRICS),
-        dcc.Store(id=ids.LIVE_EVENT),
+        dcc.Store(id=ids.LIVE_PANELS),
+        dcc.Store(id=ids.LIVE_EVAL),
         dcc.Store(id=ids.LIVE_STATUS),
+        dcc.Store(id=ids.RUN_FETCHED),
+        dcc.Store(id=ids.RUN_HEALTH, data=view.health),
+        dcc.Store(id=ids.RUN_LABEL, data=label),
         dcc.Store(id=ids.RUN_SHOWN, data=panels.shown),
         dcc.Store(id=ids.RUN_STATE, data=state),
         dcc.Store(id=ids.RESTART_REQUEST),
@@ -122,14 +139,6 @@ dash.clientside_callback(
     State(ids.API, "data"),
 )
 
-# New records → extendData of every chart, without a server round trip.
-dash.clientside_callback(
-    ClientsideFunction(namespace="causalwatch", function_name="extend"),
-    [Output(ids.graph_id(name), "extendData") for name in ids.LIVE_GRAPHS],
-    Input(ids.LIVE_METRICS, "data"),
-    [State(ids.graph_id(name), "id") for name in ids.LIVE_GRAPHS],
-)
-
 dash.clientside_callback(
     ClientsideFunction(namespace="causalwatch", function_name="progress"),
     Output(ids.RUN_PROGRESS, "value"),
@@ -145,6 +154,18 @@ dash.clientside_callback(
 )
 
 
+# The shell's /healthz reads, handed on while the run is queued: its line counts the runs
+# holding the trainer slots.
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatch", function_name="queuedHealth"),
+    Output(ids.RUN_HEALTH, "data"),
+    Input(ids.HEALTH, "data"),
+    State(ids.RUN_STATE, "data"),
+    State(ids.RUN_HEALTH, "data"),
+    prevent_initial_call=True,
+)
+
+
 @dash.callback(
     Output(ids.RUN_HEADER, "children"),
     Output(ids.RUN_STOP, "disabled"),
@@ -154,27 +175,51 @@ dash.clientside_callback(
     Output(ids.HEATMAP, "figure"),
     Output(ids.RUN_STATE, "data"),
     Output(ids.RUN_SHOWN, "data"),
-    Input(ids.LIVE_EVENT, "data"),
+    Input(ids.LIVE_PANELS, "data"),
+    Input(ids.RUN_FETCHED, "data"),
+    Input(ids.RUN_HEALTH, "data"),
     State(ids.RUN_ID, "data"),
+    State(ids.RUN_LABEL, "data"),
     State(ids.RUN_SHOWN, "data"),
     # The layout rendered every panel: only a live event can change one.
     prevent_initial_call=True,
 )
-def refresh_panels(
-    event: dict[str, Any] | None, run_id: str, shown: dict[str, Any] | None
+def refresh_panels(  # noqa: PLR0917 - Dash passes each input and state by position
+    pushed: dict[str, Any] | None, fetched: dict[str, Any] | None,
+    health: dict[str, Any] | None, run_id: str, label: str | None,
+    shown: dict[str, Any] | None,
 ) -> tuple[Any, ...]:
-    """Status, alerts, scorecard, adjacency and progress state, re-read on every live event.
+    """The panels from what the websocket pushed (run, alerts, graph) and the last re-read
+    (scorecard, best-checkpoint scores): no read of the API here.
 
-    Everything is re-read whatever the event was: Dash keeps only the newest call's result,
-    so an alert event's update can be superseded by the next graph event's.
+    Every store is an input, so each call sees all of them: Dash keeps only the newest call's
+    result, and an alert's update must not be lost to the next graph's.
     """
-    try:
-        view = read_view(client.get(), run_id)
-    except BackendError as err:
-        raise PreventUpdate from err  # the banner already says the backend is away
-    p = render_panels(view, shown or {})
+    pushed = pushed if pushed and pushed.get("run_id") == run_id else None
+    if pushed is None and not fetched:
+        raise PreventUpdate
+    p = render_panels(live_view(pushed, fetched, health, label), shown or {})
     return (p.header, p.stop_disabled, p.stop_style, p.cards, p.scorecard, p.heatmap, p.state,
             p.shown)
+
+
+@dash.callback(
+    Output(ids.RUN_FETCHED, "data"),
+    Input(ids.LIVE_EVAL, "data"),
+    State(ids.RUN_ID, "data"),
+    prevent_initial_call=True,
+)
+def reread_scores(request: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    """What the backend computes from every record and does not push: the scorecard and the
+    run's best-checkpoint scores. Asked for by live.js after evaluations and status changes,
+    at most every 2 s."""
+    if not request or request.get("run_id") != run_id:
+        raise PreventUpdate
+    try:
+        api = client.get()
+        return {"run": api.run(run_id), "card": api.scorecard(run_id)}
+    except BackendError as err:
+        raise PreventUpdate from err  # the banner already says the backend is away
 
 
 # "Stopping…" from the click until the run has ended. Decided in the browser from both: the

@@ -14,7 +14,7 @@ def run(status: str, last_epoch: int | None = None, **extra: Any) -> dict[str, A
 
 def test_a_queued_run_waits_for_a_slot_and_says_how_many_run() -> None:
     state = progress_state(run("queued"), {"runs_active": 2, "runs_queued": 1})
-    assert state["live"]
+    assert state["live"] and state["queued"]  # the page keeps the count fresh while queued
     assert state["text"] == "waiting for a free trainer slot (2 running, max set by --max-runs)"
 
 
@@ -23,7 +23,8 @@ def test_a_running_run_without_an_epoch_is_starting() -> None:
     sdk = progress_state(run("running", kind="sdk"), None)
     assert sdk["waiting"] == "waiting for the first epoch from your training process"
     live = progress_state(run("running", 12), None)
-    assert live == {"live": True, "waiting": None, "text": ""}  # the browser draws this line
+    # The browser draws this line.
+    assert live == {"live": True, "waiting": None, "text": "", "queued": False}
 
 
 def test_a_finished_run_shows_how_it_ended() -> None:

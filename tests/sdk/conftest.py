@@ -6,8 +6,6 @@ streams runs against `causalwatch up` in a subprocess (tests/backend/backend_ser
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,6 @@ if BACKEND_TESTS not in sys.path:
     sys.path.insert(0, BACKEND_TESTS)
 
 from backend_server import BackendServer  # noqa: E402
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -44,15 +40,3 @@ def sdk_backend(tmp_path: Path, uci_csv_path: Path, sdk_env: Path) -> Iterator[B
         yield server
     finally:
         server.close()
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`causalwatch ARGS` as a user types it (the console script's entry point)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAUSALWATCH_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
-    )

@@ -1,0 +1,141 @@
+"""Offline runs and `causalwatch sync`: uploaded exactly once, however often or interrupted."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from backend_server import BackendServer
+from sdk_cli import cli_argv, cli_env, run_cli
+
+import causalwatch as cw
+from causalwatch.local import RunInfo, is_synced
+
+
+def offline_run(runs: Path, rows: int) -> cw.Run:
+    run = cw.init(name="offline", config={"lr": 0.01}, mode="offline", dir=runs, epochs=rows)
+    for i in range(rows):
+        run.log({"loss_recon": 1.0 + i, "loss_sparse": 0.5, "accuracy": i / rows}, step=i)
+    run.finish()
+    return run
+
+
+def sdk_runs(backend: BackendServer) -> list[dict[str, object]]:
+    return backend.client.get("/api/runs", params={"kind": "sdk"}).json()["runs"]
+
+
+def assert_uploaded_once(backend: BackendServer, server_id: str, rows: int) -> None:
+    records = backend.metrics(server_id)
+    assert [r["epoch"] for r in records] == list(range(1, rows + 1))
+    assert [r["step"] for r in records] == list(range(rows))
+    assert all(r["loss_recon"] == 1.0 + i for i, r in enumerate(records))
+    assert all(r["custom"] == {"accuracy": i / rows} for i, r in enumerate(records))
+    assert backend.run(server_id)["status"] == "completed"
+    assert [r["id"] for r in sdk_runs(backend)] == [server_id]
+
+
+def test_offline_run_then_sync_twice_uploads_once(
+    sdk_backend: BackendServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    run = offline_run(runs, 30)
+    assert run.offline and run.id.startswith("offline-")
+    err = capsys.readouterr().err
+    assert f"causalwatch sync {run.folder}" in err  # the one line telling what to do
+
+    first = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    server_id = RunInfo.read(run.folder).server_run_id
+    assert server_id is not None and f"synced 30 epoch(s) to {sdk_backend.url}" in first.stdout
+    assert_uploaded_once(sdk_backend, server_id, 30)
+
+    second = run_cli("sync", str(run.folder), "--server", sdk_backend.url, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "already synced" in second.stdout and "nothing to do" in second.stdout
+    assert_uploaded_once(sdk_backend, server_id, 30)
+
+    # The marker lost (say, the folder copied without it): the finished server run refuses
+    # the socket, and its stored epochs prove the upload complete.
+    (run.folder / "synced").unlink()
+    third = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert is_synced(run.folder)
+    assert_uploaded_once(sdk_backend, server_id, 30)
+
+
+def test_interrupted_sync_resumes_the_same_server_run(
+    sdk_backend: BackendServer, tmp_path: Path
+) -> None:
+    rows = 4000
+    runs = tmp_path / "runs"
+    run = offline_run(runs, rows)
+    sync = subprocess.Popen(
+        cli_argv("sync", str(runs), "--server", sdk_backend.url), cwd=tmp_path, env=cli_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        server_id = None
+        while time.monotonic() < deadline:
+            server_id = RunInfo.read(run.folder).server_run_id
+            if server_id and (sdk_backend.run(server_id).get("last_epoch") or 0) >= 200:
+                break
+            time.sleep(0.02)
+        sync.send_signal(signal.SIGKILL)
+        sync.wait(10)
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+    assert server_id is not None
+    cut = sdk_backend.run(server_id)
+    assert cut["status"] == "running" and cut["last_epoch"] < rows, "killed too late"
+    assert not is_synced(run.folder)
+
+    resumed = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunInfo.read(run.folder).server_run_id == server_id  # no second server run
+    assert_uploaded_once(sdk_backend, server_id, rows)
+
+
+def test_online_run_whose_server_went_away_is_synced_later(
+    sdk_backend: BackendServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = cw.init(name="left behind", server=sdk_backend.url, epochs=5)
+    sdk_backend.kill()
+    for i in range(5):
+        run.log({"loss_recon": 1.0 + i, "loss_sparse": 0.5, "accuracy": i / 5}, step=i)
+    started = time.monotonic()
+    run.finish()
+    assert time.monotonic() - started < 10  # finish waits a bounded time, then hands over
+    err = capsys.readouterr().err
+    assert f"upload it with: causalwatch sync {run.folder}" in err
+    assert not is_synced(run.folder)
+
+    sdk_backend.start()
+    synced = run_cli("sync", str(run.folder.parent), cwd=tmp_path)  # the URL from run.json
+    assert synced.returncode == 0, synced.stderr
+    assert_uploaded_once(sdk_backend, run.id, 5)
+
+
+def test_sync_without_a_server_keeps_the_folder_and_says_so(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run = offline_run(runs, 3)
+    proc = run_cli("sync", str(runs), "--server", "http://127.0.0.1:9", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "unreachable" in proc.stderr and run.folder.name in proc.stderr
+    assert not is_synced(run.folder)
+    assert RunInfo.read(run.folder).server_run_id is None
+
+
+def test_sync_of_a_missing_folder_names_it(tmp_path: Path) -> None:
+    proc = run_cli("sync", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == f"causalwatch sync: {tmp_path / 'nowhere'}: no such directory\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("sync", str(empty), cwd=tmp_path)
+    assert proc.returncode == 2 and "no causalwatch run folder" in proc.stderr

@@ -96,15 +96,27 @@ def _series(records: Sequence[Record], field: str) -> tuple[list[int], list[Any]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+# An evaluation series shows its points as markers while it has at most this many; past it
+# live.js draws it as a line. Every marker is an SVG node redrawn on each live update: the
+# accuracy chart's three series at 500 evaluations took ~100 ms a redraw with markers, ~15 ms
+# without (WebGL, scattergl, took ~30 ms: not faster than a plain line, and without a GPU
+# it is drawn on the CPU; docs/benchmarks.md).
+LIVE_MARKER_LIMIT = 100
+
+
 def _line(
     records: Sequence[Record], field: str, name: str, *, markers: bool = False, **style: Any
 ) -> go.Scatter:
     # Per-epoch series are lines: redrawing hundreds of SVG markers on every live update
-    # cost ~150 ms per record. Evaluation-only series are sparse and keep their markers.
+    # cost ~150 ms per record. Evaluation-only series are sparse and keep their markers
+    # while they are short.
     x, y = _series(records, field)
+    markers = markers and len(x) <= LIVE_MARKER_LIMIT
+    meta: dict[str, Any] = {"field": field}
+    if markers:
+        meta["markers_until"] = LIVE_MARKER_LIMIT
     mode = "lines+markers" if markers else "lines"
-    return go.Scatter(x=x, y=y, name=name, mode=mode, marker={"size": 5},
-                      meta={"field": field}, **style)
+    return go.Scatter(x=x, y=y, name=name, mode=mode, marker={"size": 5}, meta=meta, **style)
 
 
 def _guides(

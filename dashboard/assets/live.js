@@ -292,11 +292,26 @@
 
   /* Extend (or, for a long run, redraw reduced) one chart; true when it changed. */
   function draw(gd) {
-    if (reduce(gd)) return true;
+    if (reduce(gd)) {
+      dropMarkers(gd);
+      return true;
+    }
     const ext = extension(gd);
     if (!ext) return false;
     window.Plotly.extendTraces(gd, ext[0], ext[1]);
+    dropMarkers(gd);
     return true;
+  }
+
+  /* An evaluation series keeps its markers while short (figures.py LIVE_MARKER_LIMIT): past
+   * that every marker is an SVG node to redraw on each update, and a line says as much. */
+  function dropMarkers(gd) {
+    const long = [];
+    gd.data.forEach(function (trace, index) {
+      const limit = trace.meta && trace.meta.markers_until;
+      if (limit && trace.mode !== "lines" && trace.x && trace.x.length > limit) long.push(index);
+    });
+    if (long.length) window.Plotly.restyle(gd, { mode: "lines" }, long);
   }
 
   /* Charts off screen are not redrawn: each redraw costs every point of a chart (hundreds of

@@ -21,6 +21,7 @@ from dashboard.components import (
 )
 from dashboard.figures import (
     EVAL_FIELDS,
+    LIVE_MARKER_LIMIT,
     MODEBAR_PX,
     NO_REFERENCE_NOTE,
     SHARES,
@@ -353,3 +354,13 @@ def test_scorecard_and_probe_numbers_are_formatted() -> None:
         "f1": {"before": 0.0526, "after": None},
     }]}))
     assert "clip_pct 100% → 54.4%, val_recon 4.081e5 → 1.179, F1 0.05 → —" in probes
+
+
+def test_evaluation_series_keep_markers_only_while_short() -> None:
+    short = live_figures(records(20), 13, "reference")["accuracy"]
+    assert {t.mode for t in short.data} == {"lines+markers"}
+    # live.js drops them once a series grows past the limit the trace carries.
+    assert {t.meta["markers_until"] for t in short.data} == {LIVE_MARKER_LIMIT}
+    long = live_figures(records(2 * LIVE_MARKER_LIMIT + 2), 13, "reference")["accuracy"]
+    assert {t.mode for t in long.data} == {"lines"}
+    assert all("markers_until" not in t.meta for t in long.data)

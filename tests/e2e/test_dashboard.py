@@ -323,7 +323,7 @@ def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, floa
     run_id = str(stack.create_sdk("synthetic", epochs=epochs)["id"])
     frames = []
     for epoch in range(1, epochs + 1):
-        record = {name: 0.0 for name in EpochRecord.model_fields}
+        record = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
         record.update(
             run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
             loss_recon=2.0, share_recon=100.0, clip_pct=10.0 + epoch % 7,

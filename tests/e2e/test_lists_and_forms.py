@@ -112,6 +112,18 @@ def test_the_runs_list_fits_a_laptop_and_tells_a_family_apart(
     page.assert_clean()
 
 
+def test_the_run_page_is_titled_by_lineage_with_the_full_name_beside(
+    page: DashboardPage, family: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    _, child = family
+    page.open(f"/run/{child['id']}")
+    title = page.wait_text("#run-title", bool, 20, "the run page's title")
+    assert lineage(title) == "standard → +standardize", title
+    assert page.find("#run-title").get_attribute("title") == child["name"]  # the tooltip
+    assert page.text("#run-full-name") == child["name"]
+    page.assert_clean()
+
+
 def test_compare_names_runs_by_lineage_and_shows_only_the_hint_when_empty(
     page: DashboardPage, family: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:

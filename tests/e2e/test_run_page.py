@@ -30,7 +30,7 @@ return {text: document.getElementById('run-progress-text').innerText,
 
 
 def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record = {name: 0.0 for name in EpochRecord.model_fields}
+    record = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
     record.update(
         run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
         loss_recon=1.4, loss_sparse=0.3, loss_acyclic=0.1, loss_disen=0.2, share_recon=70.0,
@@ -153,6 +153,12 @@ def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
         text = "waiting for a free trainer slot (1 running, max set by --max-runs)"
         assert page.wait_text("#run-progress-text", bool, 10) == text
         assert page.text("#run-waiting") == text
+        # The count follows the shell's /healthz reads, not only this run's own events: an
+        # answer saying 7 shows, and the next real read (every 2 s) puts 1 back.
+        page.js("window.dash_clientside.set_props(arguments[0], {data: arguments[1]});",
+                "backend-health", {**one_slot.client.get("/healthz").json(), "runs_active": 7})
+        page.wait_text("#run-progress-text", lambda t: "(7 running" in t, 10, "the count of 7")
+        page.wait_text("#run-progress-text", lambda t: t == text, 10, "the real count again")
 
         assert one_slot.client.post(f"/api/runs/{busy}/stop").status_code == 200
         # The trainer imports torch and loads its data before its first epoch: seconds.
@@ -169,3 +175,66 @@ def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
         page.assert_clean()
     finally:
         one_slot.close()
+
+
+LIVE_HOOK = """
+window.__callbacks = [];
+const origFetch = window.fetch;
+window.fetch = function (input, init) {
+  const url = typeof input === "string" ? input : (input && input.url) || "";
+  if (url.indexOf("_dash-update-component") >= 0) {
+    try {
+      const body = JSON.parse(init.body);
+      window.__callbacks.push({output: body.output, inputs: body.inputs});
+    } catch (e) {}
+  }
+  return origFetch.apply(this, arguments);
+};
+"""
+
+
+def test_live_events_reach_the_panels_as_pushed_without_a_read_per_record(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    """Records are drawn in the browser with no Dash callback; alerts and graphs reach the
+    panels' callback as the websocket pushed them; nothing is re-read without an evaluation."""
+    run_id = str(stack.create_sdk("synthetic", epochs=40)["id"])
+    edges = [[VARIABLES[i], VARIABLES[i + 1]] for i in range(12)]
+    _feed(stack, run_id, [
+        ("started", {"config": {}, "data": {"variables": VARIABLES, "reference_edges": edges,
+                                            "reference_kind": "ground truth"}}),
+        ("epoch", {"record": _record(run_id, 1)}),
+    ])
+    page.open(f"/run/{run_id}")
+    page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) == 1, 20, "epoch 1 drawn")
+    page.wait_still("#run-header", quiet=1.0)
+    page.js(LIVE_HOOK)
+
+    _feed(stack, run_id, [
+        *(("epoch", {"record": _record(run_id, e)}) for e in range(2, 9)),
+        ("epoch", {"record": _record(run_id, 9, clip_pct=100.0, logit_std=0.01, edges_at_05=0,
+                                     edges_tuned=0, share_recon=100.0, share_sparse=0.0,
+                                     share_acyclic=0.0, share_disen=0.0)}),
+        ("graph", {"epoch": 8, "probabilities": [[0.25] * 13 for _ in range(13)]}),
+    ], first_seq=10)
+    page.wait(lambda: page.trace_xs("#graph-clip") == [list(range(1, 10))], 20, "9 epochs drawn")
+    page.wait_text("#graph-adjacency", lambda t: "epoch 8" in t, 20, "the adjacency of epoch 8")
+    pushed = stack.client.get(f"/api/runs/{run_id}/alerts").json()
+    assert pushed, "the collapsed record raised no red flag"
+    page.wait(lambda: len(page.find_all(".alert-card")) == len(pushed), 20, "the red flags")
+
+    calls = page.js("return window.__callbacks")
+    panels = [c for c in calls if "run-alerts.children" in c["output"]]
+    assert panels, calls
+    assert len(panels) <= 3, f"one panels update per burst of events, got {len(panels)}"
+    last = next(i["value"] for i in panels[-1]["inputs"] if i["id"] == "live-panels")
+    assert [a["id"] for a in last["alerts"]] == [a["id"] for a in pushed]
+    assert last["graph"]["epoch"] == 8
+    # No evaluation in these records, no status change: nothing was re-read from the API.
+    assert not [c for c in calls if "run-fetched" in c["output"]], calls
+    # The records themselves made no server callback: charts and progress line are drawn in
+    # the browser (the shell's backend banner polls on its own).
+    others = [c["output"] for c in calls
+              if "run-alerts.children" not in c["output"] and "backend-banner" not in c["output"]]
+    assert not others, others
+    page.assert_clean()

@@ -20,10 +20,16 @@ from pydantic import ValidationError
 from backend import rules
 from backend.db import StoreError
 from backend.hub import Hub
-from backend.schemas import AlertPublic, RunPublic
+from backend.schemas import SDK_PRESET, AlertPublic, RunKind, RunPublic
 from backend.store import Store
 from trainer.config import TrainConfig
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord, GraphSnapshot, StartedData
+from trainer.protocol import (
+    PROTOCOL_VERSION,
+    EpochRecord,
+    GraphSnapshot,
+    PartialEpochRecord,
+    StartedData,
+)
 
 logger = logging.getLogger("causalwatch.ingest")
 
@@ -232,7 +238,7 @@ class Ingest:
             history = await asyncio.to_thread(self.store.get_metrics, run.id)
             fired = await asyncio.to_thread(self.store.fired_rules, run.id)
             current = await asyncio.to_thread(self.store.get_run, run.id)
-            state = RunState(run.config, _slimmed(history), fired, run.data)
+            state = RunState(rules.config_of(run.config), _slimmed(history), fired, run.data)
             state.epochs = {r["epoch"] for r in history}
             state.closed = current is None or current.status.finished
             self._states[run.id] = state
@@ -286,13 +292,16 @@ class Ingest:
     def _validate_record(run: RunPublic, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise MessageError("record: an epoch message needs a record object")
+        # Our trainer measures every field; the caller's own loop (kind sdk) what it can.
+        model = PartialEpochRecord if run.kind is RunKind.sdk else EpochRecord
         try:
-            record = EpochRecord.model_validate(raw).model_dump()
+            record = model.model_validate(raw).model_dump()
         except ValidationError as err:
             raise _refusal_of(err, prefix="record.", whole="record") from None
         if record["run_id"] != run.id:
             raise MessageError("record.run_id: does not match the URL")
-        if record["epoch"] > run.epochs_total:
+        # An SDK run of unknown length has epochs_total 0.
+        if run.epochs_total and record["epoch"] > run.epochs_total:
             raise MessageError(
                 f"record.epoch: {record['epoch']} is beyond the run's {run.epochs_total} epochs"
             )
@@ -358,13 +367,20 @@ class Ingest:
         except ValidationError as err:
             raise _refusal_of(err, whole="graph") from None
         # Snapshots come at evaluation epochs of the run's plan, one matrix over its
-        # variables: anything else would only grow the database.
-        config = TrainConfig.model_validate(run.config)
-        if not config.is_eval_epoch(graph.epoch):
-            raise MessageError(
-                f"epoch: {graph.epoch} is not an evaluation epoch of this run (every "
-                f"{config.eval_every} up to {config.epochs_to_run}, and the last)"
-            )
+        # variables: anything else would only grow the database. A loop on its own config
+        # (SDK_PRESET) has no plan of ours: it evaluates when it chooses, within its length.
+        if run.preset == SDK_PRESET:
+            if run.epochs_total and graph.epoch > run.epochs_total:
+                raise MessageError(
+                    f"epoch: {graph.epoch} is beyond the run's {run.epochs_total} epochs"
+                )
+        else:
+            config = TrainConfig.model_validate(run.config)
+            if not config.is_eval_epoch(graph.epoch):
+                raise MessageError(
+                    f"epoch: {graph.epoch} is not an evaluation epoch of this run (every "
+                    f"{config.eval_every} up to {config.epochs_to_run}, and the last)"
+                )
         variables = (state.data or {}).get("variables")
         if variables and len(graph.probabilities) != len(variables):
             raise MessageError(

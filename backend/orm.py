@@ -127,6 +127,9 @@ class Run(Base):
 class Metric(Base):
     """One EpochRecord, one typed column per field (trainer/protocol.py), run_id as the key.
 
+    Every metric may be NULL: an SDK run's loop logs the subset it measures. Our trainer's
+    records are complete; that is checked where they arrive (backend/ingest.py), by kind.
+
     The UNIQUE (run_id, epoch) constraint is backed by a unique index on exactly those
     columns in SQLite and PostgreSQL; it is the index that lookups by run and epoch use,
     so no second, identical index is declared.
@@ -140,28 +143,28 @@ class Metric(Base):
         String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
     )
     epoch: Mapped[int]
-    step: Mapped[int]
-    time: Mapped[float]
-    lr: Mapped[float]
-    loss_total: Mapped[float]
-    loss_recon: Mapped[float]
-    loss_sparse: Mapped[float]
-    loss_acyclic: Mapped[float]
-    loss_disen: Mapped[float]
-    share_recon: Mapped[float]
-    share_sparse: Mapped[float]
-    share_acyclic: Mapped[float]
-    share_disen: Mapped[float]
-    clip_pct: Mapped[float]
-    grad_norm_mean: Mapped[float]
-    grad_norm_max: Mapped[float]
+    step: Mapped[int | None]
+    time: Mapped[float | None]
+    lr: Mapped[float | None]
+    loss_total: Mapped[float | None]
+    loss_recon: Mapped[float | None]
+    loss_sparse: Mapped[float | None]
+    loss_acyclic: Mapped[float | None]
+    loss_disen: Mapped[float | None]
+    share_recon: Mapped[float | None]
+    share_sparse: Mapped[float | None]
+    share_acyclic: Mapped[float | None]
+    share_disen: Mapped[float | None]
+    clip_pct: Mapped[float | None]
+    grad_norm_mean: Mapped[float | None]
+    grad_norm_max: Mapped[float | None]
     grad_norm_p90: Mapped[float | None]
-    logit_mean: Mapped[float]
-    logit_std: Mapped[float]
-    edges_at_05: Mapped[int]
-    threshold_tuned: Mapped[float]
-    edges_tuned: Mapped[int]
-    edges_topk: Mapped[int]
+    logit_mean: Mapped[float | None]
+    logit_std: Mapped[float | None]
+    edges_at_05: Mapped[int | None]
+    threshold_tuned: Mapped[float | None]
+    edges_tuned: Mapped[int | None]
+    edges_topk: Mapped[int | None]
     shd: Mapped[int | None]
     f1: Mapped[float | None]
     precision: Mapped[float | None]
@@ -169,13 +172,15 @@ class Metric(Base):
     f1_skeleton: Mapped[float | None]
     val_recon: Mapped[float | None]
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)
-    epoch_seconds: Mapped[float]
-    eta_seconds: Mapped[float]
+    epoch_seconds: Mapped[float | None]
+    eta_seconds: Mapped[float | None]
     grad_norm_recon: Mapped[float | None]
     grad_norm_sparse: Mapped[float | None]
     grad_norm_acyclic: Mapped[float | None]
     grad_norm_disen: Mapped[float | None]
     update_ratio: Mapped[float | None]
+    # The user's own numbers (SDK runs): {key: value}.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -135,6 +135,9 @@ class Rule:
     # rules judged on something else (the data facts, a failure, the F1 history).
     metric: str | None
     check: Callable[[RunContext], Finding | None]
+    # The latest record's fields the rule cannot judge without; a loop that does not log
+    # them (an SDK run) leaves the rule silent instead of half-read.
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,9 @@ def _rule(
     severity: Severity,
     description: str,
     detect: Callable[[RunContext], Signal | None],
+    *,
     metric: str | None = None,
+    reads: tuple[str, ...] = (),
 ) -> Rule:
     # The name and severity live once, on the Rule; detectors cannot contradict them.
     def check(ctx: RunContext) -> Finding | None:
@@ -172,7 +177,13 @@ def _rule(
             evidence=signal.evidence,
         )
 
-    return Rule(name, severity, description, metric, check)
+    return Rule(name, severity, description, metric, check, reads)
+
+
+def config_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings the rules read from a run's config: ours in full; from an SDK run's own
+    config, the keys named like our fields (the others fall back to our defaults)."""
+    return {k: v for k, v in config.items() if k in TrainConfig.model_fields}
 
 
 def _applies(config: dict[str, Any], changes: dict[str, Any]) -> bool:
@@ -779,6 +790,9 @@ def _near_deterministic(ctx: RunContext) -> Signal | None:
 
 # --- the catalogue ----------------------------------------------------------------------
 
+_SHARES = tuple(f"share_{t}" for t in LOSS_TERMS)
+_LOSSES = tuple(f"loss_{t}" for t in LOSS_TERMS)
+
 RULES: tuple[Rule, ...] = (
     _rule(
         "raw_variance",
@@ -806,6 +820,7 @@ RULES: tuple[Rule, ...] = (
         "the p90 norm or lower the LR, by the measured cause",
         _clip_high,
         metric="clip_pct",
+        reads=("clip_pct", "grad_norm_max"),
     ),
     _rule(
         "logit_collapse",
@@ -813,6 +828,7 @@ RULES: tuple[Rule, ...] = (
         f"logit std < {LOGIT_STD_MIN} after epoch {LOGIT_AFTER_EPOCH} → sigmoid sparsify",
         _logit_collapse,
         metric="logit_std",
+        reads=("logit_std", "logit_mean"),
     ),
     _rule(
         "recon_share_low",
@@ -820,6 +836,7 @@ RULES: tuple[Rule, ...] = (
         f"recon share < {RECON_SHARE_MIN:.0f}% for {RECON_LOW_EPOCHS} epochs → rebalance",
         _recon_share_low,
         metric="share_recon",
+        reads=_SHARES,
     ),
     _rule(
         "regularizers_silent",
@@ -828,6 +845,7 @@ RULES: tuple[Rule, ...] = (
         f"{REGULARIZERS_SILENT_EPOCHS} epochs → λ from the measured terms",
         _regularizers_silent,
         metric="share_regularizers",
+        reads=(*_SHARES, *_LOSSES),
     ),
     _rule(
         "threshold_tuning_broken",
@@ -835,6 +853,7 @@ RULES: tuple[Rule, ...] = (
         "edges_tuned = 0 while edges_topk > 0 → let the logits separate",
         _threshold_tuning_broken,
         metric="edges_tuned",
+        reads=("edges_tuned", "edges_topk", "threshold_tuned", "logit_std"),
     ),
     _rule(
         "empty_graph_collapse",
@@ -842,6 +861,7 @@ RULES: tuple[Rule, ...] = (
         "edges_tuned = 0 and SHD = reference size → rebalance or let the logits separate",
         _empty_graph_collapse,
         metric="edges_tuned",
+        reads=("edges_tuned", "shd", "share_recon", "logit_std"),
     ),
     _rule(
         "f1_stalled",
@@ -871,8 +891,11 @@ def evaluate(ctx: RunContext, already_fired: Collection[str]) -> list[Finding]:
     `already_fired` is not modified: the caller records each returned `finding.rule`.
     """
     findings: list[Finding] = []
+    latest = ctx.latest
     for rule in RULES:
         if rule.name in already_fired:
+            continue
+        if rule.reads and (latest is None or any(latest.get(f) is None for f in rule.reads)):
             continue
         try:
             finding = rule.check(ctx)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from backend.rules import RULES_BY_NAME
 
@@ -29,12 +29,16 @@ class RunKind(StrEnum):
     sdk = "sdk"  # fed by the user's own process over the ingest socket; no trainer of ours
 
 
+# The preset column of an sdk run on the caller's own config: no preset of ours applies.
+SDK_PRESET = "sdk"
+
 # What the runs list shows by default: the user's runs, not the backend's probes.
 USER_KINDS = (RunKind.run, RunKind.sdk)
 
 
 class RunCreate(BaseModel):
-    """POST /api/runs body: a preset plus field overrides, validated by trainer.config."""
+    """POST /api/runs body: a preset plus field overrides, validated by trainer.config; or,
+    with kind sdk, the caller's own config for a run its own loop feeds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +50,38 @@ class RunCreate(BaseModel):
         description="run: the backend starts a trainer; sdk: the caller trains and streams "
         "to WS /ws/ingest/{id} with the ingest_token of the answer (running at once)",
     )
+    config: dict[str, Any] | None = Field(
+        None, description="kind sdk: the caller's hyperparameters, stored as sent; keys named "
+        "like the trainer's config fields (e.g. lambda_sparse, grad_clip_norm) let the red "
+        "flags compute fixes in them",
+    )
+    epochs: int | None = Field(
+        None, ge=0, le=2**31 - 1,
+        description="kind sdk: the steps the caller plans to log (progress and ETA); 0 or "
+        "absent when unknown",
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> RunCreate:
+        fields_set = self.model_fields_set
+        if self.kind == "run":
+            wrong = sorted({"config", "epochs"} & fields_set)
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)}: for kind sdk only; a run of ours takes preset and "
+                    "overrides"
+                )
+        elif {"config", "epochs"} & fields_set and {"preset", "overrides"} & fields_set:
+            raise ValueError(
+                "config: an sdk run takes either its own config (and epochs) or one of ours "
+                "(preset and overrides), not both"
+            )
+        return self
+
+    @property
+    def own_config(self) -> bool:
+        """An sdk run on the caller's own config (not a preset of ours)."""
+        return self.kind == "sdk" and not {"preset", "overrides"} & self.model_fields_set
 
 
 class RestartRequest(BaseModel):

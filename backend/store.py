@@ -140,16 +140,24 @@ class Store:
         parent_alert_id: int | None = None,
         ingest_token: str | None = None,
         kind: RunKind = RunKind.run,
+        epochs_total: int | None = None,
     ) -> RunPublic:
-        """A new queued run; it trains config["epochs"] (fewer with "stop_after_epochs")."""
+        """A new queued run; it trains config["epochs"] (fewer with "stop_after_epochs"),
+        or `epochs_total` when given: an SDK run's config is the user's own, and 0 means its
+        length is unknown."""
         if not run_id or len(run_id) > RUN_ID_LENGTH:
             raise ValueError(f"run_id: must be 1..{RUN_ID_LENGTH} characters (got {run_id!r})")
-        epochs = config.get("epochs")
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"config.epochs: must be an integer >= 1 (got {epochs!r})")
-        stop_after = config.get("stop_after_epochs")
-        if isinstance(stop_after, int) and not isinstance(stop_after, bool) and stop_after >= 1:
-            epochs = min(epochs, stop_after)
+        if epochs_total is not None:
+            if epochs_total < 0:
+                raise ValueError(f"epochs_total: must be >= 0 (got {epochs_total!r})")
+            epochs = epochs_total
+        else:
+            epochs = config.get("epochs")
+            if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+                raise ValueError(f"config.epochs: must be an integer >= 1 (got {epochs!r})")
+            stop_after = config.get("stop_after_epochs")
+            if isinstance(stop_after, int) and not isinstance(stop_after, bool) and stop_after >= 1:
+                epochs = min(epochs, stop_after)
 
         def work(session: Session) -> RunPublic:
             now = utcnow()

@@ -279,6 +279,7 @@ def train(
                 for name, total in term_norm_sums.items()
             },
             "update_ratio": update_ratio,
+            "custom": None,  # a training loop's own numbers (SDK runs); ours has none
         }
 
         is_eval = cfg.is_eval_epoch(epoch)

@@ -20,9 +20,11 @@ No torch here: the backend imports this module to validate what it receives.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
+from pydantic.fields import FieldInfo
 
 PROTOCOL_VERSION = 1
 # `reference_kind` of a run with no reference graph (a CSV given without one): its records'
@@ -33,6 +35,11 @@ MAX_INT = 2**31 - 1
 # The four weighted terms of the objective, in the order records and charts list them.
 LOSS_TERMS = ("recon", "sparse", "acyclic", "disen")
 MessageType = Literal["started", "epoch", "graph", "alert", "finished", "failed"]
+# A record's `custom` holds a training loop's own numbers (the SDK's keys that are not
+# EpochRecord fields): bounded, so a loop logging a dict per parameter cannot flood a row.
+CUSTOM_KEY_PATTERN = r"^[A-Za-z0-9_./-]{1,64}$"
+MAX_CUSTOM_KEYS = 100
+_CUSTOM_KEY = re.compile(CUSTOM_KEY_PATTERN)
 
 
 class EpochRecord(BaseModel):
@@ -80,6 +87,8 @@ class EpochRecord(BaseModel):
     grad_norm_acyclic: float | None = Field(None, ge=0)
     grad_norm_disen: float | None = Field(None, ge=0)
     update_ratio: float | None = Field(None, ge=0)
+    # The user's own metrics (SDK runs); our trainer sends none.
+    custom: dict[str, float] | None = None
 
     @field_validator("*", mode="after")
     @classmethod
@@ -88,6 +97,41 @@ class EpochRecord(BaseModel):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @field_validator("custom", mode="after")
+    @classmethod
+    def _custom_keys(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_CUSTOM_KEYS:
+            raise ValueError(f"at most {MAX_CUSTOM_KEYS} keys, got {len(value)}")
+        for key, number in value.items():
+            if not _CUSTOM_KEY.match(key):
+                raise ValueError(
+                    f"key {key!r}: 1–64 characters of letters, digits, '_', '.', '/', '-'"
+                )
+            if not math.isfinite(number):
+                raise ValueError(f"key {key!r}: must be a finite number")
+        return value
+
+
+def _optional(field: FieldInfo) -> Any:
+    """The field's type made nullable, with its bounds (ge, le) kept."""
+    nullable = field.annotation | None
+    return Annotated[nullable, *field.metadata] if field.metadata else nullable
+
+
+# Where an SDK run's records are read: the user's loop measures what it can, so every field
+# but the key is optional. The same fields and bounds as EpochRecord, derived, not copied.
+PartialEpochRecord: type[EpochRecord] = create_model(  # type: ignore[call-overload]
+    "PartialEpochRecord",
+    __base__=EpochRecord,
+    **{
+        name: (_optional(field), None)
+        for name, field in EpochRecord.model_fields.items()
+        if field.is_required() and name not in ("run_id", "epoch")
+    },
+)
 
 
 class GraphSnapshot(BaseModel):

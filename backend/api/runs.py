@@ -17,6 +17,7 @@ from backend.api.deps import RunDep, ServicesDep
 from backend.datasets import DatasetError, trainer_file_args
 from backend.errors import ApiError, error_responses, not_found
 from backend.schemas import (
+    SDK_PRESET,
     USER_KINDS,
     AlertPublic,
     RestartRequest,
@@ -30,15 +31,13 @@ from backend.schemas import (
 )
 from backend.services import Services
 from backend.settings import Settings
+from backend.store import METRIC_FIELDS
 from trainer.config import ConfigError, TrainConfig, build_config
-from trainer.protocol import NO_REFERENCE_KIND, EpochRecord
+from trainer.protocol import NO_REFERENCE_KIND
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
 # A route taking a run id answers 404 for an unknown run.
 RUN = error_responses(404)
-
-METRIC_FIELDS = list(EpochRecord.model_fields)
-
 
 def _new_run_id(preset: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}-{secrets.token_hex(3)}"
@@ -62,6 +61,13 @@ def _validated_config(settings: Settings, preset: str, overrides: dict[str, Any]
 _QUEUEING = threading.Lock()  # routes run in a thread pool: see _launch
 
 
+def _refuse_if_full(services: Services) -> None:
+    shortage = services.free_space.shortage(fresh=True)
+    if shortage is not None:
+        # A run that cannot write its log and metrics would be lost: refuse it up front.
+        raise ApiError(507, f"{shortage}; free some space first")
+
+
 def _launch(
     services: Services,
     *,
@@ -70,19 +76,15 @@ def _launch(
     name: str | None,
     parent_id: str | None = None,
     parent_alert_id: int | None = None,
-    kind: RunKind = RunKind.run,
 ) -> RunCreated:
-    shortage = services.free_space.shortage(fresh=True)
-    if shortage is not None:
-        # A run that cannot write its log and metrics would be lost: refuse it up front.
-        raise ApiError(507, f"{shortage}; free some space first")
+    _refuse_if_full(services)
     # Counting and queueing under one lock: checked apart, concurrent requests would all
     # see room and all queue (50 at once had left 43 queued under a bound of 20).
     ingest_token = secrets.token_urlsafe(24)
     with _QUEUEING:
         # The user's queue: probes wait in slots of their own and never block a user's run.
         queued = services.store.count_by_status(USER_KINDS).get(RunStatus.queued.value, 0)
-        if kind is RunKind.run and queued >= services.settings.max_queued:
+        if queued >= services.settings.max_queued:
             raise ApiError(
                 429,
                 f"{queued} runs are already queued (max_queued={services.settings.max_queued})",
@@ -96,13 +98,7 @@ def _launch(
             parent_alert_id=parent_alert_id,
             # Its trainer's own key to the ingest socket: it can write into this run only.
             ingest_token=ingest_token,
-            kind=kind,
         )
-    if kind is RunKind.sdk:
-        # Its trainer is the caller, already there: nothing waits for a slot.
-        run = services.store.set_status(run.id, RunStatus.running, None) or run
-        services.publish_status(run)
-        return RunCreated(**run.model_dump(), ingest_token=ingest_token)
     services.publish_status(run)
     services.loop.call_soon_threadsafe(services.supervisor.poke)
     return RunCreated(**run.model_dump())
@@ -115,10 +111,40 @@ def _launch(
 def create_run(body: RunCreate, services: ServicesDep) -> RunCreated:
     """Validate the config (preset + overrides), record the run, queue its trainer; or,
     with kind sdk, hand the caller the run's ingest token to stream its own training."""
+    if body.own_config:
+        return _create_sdk_run(
+            services, preset=SDK_PRESET, config=body.config or {}, epochs=body.epochs or 0,
+            name=body.name,
+        )
     config = _validated_config(services.settings, body.preset, body.overrides)
-    return _launch(
-        services, preset=body.preset, config=config, name=body.name, kind=RunKind(body.kind)
+    if body.kind == "sdk":
+        # A config of ours trained outside the backend (e.g. our trainer run by hand).
+        return _create_sdk_run(
+            services, preset=body.preset, config=config.model_dump(), epochs=None,
+            name=body.name,
+        )
+    return _launch(services, preset=body.preset, config=config, name=body.name)
+
+
+def _create_sdk_run(
+    services: Services, *, preset: str, config: dict[str, Any], epochs: int | None,
+    name: str | None,
+) -> RunCreated:
+    """A run the caller's own process feeds: running at once, nothing waits for a slot."""
+    _refuse_if_full(services)
+    ingest_token = secrets.token_urlsafe(24)
+    run = services.store.create_run(
+        run_id=_new_run_id(preset),
+        preset=preset,
+        config=config,
+        name=name,
+        ingest_token=ingest_token,
+        kind=RunKind.sdk,
+        epochs_total=epochs,
     )
+    run = services.store.set_status(run.id, RunStatus.running, None) or run
+    services.publish_status(run)
+    return RunCreated(**run.model_dump(), ingest_token=ingest_token)
 
 
 @router.get("", response_model=RunList)
@@ -184,10 +210,11 @@ def get_metrics(
     records = services.store.get_metrics(run.id, since_epoch=since_epoch, fields=wanted)
     if format == "csv":
         buffer = io.StringIO()
-        columns = list(records[0]) if records and wanted else METRIC_FIELDS
+        columns = list(records[0]) if records and wanted else list(METRIC_FIELDS)
+        rows, columns = _flat_custom(records, columns)
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(rows)
         return Response(
             buffer.getvalue(),
             media_type="text/csv",
@@ -195,6 +222,21 @@ def get_metrics(
         )
     headers = _attachment(f"{run.id}-metrics.json") if format == "json" else None
     return JSONResponse(records, headers=headers)
+
+
+def _flat_custom(
+    records: list[dict[str, Any]], columns: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A CSV cell holds one number: an SDK loop's own keys become `custom.<key>` columns."""
+    if "custom" not in columns:
+        return records, columns
+    keys = sorted({k for r in records for k in (r.get("custom") or {})})
+    flat = [
+        {**{k: v for k, v in r.items() if k != "custom"},
+         **{f"custom.{k}": v for k, v in (r.get("custom") or {}).items()}}
+        for r in records
+    ]
+    return flat, [c for c in columns if c != "custom"] + [f"custom.{k}" for k in keys]
 
 
 @router.get("/{run_id}/graph", responses=RUN)
@@ -267,6 +309,13 @@ def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> Run
     (AlertPublic.fix); `candidate` picks another of its candidates by label. A config that
     already ran as a user run is refused (409) with that run's id, unless `allow_repeat`.
     """
+    if run.preset == SDK_PRESET:
+        # Its loop and config are the caller's: only the caller can start it again, with
+        # the alert's changed values (AlertPublic.fix) applied to its own config.
+        raise ApiError(
+            409, f"run {run.id!r} is fed by your own training loop (kind sdk): start it again "
+            "from your script with the alert's changed values",
+        )
     patch: dict[str, Any] = {}
     label = "restart"
     if body.alert_id is not None:

@@ -17,7 +17,7 @@ from backend.orm import Base
 from backend.schemas import RunStatus
 from backend.store import Store, StoreError
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture
@@ -58,6 +58,7 @@ def test_migration_scripts_live_in_the_package() -> None:
         "0003_graphs.py",
         "0004_grad_terms_and_max_f1.py",
         "0005_probes.py",
+        "0006_sdk_records.py",
     ]
 
 
@@ -191,3 +192,33 @@ def test_0004_keeps_old_records_and_splits_f1_at_best_from_max_f1(any_engine: En
     with engine.connect() as conn:
         row = conn.execute(text("SELECT best_f1, best_shd FROM runs WHERE id = 'old'")).one()
     assert tuple(row) == (0.25, 11)
+
+
+def test_sdk_records_migrate_both_ways(engine: Engine) -> None:
+    """0006 lets a record hold a subset of the metrics plus custom keys; its downgrade drops
+    only the rows that the older schema could not hold."""
+    command.upgrade(alembic_config(engine), "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, name, preset, config, status, created_at, epochs_total, "
+                "kind) VALUES ('r', 'r', 'uci', '{}', 'running', "
+                "'2025-01-02 03:04:05.000000', 5, 'run')"
+            )
+        )
+        _insert_0003_metric(conn, "r", 1, 0.5)
+    migrate(engine)
+    store = Store(engine)
+    store.add_metrics([{"run_id": "r", "epoch": 2, "clip_pct": 3.0, "custom": {"acc": 0.9}}])
+    partial = store.get_metric("r", 2)
+    assert partial is not None
+    assert (partial["clip_pct"], partial["custom"], partial["loss_total"]) == (
+        3.0, {"acc": 0.9}, None,
+    )
+    assert store.get_metric("r", 1)["custom"] is None  # type: ignore[index]
+
+    command.downgrade(alembic_config(engine), "0005")
+    assert "custom" not in metric_columns(engine)
+    with engine.connect() as conn:
+        epochs = conn.execute(text("SELECT epoch FROM metrics WHERE run_id = 'r'")).all()
+    assert [e for (e,) in epochs] == [1]

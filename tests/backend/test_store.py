@@ -18,7 +18,7 @@ from backend.db import default_sqlite_url, make_engine, migrate
 from backend.orm import Metric
 from backend.schemas import RunKind, RunStatus
 from backend.store import METRIC_FIELDS, Store, StoreError
-from trainer.protocol import EpochRecord
+from trainer.protocol import EpochRecord, PartialEpochRecord
 
 CONFIG = {"epochs": 50, "learning_rate_init": 3e-6}
 
@@ -115,8 +115,22 @@ def test_ping_names_the_dialect(store: Store, any_db_url: str) -> None:
 def test_metric_columns_mirror_the_epoch_record() -> None:
     columns = {c.name: c for c in Metric.__table__.columns}
     assert set(columns) == set(METRIC_FIELDS) | {"id", "received_at"}
-    for name, field in EpochRecord.model_fields.items():
+    # Nullable exactly where an SDK run's record may leave the field out.
+    for name, field in PartialEpochRecord.model_fields.items():
         assert columns[name].nullable == (not field.is_required() and field.default is None), name
+
+
+def test_partial_records_store_and_read_back(store: Store) -> None:
+    new_run(store, "sdk-1")
+    store.add_metrics([
+        {"run_id": "sdk-1", "epoch": 1, "loss_recon": 0.5, "custom": {"acc": 0.25, "a/b": 1.0}},
+        {"run_id": "sdk-1", "epoch": 2},
+    ])
+    first, second = store.get_metrics("sdk-1")
+    assert (first["loss_recon"], first["clip_pct"], first["custom"]) == (
+        0.5, None, {"acc": 0.25, "a/b": 1.0},
+    )
+    assert second["custom"] is None and second["is_best"] is False
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -396,7 +410,7 @@ def test_one_batch_serves_several_runs(store: Store) -> None:
 def test_failed_batch_writes_nothing(store: Store) -> None:
     new_run(store, "r")
     bad = make_record("r", 3)
-    bad["loss_total"] = None  # NOT NULL
+    bad["epoch"] = None  # NOT NULL
     with pytest.raises(StoreError) as err:
         store.add_metrics([make_record("r", 1), make_record("r", 2), bad])
     assert err.value.code == "integrity"

@@ -77,7 +77,7 @@ def frame(run_id: str, seq: int, msg_type: str, **payload: Any) -> str:
 
 def record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
     """A valid epoch record (every field of the protocol's EpochRecord)."""
-    values: dict[str, Any] = dict.fromkeys(EpochRecord.model_fields, 0.0)
+    values: dict[str, Any] = dict.fromkeys(EpochRecord.model_fields, 0.0) | {"custom": None}
     values.update(
         run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-3,
         loss_total=1.0, loss_recon=1.0, share_recon=100.0, edges_at_05=3, edges_tuned=3,

@@ -97,7 +97,7 @@ FAILURES: list[str] = []
 
 
 def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {name: 0.0 for name in EpochRecord.model_fields}
+    record: dict[str, Any] = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
     record.update(
         run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-4,
         loss_total=2.0, loss_recon=1.5, loss_sparse=0.5, share_recon=75.0, share_sparse=25.0,

@@ -11,8 +11,9 @@ for every generated input:
   `ws_max_size`, 4404 unknown run); an error frame names what was wrong, field first;
 - the run goes on: a valid record sent after the example is acked and stored;
 - nothing malformed is stored: GET /api/runs/{id}/metrics holds exactly the epochs acked as
-  valid, each equal to the EpochRecord validation of what was sent (the first one for an
-  epoch sent twice), each validating as trainer.protocol.EpochRecord.
+  valid, each equal to the record validation of what was sent (the first one for an epoch
+  sent twice), each validating as trainer.protocol.PartialEpochRecord, what an sdk run's
+  records are (any metric may be absent; a custom dict of the loop's own numbers).
 
 The expected answer comes from `expect()`, a model of the protocol (trainer/protocol.py and
 DESIGN.md), not from the server.
@@ -48,7 +49,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from trainer.config import TrainConfig
-from trainer.protocol import MAX_INT, EpochRecord, GraphSnapshot, StartedData
+from trainer.protocol import MAX_INT, GraphSnapshot, StartedData
+from trainer.protocol import PartialEpochRecord as EpochRecord
 
 EPOCHS = 100_000  # the config maximum: every example gets fresh epoch numbers
 PLAN = TrainConfig(dataset="synthetic", epochs=EPOCHS)  # the hand-fed runs' evaluation epochs
@@ -97,7 +99,7 @@ def valid_record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
         share_acyclic=0.0, share_disen=0.0, clip_pct=20.0, logit_std=0.5, edges_at_05=3,
         edges_tuned=3, edges_topk=13, threshold_tuned=0.5, shd=None, f1=None, precision=None,
         recall=None, f1_skeleton=None, val_recon=None, is_best=False, epoch_seconds=0.1,
-        eta_seconds=1.0,
+        eta_seconds=1.0, custom=None,
     )
     record.update(fields)
     return record
@@ -493,6 +495,9 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "is_best": st.booleans(), "epoch_seconds": non_negative, "eta_seconds": non_negative,
     **{f"grad_norm_{t}": st.none() | non_negative for t in ("recon", "sparse", "acyclic", "disen")},
     "update_ratio": st.none() | non_negative,
+    "custom": st.none() | st.dictionaries(
+        st.from_regex(r"\A[A-Za-z0-9_./-]{1,64}\Z"), finite, max_size=5
+    ),
 }
 assert set(VALID_FIELDS) | {"run_id", "epoch"} == set(RECORD_FIELDS)
 

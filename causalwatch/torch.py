@@ -42,7 +42,7 @@ CONTRACT_TERMS = ("recon", "sparse", "acyclic", "disen")
 # As trainer/loop.py's TERM_NORM_EVERY, but a user's loop pays a whole extra backward per
 # term on a measured step (ours reuses the per-term gradients as the step's own), so the
 # SDK samples more sparsely by default: bench/sdk_overhead.py measures the cost.
-TERM_NORM_EVERY = 16
+TERM_NORM_EVERY = 32
 # Logits read back from probabilities (an `adjacency` callable) are clamped this far from 0
 # and 1, so a saturated probability gives a large finite logit, not ±inf.
 PROB_EPS = 1e-6
@@ -116,8 +116,14 @@ def _clip_fn() -> Callable[..., Tensor]:
 
 
 def _total_norm(tensors: Sequence[Tensor]) -> Tensor:
-    """L2 norm over all `tensors` together, as clip_grad_norm_ computes its total norm."""
-    return torch.nn.utils.get_total_norm(tensors, 2.0, foreach=None)
+    """L2 norm over all `tensors` together, as clip_grad_norm_ computes its total norm.
+
+    torch._foreach_norm is what clip_grad_norm_ itself runs; get_total_norm's grouping by
+    device and dtype around it doubles the cost on a small model (bench/sdk_overhead.py).
+    """
+    norms = torch._foreach_norm(list(tensors), 2.0)
+    device = norms[0].device
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), 2.0)
 
 
 @dataclass
@@ -280,9 +286,14 @@ class Watch:
         gradient norm is taken from the graph, which backward frees."""
         self._seal_if_logged()
         named = {name.removeprefix("loss_"): value for name, value in terms.items()}
+        terms_seen = self._span.terms
         for name, value in named.items():
+            # Only detach per step (each torch call costs µs here); shapes at the row.
             tensor = value.detach() if isinstance(value, Tensor) else torch.tensor(float(value))
-            self._span.terms.setdefault(name, []).append(tensor.reshape(()).float())
+            if name in terms_seen:
+                terms_seen[name].append(tensor)
+            else:
+                terms_seen[name] = [tensor]
         measure = (
             self.term_norm_every > 0
             and self._term_calls % self.term_norm_every == 0
@@ -367,7 +378,10 @@ class Watch:
     def _loss_fields(self, span: _Span) -> dict[str, Any]:
         if not span.terms:
             return {}
-        means = {name: float(torch.stack(values).mean()) for name, values in span.terms.items()}
+        means = {
+            name: float(torch.stack([v.reshape(()).double().cpu() for v in values]).mean())
+            for name, values in span.terms.items()
+        }
         fields: dict[str, Any] = {"loss_total": sum(means.values())}
         fields.update({f"loss_{name}": value for name, value in means.items()})
         fields.update(

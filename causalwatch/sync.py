@@ -101,7 +101,12 @@ def sync_folder(
         url = server_url(None)
     admin = admin_token(token)
     try:
-        if info.server_run_id is None or (server and info.server and url != info.server):
+        if info.server_run_id is not None and url != info.server:
+            # Another name for the same server (localhost / 127.0.0.1) must not make a
+            # second run: only a server that does not know the run gets a new one.
+            if get_run(url, info.server_run_id, token=admin) is None:
+                info.server_run_id = None
+        if info.server_run_id is None:
             _create_server_run(folder, info, url, messages, admin)
         assert info.server_run_id is not None
         run = get_run(url, info.server_run_id, token=admin)

@@ -57,10 +57,11 @@ def test_offline_run_then_sync_twice_uploads_once(
     assert "already synced" in second.stdout and "nothing to do" in second.stdout
     assert_uploaded_once(sdk_backend, server_id, 30)
 
-    # The marker lost (say, the folder copied without it): the finished server run refuses
-    # the socket, and its stored epochs prove the upload complete.
+    # The marker lost (say, the folder copied without it), the server named another way: the
+    # finished server run refuses the socket, and its stored epochs prove the upload complete.
     (run.folder / "synced").unlink()
-    third = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    alias = sdk_backend.url.replace("127.0.0.1", "localhost")
+    third = run_cli("sync", str(runs), "--server", alias, cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert is_synced(run.folder)
     assert_uploaded_once(sdk_backend, server_id, 30)

@@ -359,6 +359,10 @@ class Run:
     def _complete_row(self) -> None:
         assert self._row_step is not None
         epoch = self._rows + 1
+        if self.epochs is not None and epoch == self.epochs + 1:
+            # The server holds a run to the length it was given: say so once, here.
+            notice(f"run {self.id}: row {epoch} is beyond epochs={self.epochs} given to init(); "
+                   "the server refuses rows past it (they stay in the local folder)")
         merged: dict[str, Any] = {}
         custom: dict[str, float] = {}
         for source in self._sources:

@@ -113,7 +113,7 @@ def sync_folder(
         if run is None:
             raise SyncError(f"{folder.name}: server {url} does not know run "
                             f"{info.server_run_id} (run.json names another server?)")
-        refused: list[str] = []
+        refused: dict[int, str] = {}
         if run["status"] not in ("completed", "stopped", "failed"):
             refused = _replay(url, info, messages, progress=progress, stall_seconds=stall_seconds)
         return _verify(folder, info, url=url, messages=messages, admin=admin, refused=refused)
@@ -188,10 +188,10 @@ def _replay(
     *,
     progress: bool,
     stall_seconds: float,
-) -> list[str]:
+) -> dict[int, str]:
     """Send every message through the trainer's emitter; wait for every answer (or a stall).
 
-    Returns the refusals' details.
+    Returns the refusals' details by seq (a message's seq is its index in `messages`).
     """
     from tqdm import tqdm
 
@@ -228,7 +228,7 @@ def _replay(
         # Unanswered messages are judged by _verify: the server run may have been closed
         # meanwhile (its epochs all there), or the server stopped answering.
         stats = emitter.close(timeout=1.0)
-    return [str(e.get("detail")) for e in stats["errors"]]
+    return {int(e["seq"]): str(e.get("detail")) for e in stats["errors"]}
 
 
 def _epochs(messages: list[dict[str, Any]]) -> set[int]:
@@ -246,24 +246,37 @@ def _verify(
     url: str,
     messages: list[dict[str, Any]],
     admin: str | None,
-    refused: list[str],
+    refused: dict[int, str],
 ) -> Synced:
-    """Mark the folder synced if the server holds every local epoch and the run is closed."""
+    """Mark the folder synced once the run is closed and holds every local epoch it can.
+
+    An epoch the server refused (with a reason, e.g. beyond the run's length) can never be
+    stored: it does not keep the folder unsynced; it is named in the outcome instead.
+    """
     assert info.server_run_id is not None
     run = get_run(url, info.server_run_id, token=admin)
     stored = {int(r["epoch"]) for r in get_metrics(url, info.server_run_id, token=admin)}
-    local = _epochs(messages)
-    missing = sorted(local - stored)
     where = f"{url}/api/runs/{info.server_run_id}"
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
-        why = f"; refused: {refused[0]}" if refused else ""
+    length = int((run or {}).get("epochs_total") or 0)
+    refused_epochs = {
+        int(messages[seq]["record"]["epoch"]) for seq in refused
+        if seq < len(messages) and messages[seq].get("type") == "epoch"
+    }
+    local = _epochs(messages)
+    missing = local - stored
+    unstorable = {e for e in missing if e in refused_epochs or (length and e > length)}
+    lost = sorted(missing - unstorable)
+    if lost:
+        shown = ", ".join(map(str, lost[:10])) + (" …" if len(lost) > 10 else "")
         raise SyncError(f"{folder.name}: the server run {info.server_run_id} lacks "
-                        f"{len(missing)} epoch(s) ({shown}){why}; run the sync again")
+                        f"{len(lost)} epoch(s) ({shown}); run the sync again")
     if run is None or run["status"] not in ("completed", "stopped", "failed"):
         raise SyncError(f"{folder.name}: every epoch is on {where} but the run is still "
                         f"{(run or {}).get('status')}; run the sync again")
     mark_synced(folder, info.server_run_id)
-    note = f" ({len(refused)} message(s) refused: {refused[0]})" if refused else ""
+    note = ""
+    if unstorable:
+        first = next(iter(refused.values()), f"beyond the run's {length} epochs")
+        note = f"; {len(unstorable)} epoch(s) refused by the server ({first})"
     return Synced(folder, info.server_run_id,
-                  f"{folder.name}: synced {len(local)} epoch(s) to {where}{note}")
+                  f"{folder.name}: synced {len(local - missing)} epoch(s) to {where}{note}")

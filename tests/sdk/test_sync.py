@@ -140,3 +140,23 @@ def test_sync_of_a_missing_folder_names_it(tmp_path: Path) -> None:
     empty.mkdir()
     proc = run_cli("sync", str(empty), cwd=tmp_path)
     assert proc.returncode == 2 and "no causalwatch run folder" in proc.stderr
+
+
+def test_rows_the_server_refuses_are_named_and_do_not_block_the_sync(
+    sdk_backend: BackendServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    run = cw.init(mode="offline", dir=runs, epochs=3)
+    for i in range(5):  # two rows more than the run's declared length
+        run.log({"loss_total": 1.0 + i})
+    run.finish()
+    assert "row 4 is beyond epochs=3" in capsys.readouterr().err
+    proc = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "synced 3 epoch(s)" in proc.stdout
+    assert "2 epoch(s) refused by the server (record.epoch: 4 is beyond" in proc.stdout
+    server_id = RunInfo.read(run.folder).server_run_id
+    assert server_id is not None
+    assert [r["epoch"] for r in sdk_backend.metrics(server_id)] == [1, 2, 3]
+    again = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert "already synced" in again.stdout

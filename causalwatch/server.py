@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,9 +25,16 @@ class ServerError(RuntimeError):
 
 
 def server_url(given: str | None) -> str:
-    """`server=`, else $CAUSALWATCH_SERVER, else the local default; without a trailing /."""
-    url = given or os.environ.get("CAUSALWATCH_SERVER") or DEFAULT_SERVER
-    return url.strip().rstrip("/")
+    """`server=`, else $CAUSALWATCH_SERVER, else the local default; without a trailing /.
+
+    Raises ValueError naming where a malformed URL came from.
+    """
+    source = "server" if given else "CAUSALWATCH_SERVER"
+    url = (given or os.environ.get("CAUSALWATCH_SERVER") or DEFAULT_SERVER).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{source}: must look like http://host:port, got {url!r}")
+    return url
 
 
 def admin_token(given: str | None = None) -> str | None:

@@ -129,6 +129,8 @@ def test_bad_steps_graphs_and_arguments_raise_naming_them(run: cw.Run, tmp_path:
         cw.init(mode="offline", dir=tmp_path, variables=["x", "y"], reference=[("x", "z")])
     with pytest.raises(ValueError, match=re.escape("config.seed: must be JSON")):
         cw.init(mode="offline", dir=tmp_path, config={"seed": object()})
+    with pytest.raises(ValueError, match=re.escape("server: must look like http://host:port")):
+        cw.init(server="localhost:8000")
     with pytest.raises(RuntimeError, match=r"no run is open; call causalwatch.init\(\) first"):
         cw.log({"a": 1.0})
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-EXIT_OK, EXIT_RETRY, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_RETRY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _say(text: str) -> None:
@@ -31,8 +32,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def sync_main(argv: list[str]) -> int:
-    prog = "causalwatch sync"
+def _sync(argv: list[str], prog: str) -> int:
     p = argparse.ArgumentParser(
         prog=prog, description="Upload offline or interrupted SDK runs, exactly once.",
     )
@@ -40,11 +40,17 @@ def sync_main(argv: list[str]) -> int:
                    "(e.g. ./causalwatch-runs)")
     _server_options(p)
     args = p.parse_args(argv)
+    from causalwatch.server import server_url
     from causalwatch.sync import Synced, SyncError, sync_path
 
     try:
+        server = server_url(args.server) if args.server else None
+    except ValueError as err:
+        _error(prog, str(err).replace("server:", "--server:", 1))
+        return EXIT_USAGE
+    try:
         outcomes = sync_path(
-            Path(args.dir).expanduser(), server=args.server, token=args.token,
+            Path(args.dir).expanduser(), server=server, token=args.token,
             progress=not args.no_progress,
         )
     except SyncError as err:
@@ -60,8 +66,7 @@ def sync_main(argv: list[str]) -> int:
     return EXIT_RETRY if failed else EXIT_OK
 
 
-def import_main(argv: list[str]) -> int:
-    prog = "causalwatch import"
+def _import(argv: list[str], prog: str) -> int:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Load a metrics log (the trainer's metrics.jsonl, or any JSONL/CSV) as a "
@@ -84,7 +89,11 @@ def import_main(argv: list[str]) -> int:
     from causalwatch.server import server_url
     from causalwatch.sync import SyncError, sync_folder
 
-    server = server_url(args.server)
+    try:
+        server = server_url(args.server)
+    except ValueError as err:
+        _error(prog, str(err).replace("server:", "--server:", 1))
+        return EXIT_USAGE
     try:
         folder, count = build_run_folder(
             Path(args.file).expanduser(), mapping=parse_mapping(args.mapping), name=args.name,
@@ -108,3 +117,25 @@ def import_main(argv: list[str]) -> int:
     _say(f"  dashboard: /run/{synced.server_run_id} (e.g. http://127.0.0.1:8050/run/"
          f"{synced.server_run_id})")
     return EXIT_OK
+
+
+def _guarded(command: str, run: Callable[[list[str], str], int], argv: list[str]) -> int:
+    """Run a command; an interruption or a bug is one line too (the folder says where the
+    upload stands, and a rerun completes it)."""
+    prog = f"causalwatch {command}"
+    try:
+        return run(argv, prog)
+    except KeyboardInterrupt:
+        _error(prog, "interrupted; run the same command again to complete it")
+        return EXIT_INTERRUPTED
+    except Exception as err:  # never a traceback for the user; the type names the bug
+        _error(prog, f"unexpected {type(err).__name__}: {err}")
+        return EXIT_RETRY
+
+
+def sync_main(argv: list[str]) -> int:
+    return _guarded("sync", _sync, argv)
+
+
+def import_main(argv: list[str]) -> int:
+    return _guarded("import", _import, argv)

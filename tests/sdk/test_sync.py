@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from backend_server import BackendServer
 from sdk_cli import cli_argv, cli_env, run_cli
 
 import causalwatch as cw
-from causalwatch.local import RunInfo, is_synced
+from causalwatch.local import RunInfo, is_synced, read_messages
 
 
 def offline_run(runs: Path, rows: int) -> cw.Run:
@@ -160,3 +161,51 @@ def test_rows_the_server_refuses_are_named_and_do_not_block_the_sync(
     assert [r["epoch"] for r in sdk_backend.metrics(server_id)] == [1, 2, 3]
     again = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
     assert "already synced" in again.stdout
+
+
+ENDLESS_LOOP = """
+import sys, time
+import causalwatch as cw
+run = cw.init(name="killed", mode="offline", dir=sys.argv[1])
+print(run.folder, flush=True)
+step = 0
+while True:
+    run.log({"loss_recon": 1.0 + step, "loss_sparse": 0.5, "accuracy": step / 1e6}, step=step)
+    step += 1
+    time.sleep(0.0005)
+"""
+
+
+def test_a_killed_training_process_is_synced_as_failed(
+    sdk_backend: BackendServer, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    script = tmp_path / "loop.py"
+    script.write_text(ENDLESS_LOOP)
+    loop = subprocess.Popen([sys.executable, str(script), str(runs)], cwd=tmp_path,
+                            env=cli_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert loop.stdout is not None
+        folder = Path(loop.stdout.readline().strip())
+        journal = folder / "messages.jsonl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and journal.stat().st_size < 20_000:
+            time.sleep(0.02)
+        # While its process lives, the run is not finished: sync leaves it alone.
+        busy = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+        assert busy.returncode == 1 and f"still being written by process {loop.pid}" in busy.stderr
+    finally:
+        loop.send_signal(signal.SIGKILL)  # no atexit, no finish(), maybe a torn last line
+        loop.wait(10)
+    assert RunInfo.read(folder).server_run_id is None
+    logged = [m for m in read_messages(folder) if m["type"] == "epoch"]
+
+    proc = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    server_id = RunInfo.read(folder).server_run_id
+    assert server_id is not None
+    run = sdk_backend.run(server_id)
+    assert run["status"] == "failed" and "without finish()" in run["status_reason"]
+    stored = sdk_backend.metrics(server_id)
+    assert [r["epoch"] for r in stored] == [m["record"]["epoch"] for m in logged]
+    assert len(stored) > 100

@@ -72,6 +72,10 @@ def up_parser() -> argparse.ArgumentParser:
                    "e.g. http://127.0.0.1:9050 (repeatable)")
     p.add_argument("--max-run-seconds", type=float,
                    help="stop a run after this long (default 86400)")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where trainers run: local subprocesses (default) or a Ray cluster")
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="--executor ray: the Ray cluster's head (docs/scaling.md)")
     p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -89,6 +93,7 @@ def up(argv: list[str]) -> int:
         "data": args.data, "data_dir": args.data_dir, "max_probes": args.max_probes,
         "allowed_hosts": args.allowed_hosts, "allowed_origins": args.allowed_origins,
         "max_run_seconds": args.max_run_seconds,
+        "executor": args.executor, "ray_address": args.ray_address,
     }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})

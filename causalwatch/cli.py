@@ -56,14 +56,15 @@ def _sync(argv: list[str], prog: str) -> int:
     except SyncError as err:
         _error(prog, str(err))
         return EXIT_USAGE
-    failed = 0
+    code = EXIT_OK
     for outcome in outcomes:
         if isinstance(outcome, Synced):
             _say(outcome.line)
         else:
-            failed += 1
             _error(prog, str(outcome))
-    return EXIT_RETRY if failed else EXIT_OK
+            # A wrong folder outweighs a server away: rerunning alone will not fix it.
+            code = max(code, EXIT_RETRY if outcome.retry else EXIT_USAGE)
+    return code
 
 
 def _import(argv: list[str], prog: str) -> int:
@@ -109,9 +110,9 @@ def _import(argv: list[str], prog: str) -> int:
         synced = sync_folder(folder, server=server, token=args.token,
                              progress=not args.no_progress)
     except SyncError as err:
-        _error(prog, f"{count} records kept in {folder}, not uploaded: {err}")
-        _error(prog, f"upload them later with: causalwatch sync {folder}")
-        return EXIT_RETRY
+        _error(prog, f"{count} records kept in {folder}, not uploaded ({err}); upload them "
+               f"later with: causalwatch sync {folder}")
+        return EXIT_RETRY if err.retry else EXIT_USAGE
     _say(f"imported {count} records from {args.file} as run {synced.server_run_id}")
     _say(f"  API: {server}/api/runs/{synced.server_run_id}")
     _say(f"  dashboard: /run/{synced.server_run_id} (e.g. http://127.0.0.1:8050/run/"

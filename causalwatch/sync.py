@@ -43,7 +43,15 @@ ENDED_WITHOUT_FINISH = "the training process ended without finish() (closed by c
 
 
 class SyncError(Exception):
-    """A run folder that could not be synced now; the message is one line for the user."""
+    """A run folder that could not be synced; the message is one line for the user.
+
+    `retry`: a later run of the same command can succeed (the server was away, the run still
+    open); otherwise the path or the folder itself is wrong.
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass
@@ -119,9 +127,9 @@ def sync_folder(
         return _verify(folder, info, url=url, messages=messages, admin=admin, refused=refused)
     except httpx.HTTPError as err:
         raise SyncError(f"{folder.name}: server {url} unreachable ({type(err).__name__}: "
-                        f"{err}); run the sync again later") from None
+                        f"{err}); run the sync again later", retry=True) from None
     except ServerError as err:
-        raise SyncError(f"{folder.name}: server {url}: {err}") from None
+        raise SyncError(f"{folder.name}: server {url}: {err}", retry=err.status >= 500) from None
 
 
 def _read_info(folder: Path) -> RunInfo:
@@ -142,7 +150,7 @@ def _close_unfinished(
     if info.pid is not None and same_host and info.pid != os.getpid():
         if _alive(info.pid):
             raise SyncError(f"{folder.name}: still being written by process {info.pid}; sync "
-                            "it once that run has finished")
+                            "it once that run has finished", retry=True)
     last = messages[-1]
     ending = {
         "v": last.get("v", 1), "type": "failed", "run_id": last.get("run_id"),
@@ -269,10 +277,10 @@ def _verify(
     if lost:
         shown = ", ".join(map(str, lost[:10])) + (" …" if len(lost) > 10 else "")
         raise SyncError(f"{folder.name}: the server run {info.server_run_id} lacks "
-                        f"{len(lost)} epoch(s) ({shown}); run the sync again")
+                        f"{len(lost)} epoch(s) ({shown}); run the sync again", retry=True)
     if run is None or run["status"] not in ("completed", "stopped", "failed"):
         raise SyncError(f"{folder.name}: every epoch is on {where} but the run is still "
-                        f"{(run or {}).get('status')}; run the sync again")
+                        f"{(run or {}).get('status')}; run the sync again", retry=True)
     mark_synced(folder, info.server_run_id)
     note = ""
     if unstorable:

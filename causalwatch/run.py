@@ -61,6 +61,12 @@ class _Process:
         self.open_runs.append(run)
         self.current = run
 
+    def forget_all(self) -> None:
+        """In a forked child (a DataLoader worker, ...): the parent's runs are the parent's,
+        and a child ending must not finish them."""
+        self.current = None
+        self.open_runs = []
+
     def remove(self, run: Run) -> None:
         if self.current is run:
             self.current = None
@@ -539,6 +545,8 @@ def _install_hooks() -> None:
     _process.previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_finish_open_runs)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_process.forget_all)
 
 
 def _excepthook(

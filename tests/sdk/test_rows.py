@@ -167,3 +167,25 @@ def test_import_causalwatch_loads_nothing_heavy() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+FORKING_SCRIPT = """
+import os, sys
+import causalwatch as cw
+from causalwatch.local import read_messages
+run = cw.init(mode="offline", dir=sys.argv[1])
+run.log({"a": 1.0})
+if os.fork() == 0:
+    sys.exit(0)  # a worker process ending normally: its atexit handlers run
+os.wait()
+print(",".join(m["type"] for m in read_messages(run.folder)))
+"""
+
+
+def test_a_forked_child_exiting_does_not_finish_the_parents_run(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", FORKING_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    # The child left the parent's run alone; the parent's own exit finished it.
+    assert proc.stdout.strip() == "started,epoch"
+    (folder,) = tmp_path.iterdir()
+    assert [m["type"] for m in read_messages(folder)] == ["started", "epoch", "finished"]

@@ -15,13 +15,15 @@ Adam, `--steps` batches per epoch. Every variant runs the same loop for the same
 - `tensorboard`: `SummaryWriter.add_scalar` per metric, in a temp dir;
 - `wandb`: `wandb.log` with `WANDB_MODE=offline`, in a temp dir.
 
-The variants run interleaved, `--repeats` rounds in a fresh order each; a run's time is the
-loop's (first step to last log); each tool's start and finish are timed apart (`init s`,
-`finish s`), since a loop pays them once. Medians are reported: the wall-clock overhead
-ratio of each variant against `none`, and the process CPU time (all threads of this
-process; W&B's service process and the backend are outside it). torch uses one thread so
-that the loop's own time is steady on a shared machine. Then `watch`'s cost per step is
-measured directly: each of its per-step calls timed on their own, and its per-row work.
+On a shared machine the load moves faster than whole runs take, so the variants take
+turns epoch by epoch: each round starts one run of every variant, then runs epoch 1 of each
+in a shuffled order, then epoch 2, and so on (`--repeats` rounds). Each variant's epoch
+(its steps and its log call) is divided by the same epoch of `none`, taken seconds apart,
+and the median of those ratios is its overhead; the same for the training thread's CPU
+time. A tool's background threads and processes count through the wall time only, and may
+land in a neighbour's epoch. Each tool's start and finish are timed apart (a loop pays them
+once). torch uses one thread, so the loop's own time is steady. Then `watch`'s cost is
+measured call by call: each per-step call timed alone, and its per-row work.
 
     .venv/bin/python bench/sdk_overhead.py [--epochs 20] [--steps 128] [--repeats 5] [--quick]
 """
@@ -29,7 +31,6 @@ measured directly: each of its per-step calls timed on their own, and its per-ro
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import math
 import os
@@ -182,44 +183,53 @@ def wandb_logger(root: Path) -> Logger:
     return Logger(start, lambda m, e: state["run"].log(m, step=e), finish)
 
 
-# --- one run of the loop -----------------------------------------------------------------
+# --- one run of the loop, an epoch at a time ----------------------------------------------
 
 
-@dataclass
-class Timing:
-    loop: float  # wall seconds, first step to last log
-    cpu: float  # this process's CPU seconds over the same span
-    init: float
-    finish: float
+class LoopRun:
+    """The user's loop, advanced one epoch per call, so variants can take turns.
 
+    `use_watch` adds the lines cw.torch.watch asks for: `watch.loss_terms(...)` and
+    `watch.clip_grad_norm_()` in place of torch's (the same clip; with the watch observing
+    torch's own function instead, every other variant's clip would pass through its
+    observer while the variants take turns).
+    """
 
-def train(
-    logger: Logger, *, epochs: int, steps: int, data: Tensor, use_watch: bool = False,
-    seed: int = 0,
-) -> Timing:
-    """The user's loop; `use_watch` adds the two lines cw.torch.watch asks for."""
-    torch.manual_seed(seed)
-    model = GatedMLP()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    order = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    logger.start()
-    watch = Watch(model, opt, adjacency=model.adj_logits, clip=CLIP,
-                  run=cw.current_run()) if use_watch else None
-    init = time.perf_counter() - t0
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for epoch in range(epochs):
+    def __init__(self, logger: Logger, *, steps: int, data: Tensor, use_watch: bool,
+                 seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.logger, self.steps, self.data, self.use_watch = logger, steps, data, use_watch
+        self.model = GatedMLP()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.order = torch.Generator().manual_seed(seed)
+        self.watch: Watch | None = None
+
+    def start(self) -> float:
+        t0 = time.perf_counter()
+        self.logger.start()
+        if self.use_watch:
+            self.watch = Watch(self.model, self.opt, adjacency=self.model.adj_logits,
+                               clip=CLIP, run=cw.current_run(), observe_clip=False)
+        return time.perf_counter() - t0
+
+    def epoch(self, epoch: int) -> tuple[float, float]:
+        """One epoch and its log: (wall seconds, this thread's CPU seconds)."""
+        model, opt, watch = self.model, self.opt, self.watch
+        t0, c0 = time.perf_counter(), time.thread_time()
         sums = dict.fromkeys(LAMBDAS, 0.0)
         norms: list[float] = []
-        batches = torch.randperm(len(data), generator=order)[: steps * BATCH].split(BATCH)
-        for idx in batches:
-            terms = loss_terms(model, data[idx])
+        perm = torch.randperm(len(self.data), generator=self.order)
+        for idx in perm[: self.steps * BATCH].split(BATCH):
+            terms = loss_terms(model, self.data[idx])
             if watch is not None:
                 watch.loss_terms(terms)
             opt.zero_grad(set_to_none=True)
             sum(terms.values()).backward()
-            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
+            if watch is not None:
+                norm = watch.clip_grad_norm_()
+            else:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+            norms.append(float(norm))
             opt.step()
             for name, term in terms.items():
                 sums[name] += float(term.detach())
@@ -237,16 +247,15 @@ def train(
             "edges_at_05": float((torch.sigmoid(logits) > 0.5).sum()),
             "my_metric": float(epoch),
         }
-        logger.log(metrics, epoch)
-    loop, cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0 = time.perf_counter()
-    if watch is not None:
-        # Before finish: the run's last row is sent at finish() and reads the watch.
-        logger.finish()
-        watch.close()
-    else:
-        logger.finish()
-    return Timing(loop, cpu, init, time.perf_counter() - t0)
+        self.logger.log(metrics, epoch)
+        return time.perf_counter() - t0, time.thread_time() - c0
+
+    def finish(self) -> float:
+        t0 = time.perf_counter()
+        self.logger.finish()  # the run's last row is sent here and reads the watch
+        if self.watch is not None:
+            self.watch.close()
+        return time.perf_counter() - t0
 
 
 # --- watch's own cost, call by call -------------------------------------------------------
@@ -347,33 +356,48 @@ def measure_watch(data: Tensor, steps: int) -> WatchCost:
 
 @dataclass
 class Results:
-    timings: dict[str, list[Timing]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+    """Per variant: each epoch's (wall, CPU) seconds, in the order taken (round by round,
+    epoch by epoch: index i of every variant is the same epoch of the same round); each
+    run's start and finish seconds."""
 
-    def median(self, variant: str, attr: str) -> float:
-        return statistics.median(getattr(t, attr) for t in self.timings[variant])
+    epochs: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {v: [] for v in VARIANTS})
+    starts: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+    finishes: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+
+    def paired(self, variant: str, base: str, i: int) -> float:
+        """Median over epochs of variant / base, each epoch against the same epoch of
+        `base` in the same turn (seconds apart): the machine's load cancels out."""
+        pairs = zip(self.epochs[variant], self.epochs[base], strict=True)
+        return statistics.median(v[i] / b[i] for v, b in pairs)
+
+    def paired_diff(self, variant: str, base: str) -> float:
+        pairs = zip(self.epochs[variant], self.epochs[base], strict=True)
+        return statistics.median(v[0] - b[0] for v, b in pairs)
 
 
 def report(results: Results, cost: WatchCost, args: argparse.Namespace) -> None:
-    n_steps = args.epochs * args.steps
-    base_wall, base_cpu = results.median("none", "loop"), results.median("none", "cpu")
-    print(f"\nSDK overhead — {args.epochs} epochs × {args.steps} steps = {n_steps} steps "
-          f"(batch {BATCH}, d = {D}), {args.repeats} interleaved repeats, medians; "
-          f"torch threads 1; load {args.load[0]:.2f} at start, {loadavg()[0]:.2f} at end")
-    print(f"{'variant':<19} {'loop s':>8} {'overhead':>9} {'µs/step':>8} {'CPU s':>7} "
-          f"{'CPU ovh':>8} {'min..max s':>14} {'init s':>7} {'finish s':>8}")
+    n_epochs = len(results.epochs["none"])
+    print(f"\nSDK overhead — {args.epochs} epochs × {args.steps} steps (batch {BATCH}, "
+          f"d = {D}) per run, {args.repeats} rounds; the variants take turns epoch by epoch "
+          f"in a fresh order each time; medians over {n_epochs} epochs of each variant's "
+          f"epoch time divided by the same epoch of `none`; torch threads 1; load "
+          f"{args.load[0]:.2f} at start, {loadavg()[0]:.2f} at end")
+    print(f"{'variant':<19} {'epoch s':>8} {'overhead':>9} {'µs/step':>8} {'CPU ovh':>8} "
+          f"{'init s':>7} {'finish s':>8}")
     for v in VARIANTS:
-        wall, cpu = results.median(v, "loop"), results.median(v, "cpu")
-        loops = [t.loop for t in results.timings[v]]
-        per_step = (wall - base_wall) / n_steps * 1e6
-        print(f"{v:<19} {wall:>8.3f} {100 * (wall / base_wall - 1):>+8.2f}% {per_step:>8.1f} "
-              f"{cpu:>7.3f} {100 * (cpu / base_cpu - 1):>+7.2f}% "
-              f"{min(loops):>6.3f}..{max(loops):<6.3f} {results.median(v, 'init'):>7.2f} "
-              f"{results.median(v, 'finish'):>8.2f}")
-    watch_us = (results.median("causalwatch+watch", "loop")
-                - results.median("causalwatch", "loop")) / n_steps * 1e6
+        wall = statistics.median(e[0] for e in results.epochs[v])
+        per_step = results.paired_diff(v, "none") / args.steps * 1e6
+        print(f"{v:<19} {wall:>8.4f} {100 * (results.paired(v, 'none', 0) - 1):>+8.2f}% "
+              f"{per_step:>8.1f} {100 * (results.paired(v, 'none', 1) - 1):>+7.2f}% "
+              f"{statistics.median(results.starts[v]):>7.2f} "
+              f"{statistics.median(results.finishes[v]):>8.2f}")
+    print("(overhead: wall; µs/step: median of the paired epoch differences / steps; CPU ovh: "
+          "the training thread's CPU time, paired the same way — a tool's own threads and "
+          "processes count only through the wall time)")
+    watch_us = results.paired_diff("causalwatch+watch", "causalwatch") / args.steps * 1e6
     print(f"\nwatch in the loop: {watch_us:+.1f} µs/step (causalwatch+watch − causalwatch, "
-          f"wall medians over {n_steps} steps; the loop's step is "
-          f"{base_wall / n_steps * 1e6:.0f} µs)")
+          f"paired epochs)")
     # This loop clips every step: the hook takes the clip's norm, nothing is recomputed.
     amortised = (cost.hook_us + cost.observed_clip_us + cost.terms_us
                  + (cost.terms_norm_us - cost.terms_us) / cost.every)
@@ -392,8 +416,8 @@ def report(results: Results, cost: WatchCost, args: argparse.Namespace) -> None:
         ("per evaluation row (+ SHD/F1, graph)", f"{cost.eval_row_ms:.2f} ms"),
     ):
         print(f"{label:<52} {value:>12}")
-    cw_ovh = 100 * (results.median("causalwatch", "loop") / base_wall - 1)
-    peers = {v: 100 * (results.median(v, "loop") / base_wall - 1)
+    cw_ovh = 100 * (results.paired("causalwatch", "none", 0) - 1)
+    peers = {v: 100 * (results.paired(v, "none", 0) - 1)
              for v in ("mlflow", "tensorboard", "wandb")}
     verdict = "met" if cw_ovh < GOAL_PCT and all(cw_ovh < p for p in peers.values()) else "MISSED"
     print(f"\ngoal (causalwatch < {GOAL_PCT:g}% and below every peer): {verdict} — causalwatch "
@@ -444,18 +468,25 @@ def main() -> None:
         }
         with stage("warm-up (imports, first runs)"):
             for variant in VARIANTS:
-                train(loggers[variant], epochs=1, steps=2, data=data,
-                      use_watch=variant == "causalwatch+watch")
-        order = list(VARIANTS)
+                run = LoopRun(loggers[variant], steps=2, data=data,
+                              use_watch=variant == "causalwatch+watch")
+                run.start()
+                run.epoch(0)
+                run.finish()
         rng = random.Random(0)
         for r in range(args.repeats):
-            rng.shuffle(order)
-            with stage(f"round {r + 1}/{args.repeats}: {', '.join(order)}"):
-                for variant in order:
-                    results.timings[variant].append(train(
-                        loggers[variant], epochs=args.epochs, steps=args.steps, data=data,
-                        use_watch=variant == "causalwatch+watch",
-                    ))
+            with stage(f"round {r + 1}/{args.repeats}"):
+                runs = {v: LoopRun(loggers[v], steps=args.steps, data=data,
+                                   use_watch=v == "causalwatch+watch", seed=r) for v in VARIANTS}
+                for v in VARIANTS:
+                    results.starts[v].append(runs[v].start())
+                order = list(VARIANTS)
+                for epoch in range(args.epochs):
+                    rng.shuffle(order)
+                    for v in order:
+                        results.epochs[v].append(runs[v].epoch(epoch))
+                for v in VARIANTS:
+                    results.finishes[v].append(runs[v].finish())
         with stage("watch, call by call"):
             cost = measure_watch(data, args.micro_steps)
     report(results, cost, args)

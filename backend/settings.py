@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +31,7 @@ def _described(given: str | os.PathLike[str], resolved: Path) -> str:
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,260}/?")
+_RAY_ADDRESS = re.compile(r"auto|[A-Za-z0-9.\-\[\]:]{1,260}:[0-9]{1,5}")
 
 
 class Settings(BaseSettings):
@@ -100,6 +102,29 @@ class Settings(BaseSettings):
         600, ge=10, le=86_400,
         description="life of the read-only tickets the dashboard hands its page (token mode)",
     )
+    # Where trainers run (backend/executors/, docs/scaling.md).
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: trainer subprocesses here; ray: Ray actors on a cluster"
+    )
+    ray_address: str | None = Field(
+        None, validate_default=True,
+        description="executor ray: the cluster's address, host:port of its head (or auto)",
+    )
+    ray_namespace: str = Field(
+        "causalwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Ray namespace of the trainers' named actors (one per backend)",
+    )
+    ray_num_cpus: float = Field(1.0, gt=0, le=256, description="CPUs one Ray trainer reserves")
+    ray_start_timeout: float = Field(
+        300.0, gt=0, le=86_400,
+        description="a Ray trainer no node could take within this long fails (e.g. it asks "
+        "for a GPU no node has)",
+    )
+    ingest_url: str | None = Field(
+        None,
+        description="how trainers reach this backend, e.g. http://10.0.0.4:8000 for Ray "
+        "workers on other machines (default: this machine's own address and port)",
+    )
 
     @property
     def is_loopback(self) -> bool:
@@ -143,6 +168,29 @@ class Settings(BaseSettings):
                     f"not an origin: {origin!r} (scheme://host[:port], e.g. http://127.0.0.1:9050)"
                 )
         return [origin.lower().rstrip("/") for origin in value]
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("executor") != "ray":
+            return value
+        if not value:
+            raise ValueError("executor ray needs the cluster's address (--ray-address "
+                             "HOST:PORT of its head, or auto)")
+        if not _RAY_ADDRESS.fullmatch(value):
+            raise ValueError(f"not a Ray address: {value!r} (HOST:PORT of the head, or auto)")
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("executor ray needs the ray package: pip install 'causalwatch[ray]'")
+        return value
+
+    @field_validator("ingest_url")
+    @classmethod
+    def _ingest_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _ORIGIN.fullmatch(value):
+            raise ValueError(f"not a URL: {value!r} (http://host:port)")
+        return value.rstrip("/")
 
     @field_validator("runs_dir")
     @classmethod
@@ -220,3 +268,8 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def trainer_ingest_url(self) -> str:
+        """The backend URL handed to trainers: `ingest_url`, else this machine's own."""
+        return self.ingest_url or self.ingest_base_url

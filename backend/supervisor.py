@@ -1,20 +1,20 @@
-"""Spawn, stop and reap trainer processes; keep the run states true to what the processes do.
+"""Spawn, stop and reap trainers; keep the run states true to what the trainers do.
 
 A run is `queued` until a slot (`max_runs`) frees, `running` while its trainer lives, then
-`completed`, `stopped` or `failed` (with the reason and the last lines of its log). Trainers
-run in their own session: a backend that dies leaves them training (they buffer and resend),
-and the next backend re-attaches to the ones still alive.
+`completed`, `stopped` or `failed` (with the reason and the last lines of its log). Where a
+trainer runs is the executor's business (backend/executors/: subprocesses of this machine,
+or Ray actors on a cluster); the states, stop timeouts and outcomes are decided here, the
+same for every executor. A backend that dies leaves trainers training (they buffer and
+resend), and the next backend re-attaches to the ones still alive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -22,9 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from backend.datasets import DatasetError, trainer_file_args
+from backend.executors import (
+    LOG_FILE,
+    OUTPUT_FILE,
+    REQUEST_FILE,
+    Ended,
+    Launch,
+    LaunchError,
+    TrainerHandle,
+    make_executor,
+)
 from backend.schemas import RunKind, RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
@@ -32,35 +40,18 @@ from trainer.protocol import EpochRecord
 
 logger = logging.getLogger("causalwatch.supervisor")
 
-REQUEST_FILE = "request.json"
-OUTPUT_FILE = "trainer.out"
-SECRET_ENV = ("CAUSALWATCH_TOKEN", "CAUSALWATCH_INGEST_TOKEN")
-LOG_FILE = "train.log"
 
 
 @dataclass
 class TrainerProcess:
     run_id: str
-    process: subprocess.Popen[bytes] | None  # None when re-attached after a backend restart
-    pid: int
+    handle: TrainerHandle
     kind: RunKind = RunKind.run
     stop_requested_at: float | None = None
     stop_reason: str | None = None  # why the backend stopped it, when it was not asked to
     started_at: float = field(default_factory=time.monotonic)
     killed: bool = False
-    reports: dict[str, Any] = field(default_factory=dict)
-
-    def returncode(self) -> int | None:
-        """Exit code once the process ended (None while alive; -1 if unknowable)."""
-        if self.process is not None:
-            return self.process.poll()
-        try:
-            proc = psutil.Process(self.pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                return None
-        except psutil.NoSuchProcess:
-            pass
-        return -1  # not our child: its exit code is gone
+    reattached: bool = False  # started by an earlier backend: part of its stream went nowhere
 
 
 def describe_exit(code: int) -> str:
@@ -100,6 +91,7 @@ class Supervisor:
         self.notify = notify
         self.on_tick = on_tick  # after each pass: the probes' judge
         self.runs_dir = settings.runs_dir.resolve()
+        self.executor = make_executor(settings)
         self._procs: dict[str, TrainerProcess] = {}
         self._reports: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -113,6 +105,9 @@ class Supervisor:
 
     async def start(self) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        # Off the event loop (connecting to a cluster blocks), and off the main thread: Ray
+        # would otherwise take over SIGTERM, which uvicorn needs for its graceful shutdown.
+        await asyncio.to_thread(self.executor.start)
         await asyncio.to_thread(self._reconcile)
         self._task = asyncio.create_task(self._monitor(), name="supervisor")
 
@@ -125,7 +120,7 @@ class Supervisor:
             # A probe keeps nothing worth a graceful end, and at nice 19 on a busy machine it
             # may not even reach its signal handler before the stop timeout: killed at once.
             probe = tp.kind is RunKind.probe
-            self._signal(tp, signal.SIGKILL if probe else signal.SIGTERM)
+            tp.handle.kill() if probe else tp.handle.terminate()
             tp.killed = probe
             tp.stop_requested_at = time.monotonic()
         deadline = time.monotonic() + self.settings.stop_timeout
@@ -133,20 +128,24 @@ class Supervisor:
             self._reap()
             await asyncio.sleep(0.05)
         for tp in list(self._procs.values()):
-            self._signal(tp, signal.SIGKILL)
+            tp.handle.kill()
             tp.killed = True
         await asyncio.sleep(0.1)
         self._reap()
+        await asyncio.to_thread(self.executor.close)
 
     def _reconcile(self) -> None:
         """Runs a previous backend left `running`: re-attach live trainers, fail the rest."""
         for run in self.store.runs_in_status(RunStatus.running):
             if run.kind is RunKind.sdk:
                 continue  # its feeder is the user's process: it reconnects and resends
-            pid = self.store.get_pid(run.id)
-            if pid is not None and _is_trainer_of(pid, run.id):
-                logger.info("re-attached to trainer of %s (pid %s)", run.id, pid)
-                self._procs[run.id] = TrainerProcess(run.id, None, pid, kind=run.kind)
+            handle = self.executor.reattach(run.id, self.store.get_pid(run.id))
+            if handle is not None:
+                logger.info("re-attached to trainer of %s (%s, pid %s)",
+                            run.id, self.executor.name, handle.pid)
+                self._procs[run.id] = TrainerProcess(
+                    run.id, handle, kind=run.kind, reattached=True
+                )
             else:
                 status, reason = self._recover_from_files(run.id)
                 updated = self.store.set_status(run.id, status, reason)
@@ -156,18 +155,8 @@ class Supervisor:
     def _recover_from_files(self, run_id: str) -> tuple[RunStatus, str]:
         """A trainer that ended while no backend listened left its own record: store the
         epochs its metrics.jsonl holds (idempotent) and take the outcome from its log."""
+        self._import_metrics_file(run_id)
         run_dir = self.runs_dir / run_id
-        records = []
-        try:
-            for line in (run_dir / "metrics.jsonl").read_text("utf-8").splitlines():
-                try:
-                    records.append(EpochRecord.model_validate_json(line).model_dump())
-                except ValueError:
-                    continue  # a line cut by a crash: the epochs before it still count
-        except OSError:
-            pass
-        if records:
-            self.store.add_metrics(records)
         outcome = next(
             (line for line in reversed(tail(run_dir / LOG_FILE, 5))
              if line.split(":")[0] in ("COMPLETED", "EARLY_STOPPED", "STOPPED", "FAILED")),
@@ -181,6 +170,21 @@ class Supervisor:
             "STOPPED": RunStatus.stopped,
         }.get(word, RunStatus.failed)
         return status, f"{why} (ended while the backend was away; recovered from its files)"
+
+    def _import_metrics_file(self, run_id: str) -> None:
+        """Store the epochs a trainer's metrics.jsonl holds (idempotent: stored epochs stay)."""
+        records = []
+        try:
+            path = self.runs_dir / run_id / "metrics.jsonl"
+            for line in path.read_text("utf-8").splitlines():
+                try:
+                    records.append(EpochRecord.model_validate_json(line).model_dump())
+                except ValueError:
+                    continue  # a line cut by a crash: the epochs before it still count
+        except OSError:
+            pass
+        if records:
+            self.store.add_metrics(records)
 
     # --- commands --------------------------------------------------------------------------
 
@@ -202,7 +206,7 @@ class Supervisor:
                 return updated
         if tp.stop_requested_at is None:
             tp.stop_requested_at = time.monotonic()
-            self._signal(tp, signal.SIGTERM)
+            tp.handle.terminate()
         return run
 
     def report(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
@@ -234,7 +238,7 @@ class Supervisor:
 
     def pid_of(self, run_id: str) -> int | None:
         tp = self._procs.get(run_id)
-        return tp.pid if tp else None
+        return tp.handle.pid if tp else None
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -283,20 +287,17 @@ class Supervisor:
             request = run_dir / REQUEST_FILE
             # The whole validated config travels in a file: nothing user-typed on argv.
             request.write_text(json.dumps(run.config, indent=2), "utf-8")
-            argv = [
-                self.settings.python, "-m", "trainer",
+            args = [
                 "--preset", run.preset,
                 "--config", str(request),
                 "--run-id", run.id,
                 "--runs-dir", str(self.runs_dir),
-                "--backend", self.settings.ingest_base_url,
+                "--backend", self.settings.trainer_ingest_url,
                 "--quiet",
             ]
             # Absolute paths: the trainer starts in its run folder, not ours.
-            argv += trainer_file_args(self.settings, run.config)
-            # The trainer gets its run's ingest token and no other secret of ours.
-            env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-            env["PYTHONUNBUFFERED"] = "1"
+            args += trainer_file_args(self.settings, run.config)
+            env = {"PYTHONUNBUFFERED": "1"}
             probe = run.kind is RunKind.probe
             if probe:
                 # One core's worth at most, and only what user runs leave idle.
@@ -304,24 +305,19 @@ class Supervisor:
             token = self.store.get_ingest_token(run.id)
             if token:
                 env["CAUSALWATCH_INGEST_TOKEN"] = token
-            with (run_dir / OUTPUT_FILE).open("ab") as out:
-                process = subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=run_dir, env=env, start_new_session=True,
-                )
-            if probe:
-                # Set from here rather than in a preexec_fn (unsafe with threads); the
-                # trainer has not got past importing torch by now.
-                with contextlib.suppress(ProcessLookupError):  # already ended
-                    os.setpriority(os.PRIO_PROCESS, process.pid, self.settings.probe_nice)
-        except (OSError, DatasetError) as err:
+            handle = self.executor.launch(Launch(
+                run_id=run.id, kind=run.kind, run_dir=run_dir, trainer_args=args, env=env,
+                nice=self.settings.probe_nice if probe else None,
+                num_gpus=1 if run.config.get("device") == "cuda" else 0,
+            ))
+        except (OSError, DatasetError, LaunchError) as err:
             updated = self.store.set_status(run.id, RunStatus.failed, f"could not start: {err}")
             if updated:
                 self.notify(updated)
             return
-        self._procs[run.id] = TrainerProcess(run.id, process, process.pid, kind=run.kind)
-        updated = self.store.set_status(run.id, RunStatus.running, None, pid=process.pid)
-        logger.info("started trainer for %s (pid %s)", run.id, process.pid)
+        self._procs[run.id] = TrainerProcess(run.id, handle, kind=run.kind)
+        updated = self.store.set_status(run.id, RunStatus.running, None, pid=handle.pid)
+        logger.info("started trainer for %s (%s, pid %s)", run.id, self.executor.name, handle.pid)
         if updated:
             self.notify(updated)
 
@@ -334,23 +330,27 @@ class Supervisor:
                                tp.run_id, limit)
                 tp.stop_requested_at = now
                 tp.stop_reason = f"ran longer than max_run_seconds ({limit:g} s)"
-                self._signal(tp, signal.SIGTERM)
+                tp.handle.terminate()
             if (
                 tp.stop_requested_at is not None
                 and not tp.killed
                 and now - tp.stop_requested_at > self.settings.stop_timeout
             ):
                 logger.warning("trainer of %s ignored SIGTERM; killing it", tp.run_id)
-                self._signal(tp, signal.SIGKILL)
+                tp.handle.kill()
                 tp.killed = True
 
     def _reap(self) -> None:
         for run_id, tp in list(self._procs.items()):
-            code = tp.returncode()
-            if code is None:
+            ended = tp.handle.poll()
+            if ended is None:
                 continue
             del self._procs[run_id]
-            status, reason = self._outcome(tp, code)
+            tp.handle.release()
+            if tp.reattached:
+                # Epochs it wrote while no backend listened and never got to resend.
+                self._import_metrics_file(run_id)
+            status, reason = self._outcome(tp, ended)
             updated = self.store.set_status(run_id, status, reason)
             first_line = reason.splitlines()[0]
             logger.info("trainer of %s ended: %s (%s)", run_id, status.value, first_line)
@@ -358,7 +358,8 @@ class Supervisor:
                 self.notify(updated)
             self._wake.set()
 
-    def _outcome(self, tp: TrainerProcess, code: int) -> tuple[RunStatus, str]:
+    def _outcome(self, tp: TrainerProcess, ended: Ended) -> tuple[RunStatus, str]:
+        code = ended.code
         reports = self._reports.pop(tp.run_id, {})
         finished = reports.get("finished")
         failed = reports.get("failed")
@@ -375,32 +376,10 @@ class Supervisor:
                 return RunStatus.stopped, finished.get("reason") or "stopped"
             reason = (finished or {}).get("reason") or "trainer exited normally"
             return RunStatus.completed, reason
-        reason = (failed or {}).get("reason") or describe_exit(code)
+        reason = (failed or {}).get("reason") or ended.reason or describe_exit(code)
         lines = tail(self.runs_dir / tp.run_id / OUTPUT_FILE, self.settings.log_tail_lines)
         if not lines:
             lines = tail(self.runs_dir / tp.run_id / LOG_FILE, self.settings.log_tail_lines)
         if lines:
             reason += "\nlast lines of the trainer's output:\n" + "\n".join(lines)
         return RunStatus.failed, reason
-
-    @staticmethod
-    def _signal(tp: TrainerProcess, sig: signal.Signals) -> None:
-        try:
-            if tp.process is not None:
-                tp.process.send_signal(sig)
-            else:
-                os.kill(tp.pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _is_trainer_of(pid: int, run_id: str) -> bool:
-    """A live process whose command line is our trainer for this run (pids get reused)."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return "trainer" in cmdline and run_id in cmdline

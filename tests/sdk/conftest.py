@@ -20,9 +20,10 @@ if BACKEND_TESTS not in sys.path:
 from backend_server import BackendServer  # noqa: E402
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sdk_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No settings from the developer's shell; run folders under this test's tmp_path."""
+    """No settings from the developer's shell; run folders under this test's tmp_path (every
+    SDK test: a run without `dir=` must never land in the source tree)."""
     for name in ("CAUSALWATCH_SERVER", "CAUSALWATCH_TOKEN", "CAUSALWATCH_DIR"):
         monkeypatch.delenv(name, raising=False)
     runs = tmp_path / "sdk-runs"

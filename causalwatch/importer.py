@@ -64,7 +64,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         problem = "not a file" if path.exists() else "file not found"
         raise ImportFileError(f"{path}: {problem}")
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")  # a spreadsheet's BOM is no column name
     except (OSError, UnicodeDecodeError) as err:
         raise ImportFileError(f"{path}: unreadable ({err})") from None
     if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):

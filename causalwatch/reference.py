@@ -57,7 +57,10 @@ def _pair(item: Any, where: str) -> Edge:
 def _read_file(path: Path) -> list[Edge]:
     if not path.is_file():
         raise ValueError(f"reference {path}: file not found")
-    text = path.read_text("utf-8")
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"reference {path}: unreadable ({err})") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             raw = json.loads(text)

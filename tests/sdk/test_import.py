@@ -64,7 +64,7 @@ def test_import_of_the_trainers_metrics_reproduces_its_records(
 
 def test_import_of_a_csv_with_a_column_mapping(sdk_backend: BackendServer, tmp_path: Path) -> None:
     log = tmp_path / "their_log.csv"
-    log.write_text("ep;train_loss;recon;val_acc;note\n1;2.0;1.5;0.25;\n2;1.0;0.75;0.5;\n4;0.5;0.25;0.75;\n")
+    log.write_text("\ufeffep;train_loss;recon;val_acc;note\n1;2.0;1.5;0.25;\n2;1.0;0.75;0.5;\n4;0.5;0.25;0.75;\n")
     proc = run_cli(
         "import", str(log), "--map", "ep=epoch,train_loss=loss_total,recon=loss_recon",
         "--server", sdk_backend.url, "--dir", str(tmp_path / "runs"), cwd=tmp_path,

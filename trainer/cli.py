@@ -185,9 +185,14 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
     from tqdm import tqdm
 
     from trainer.emitter import Emitter
-    from trainer.loop import train
+    from trainer.loop import resolve_device, train
     from trainer.runlog import RunFiles
 
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as err:
+        print(f"causalwatch: invalid config: {err}", file=sys.stderr)
+        return EXIT_USAGE
     # These matrices are tiny: extra intra-op threads cost more in sync than they save.
     torch.set_num_threads(1)
     run_dir = Path(args.runs_dir) / run_id
@@ -201,6 +206,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
         f"data train {data.train.shape[0]} rows, val {data.val.shape[0]} rows, "
         f"{len(data.variables)} variables, standardized={data.standardized}"
     )
+    files.log(f"device {device} (config device {cfg.device})")
     for w in warnings:
         files.log("WARNING " + w)
         print(f"warning: {w}", file=sys.stderr)

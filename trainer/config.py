@@ -109,6 +109,11 @@ class TrainConfig(BaseModel):
     grad_norms_per_term: bool = Field(
         True, description="measure each loss term's own gradient norm (one backward per term)"
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where the model trains: auto takes a GPU when torch sees one, else the "
+        "CPU; cuda insists on a GPU (and on Ray asks the cluster for one)",
+    )
 
     # data
     dataset: Literal["uci", "synthetic", "csv"] = Field(

@@ -35,6 +35,19 @@ class NonFiniteError(RuntimeError):
     """Loss or gradients stopped being finite; training on NaN would only hide it."""
 
 
+def resolve_device(name: str) -> torch.device:
+    """The config's `device`: `auto` is the GPU when torch sees one, else the CPU; `cuda`
+    without a GPU raises, naming the field (silently training on CPU would hide it)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device: 'cuda' asked for, but torch sees no GPU here "
+            "(torch.cuda.is_available() is False); use 'auto' or 'cpu'"
+        )
+    return torch.device(name)
+
+
 @dataclass
 class RunResult:
     status: str  # "completed" | "early_stopped" | "stopped" | "failed"
@@ -99,7 +112,8 @@ def term_gradients(
 
 
 def _flat(params: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in params])
+    """All parameters as one CPU vector (a GPU-CPU sync point: once per epoch)."""
+    return torch.cat([p.detach().flatten() for p in params]).cpu()
 
 
 def _check_finite(terms: LossBreakdown, where: str) -> None:
@@ -116,7 +130,8 @@ def validation_recon(
     """Unweighted reconstruction MSE on the validation split through `graph` (the reported
     one), or the model's point estimate; restores train mode."""
     model.eval()
-    adj = None if graph is None else torch.as_tensor(graph, dtype=x_val.dtype)
+    adj = None if graph is None else torch.as_tensor(graph, dtype=x_val.dtype,
+                                                     device=x_val.device)
     x_hat, _, _ = model(x_val, adj)
     model.train()
     return float(torch.mean((x_val - x_hat) ** 2))
@@ -135,8 +150,9 @@ def train(
     """Train the model on `data` under `cfg`, calling `on_record` once per epoch."""
     torch.manual_seed(cfg.seed)
     started = time.perf_counter()
-    x_train = torch.as_tensor(data.train, dtype=torch.float32)
-    x_val = torch.as_tensor(data.val, dtype=torch.float32)
+    device = resolve_device(cfg.device)
+    x_train = torch.as_tensor(data.train, dtype=torch.float32, device=device)
+    x_val = torch.as_tensor(data.val, dtype=torch.float32, device=device)
     n, d = x_train.shape
     reference = None if data.reference is None else data.reference.astype(np.int8)
     # Without a reference, top-k keeps d edges: as many as a sparse DAG on d nodes has.
@@ -150,7 +166,7 @@ def train(
         cfg.topk_edges,
         edge_mask=cfg.edge_mask,
         temperature=cfg.gumbel_temperature,
-    )
+    ).to(device)
     # The graph gets its own parameter group (as in ENCO, Lippe et al. 2022): structure
     # logits must travel several units while the SEM weights take small steps.
     sem_params = [p for name, p in model.named_parameters() if name != "adj_logits"]
@@ -193,7 +209,7 @@ def train(
             "lambda_disen": cfg.lambda_disen,
         }
         sums = dict.fromkeys(LOSS_TERMS, 0.0)
-        squared_error_sum = torch.zeros(d)
+        squared_error_sum = torch.zeros(d, device=device)
         term_norm_sums = dict.fromkeys(LOSS_TERMS, 0.0)
         term_norm_steps = 0
         norms: list[float] = []
@@ -244,8 +260,10 @@ def train(
         means = {name: total / n_steps for name, total in sums.items()}
         shares = health.loss_shares(means)
         with torch.no_grad():
-            probs_np = model.edge_probabilities().numpy().astype(np.float64)
-            logit_mean, logit_std = health.logit_stats(model.off_diagonal_logits().numpy())
+            probs_np = model.edge_probabilities().cpu().numpy().astype(np.float64)
+            logit_mean, logit_std = health.logit_stats(
+                model.off_diagonal_logits().cpu().numpy()
+            )
             update_ratio = health.update_ratio(theta_start.numpy(), _flat(params).numpy())
         threshold = graph_metrics.tuned_threshold(probs_np)
         tuned = graph_metrics.threshold_graph(probs_np, threshold)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from backend_server import BackendServer
 from torch import Tensor, nn
 
 import causalwatch as cw
+from causalwatch.local import read_messages
 from causalwatch.torch import Watch, loss_terms, reference_matrix
 from trainer import graph_metrics, health
 from trainer.model import CausalStructureModel
@@ -231,22 +233,7 @@ def test_probabilities_from_a_callable_give_the_same_fields(model: TinySEM) -> N
         assert by_probs[name] == pytest.approx(by_logits[name], rel=1e-5)
 
 
-class ReferenceRun:
-    """The two attributes a watch reads of a run, for a watch with no backend behind it."""
-
-    def __init__(self, reference: list[tuple[str, str]] | None) -> None:
-        self.reference = reference
-        self.variables = VARIABLES
-        self.graphs: list[tuple[int | None, list[list[float]]]] = []
-
-    def add_field_source(self, source: object) -> None:
-        self.source = source
-
-    def log_graph(self, probabilities: list[list[float]], step: int | None = None) -> None:
-        self.graphs.append((step, probabilities))
-
-
-def test_shd_and_f1_on_a_known_graph_match_graph_metrics() -> None:
+def test_shd_and_f1_on_a_known_graph_match_graph_metrics(sdk_env: Path) -> None:
     model = TinySEM()
     # Learned: a→b, c→b, d→c; reference: a→b, b→c, c→d. One right, one reversed (b,c),
     # one reversed (c,d): SHD 2; precision = recall = 1/3; every skeleton edge right.
@@ -256,12 +243,16 @@ def test_shd_and_f1_on_a_known_graph_match_graph_metrics() -> None:
         model.adj_logits.fill_(-6.0)
         for cause, effect in learned:
             model.adj_logits[VARIABLES.index(cause), VARIABLES.index(effect)] = 6.0
-    run = ReferenceRun(reference)
+    # A real run, offline: what it would send is in its journal.
+    run = cw.init(name="known graph", mode="offline", reference=reference,
+                  variables=VARIABLES)
     opt = torch.optim.SGD(model.parameters(), lr=1e-2)
-    with Watch(model, opt, adjacency=model.adj_logits, run=run, eval_every=2) as watch:  # type: ignore[arg-type]
-        assert run.source is watch
-        odd, even = watch(1), watch(2)
-    assert "shd" not in odd and "shd" in even
+    with run, Watch(model, opt, adjacency=model.adj_logits, run=run, eval_every=2):
+        run.log({"my_metric": 1.0}, step=1)
+        run.log({"my_metric": 2.0}, step=2)
+    messages = read_messages(run.folder)
+    odd, even = (m["record"] for m in messages if m["type"] == "epoch")
+    assert "shd" not in odd and even["epoch"] == 2
     scores = graph_metrics.score_graph(
         reference_matrix(learned, VARIABLES), reference_matrix(reference, VARIABLES)
     )
@@ -269,10 +260,10 @@ def test_shd_and_f1_on_a_known_graph_match_graph_metrics() -> None:
     assert even["shd"] == scores.shd and even["precision"] == scores.precision
     assert even["recall"] == scores.recall and even["f1"] == scores.f1
     assert even["edges_tuned"] == 3 and even["edges_topk"] == 3  # k = reference edges
-    ((step, graph),) = run.graphs
-    assert step is None and len(graph) == D and graph[0][1] == pytest.approx(1 / (1 + math.exp(-6)),
-                                                                          abs=1e-4)
-    assert graph[0][0] == 0.0
+    (graph,) = (m for m in messages if m["type"] == "graph")
+    assert graph["epoch"] == 2  # with its row, only on the evaluation epoch
+    assert graph["probabilities"][0][1] == pytest.approx(1 / (1 + math.exp(-6)), abs=1e-4)
+    assert graph["probabilities"][0][0] == 0.0
 
 
 def test_update_ratio_and_lr_over_the_rows_span(model: TinySEM) -> None:

@@ -58,8 +58,9 @@ def init(
 
 def current_run() -> Run | None:
     """The run `init` started last and that is not finished, if any."""
-    module = sys.modules.get("causalwatch.run")
-    return None if module is None else module.current()
+    # No run started yet: nothing to import (and nothing heavy loaded) to say so.
+    module = sys.modules.get("causalwatch.process")
+    return None if module is None else module.process.current
 
 
 def _require_run(what: str) -> Run:

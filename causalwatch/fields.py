@@ -1,4 +1,5 @@
-"""What a logged value may be: EpochRecord fields go into the record, other keys into `custom`.
+"""What the user hands the SDK may be: logged values (EpochRecord fields go into the record,
+other keys into `custom`), steps, graphs, the config and the variables.
 
 The rules are derived from `trainer.protocol.EpochRecord` (types and bounds), never copied,
 so a value the SDK accepts is one the backend stores. Every check raises a `ValueError`
@@ -8,10 +9,11 @@ epoch later by a refusal in a log line.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from trainer.protocol import (
     EpochRecord,
 )
 
+MAX_GRAPH_SIZE = 500  # trainer.protocol.GraphSnapshot's bound
 # Set by the SDK itself: a user's key of the same name is kept as a custom value.
 RESERVED = frozenset({"run_id", "epoch", "step", "custom"})
 _CUSTOM_KEY = re.compile(CUSTOM_KEY_PATTERN)
@@ -147,3 +150,67 @@ def derive_shares(fields: dict[str, Any]) -> None:
     total = sum(terms.values())
     for loss, magnitude in terms.items():
         fields[SHARE_OF[loss]] = 100.0 * magnitude / total if total > 0 else 0.0
+
+
+def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config: must be a mapping, got {type(config).__name__}")
+    checked = dict(config)
+    for key, value in checked.items():
+        if not isinstance(key, str):
+            raise ValueError(f"config: keys must be strings, got {key!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config.{key}: must be JSON (numbers, strings, lists, dicts): "
+                             f"{err}") from None
+    return checked
+
+
+def check_variables(variables: Sequence[str] | None) -> list[str] | None:
+    if variables is None:
+        return None
+    names = list(variables)
+    if not names or len(names) > MAX_GRAPH_SIZE:
+        raise ValueError(f"variables: 1 to {MAX_GRAPH_SIZE} names, got {len(names)}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"variables[{i}]: must be a non-empty string, got {name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError("variables: names must be distinct")
+    return names
+
+
+def check_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        if hasattr(step, "item"):
+            step = step.item()
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"step: must be a whole number, got {step!r}")
+    if not 0 <= step <= MAX_INT:
+        raise ValueError(f"step: must be between 0 and {MAX_INT}, got {step}")
+    return int(step)
+
+
+def check_matrix(probabilities: Any, variables: list[str] | None) -> list[list[float]]:
+    if hasattr(probabilities, "detach"):
+        probabilities = probabilities.detach()
+    if hasattr(probabilities, "tolist"):
+        probabilities = probabilities.tolist()
+    try:
+        rows = [[float(p) for p in row] for row in probabilities]
+    except (TypeError, ValueError):
+        raise ValueError("probabilities: must be a square matrix of numbers") from None
+    d = len(rows)
+    if d == 0 or d > MAX_GRAPH_SIZE or any(len(row) != d for row in rows):
+        raise ValueError(f"probabilities: must be a non-empty square matrix (at most "
+                         f"{MAX_GRAPH_SIZE} × {MAX_GRAPH_SIZE})")
+    if variables is not None and d != len(variables):
+        raise ValueError(f"probabilities: {d} × {d} for a run over {len(variables)} variables")
+    for i, row in enumerate(rows):
+        for j, p in enumerate(row):
+            if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+                raise ValueError(f"probabilities[{i}][{j}]: must be in [0, 1], got {p}")
+    return rows

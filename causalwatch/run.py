@@ -12,14 +12,11 @@ network after `init`, and nothing raises because the server is slow or gone.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import math
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +28,7 @@ import httpx
 
 from causalwatch import fields as F
 from causalwatch.local import Journal, RunInfo, mark_synced, runs_dir
+from causalwatch.process import MAX_REASON_CHARS, notice, one_line, process
 from causalwatch.reference import load_reference
 from causalwatch.server import ServerError, admin_token, create_run, server_url
 from trainer.protocol import MAX_CUSTOM_KEYS, MAX_INT, NO_REFERENCE_KIND, make_message
@@ -42,54 +40,7 @@ FieldSource = Callable[[int], Mapping[str, Any]]
 # finish() waits this long for the server's acks before leaving the rest to `causalwatch sync`.
 FINISH_WAIT_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 2.0
-MAX_GRAPH_SIZE = 500  # trainer.protocol.GraphSnapshot's bound
-MAX_REASON_CHARS = 500
 
-
-
-class _Process:
-    """This process's runs and its exit hooks (one instance, `_process`)."""
-
-    def __init__(self) -> None:
-        self.current: Run | None = None
-        self.open_runs: list[Run] = []
-        self.hooks_installed = False
-        self.uncaught: str | None = None  # one-line repr of the exception that ends us
-        self.previous_excepthook = sys.excepthook
-
-    def add(self, run: Run) -> None:
-        self.open_runs.append(run)
-        self.current = run
-
-    def forget_all(self) -> None:
-        """In a forked child (a DataLoader worker, ...): the parent's runs are the parent's,
-        and a child ending must not finish them."""
-        self.current = None
-        self.open_runs = []
-
-    def remove(self, run: Run) -> None:
-        if self.current is run:
-            self.current = None
-        if run in self.open_runs:
-            self.open_runs.remove(run)
-
-
-_process = _Process()
-
-
-def current() -> Run | None:
-    return _process.current
-
-
-def notice(text: str) -> None:
-    """One line for the user on stderr: what happened to their run, and what to do."""
-    sys.stderr.write(f"causalwatch: {text}\n")
-    sys.stderr.flush()
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(repr(exc).split())
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
 def start_run(
@@ -109,8 +60,8 @@ def start_run(
         raise ValueError(f"mode: must be 'auto', 'online' or 'offline', got {mode!r}")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"name: must be a string, got {type(name).__name__}")
-    user_config = _check_config(config)
-    names = _check_variables(variables)
+    user_config = F.check_config(config)
+    names = F.check_variables(variables)
     if epochs is not None and (
         isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_INT
     ):
@@ -167,8 +118,8 @@ def start_run(
         run_id=run_id, name=name, config=user_config, variables=names, reference=edges,
         epochs=epochs, folder=folder, server=None if offline else url, emitter=emitter,
     )
-    _install_hooks()
-    _process.add(run)
+    process.install_hooks()
+    process.add(run)
     return run
 
 
@@ -247,7 +198,7 @@ class Run:
         """
         record_fields, custom = F.split(data)
         if step is not None:
-            step = _check_step(step)
+            step = F.check_step(step)
         with self._lock:
             if self._finished:
                 self._warn_once("log-after-finish", "log() after finish() is ignored")
@@ -269,9 +220,9 @@ class Run:
     def log_graph(self, probabilities: Any, step: int | None = None) -> None:
         """Send the edge probabilities P (d × d, P[i][j] = edge i → j, in [0, 1]) for the
         current row's epoch (the next row's when none is open)."""
-        matrix = _check_matrix(probabilities, self.variables)
+        matrix = F.check_matrix(probabilities, self.variables)
         if step is not None:
-            step = _check_step(step)
+            step = F.check_step(step)
         with self._lock:
             if self._finished:
                 self._warn_once("graph-after-finish", "log_graph() after finish() is ignored")
@@ -313,7 +264,7 @@ class Run:
         stats = self._emitter.close(timeout=FINISH_WAIT_SECONDS) if self._emitter else None
         if self._journal is not None:
             self._journal.close()
-        _process.remove(self)
+        process.remove(self)
         self._report(stats)
 
     def __enter__(self) -> Self:
@@ -461,107 +412,8 @@ class Run:
             logger.warning("run %s: %s", self.id, text)
 
 
-# -- checks ------------------------------------------------------------------------------------
-
-
-def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping):
-        raise ValueError(f"config: must be a mapping, got {type(config).__name__}")
-    checked = dict(config)
-    for key, value in checked.items():
-        if not isinstance(key, str):
-            raise ValueError(f"config: keys must be strings, got {key!r}")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"config.{key}: must be JSON (numbers, strings, lists, dicts): "
-                             f"{err}") from None
-    return checked
-
-
-def _check_variables(variables: Sequence[str] | None) -> list[str] | None:
-    if variables is None:
-        return None
-    names = list(variables)
-    if not names or len(names) > MAX_GRAPH_SIZE:
-        raise ValueError(f"variables: 1 to {MAX_GRAPH_SIZE} names, got {len(names)}")
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"variables[{i}]: must be a non-empty string, got {name!r}")
-    if len(set(names)) != len(names):
-        raise ValueError("variables: names must be distinct")
-    return names
-
-
-def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, int):
-        if hasattr(step, "item"):
-            step = step.item()
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise ValueError(f"step: must be a whole number, got {step!r}")
-    if not 0 <= step <= MAX_INT:
-        raise ValueError(f"step: must be between 0 and {MAX_INT}, got {step}")
-    return int(step)
-
-
-def _check_matrix(probabilities: Any, variables: list[str] | None) -> list[list[float]]:
-    if hasattr(probabilities, "detach"):
-        probabilities = probabilities.detach()
-    if hasattr(probabilities, "tolist"):
-        probabilities = probabilities.tolist()
-    try:
-        rows = [[float(p) for p in row] for row in probabilities]
-    except (TypeError, ValueError):
-        raise ValueError("probabilities: must be a square matrix of numbers") from None
-    d = len(rows)
-    if d == 0 or d > MAX_GRAPH_SIZE or any(len(row) != d for row in rows):
-        raise ValueError(f"probabilities: must be a non-empty square matrix (at most "
-                         f"{MAX_GRAPH_SIZE} × {MAX_GRAPH_SIZE})")
-    if variables is not None and d != len(variables):
-        raise ValueError(f"probabilities: {d} × {d} for a run over {len(variables)} variables")
-    for i, row in enumerate(rows):
-        for j, p in enumerate(row):
-            if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-                raise ValueError(f"probabilities[{i}][{j}]: must be in [0, 1], got {p}")
-    return rows
-
-
 def _data_name(config: Mapping[str, Any]) -> str:
     dataset = config.get("dataset")
     return dataset if isinstance(dataset, str) and dataset else "own data"
 
 
-# -- the end of the process --------------------------------------------------------------------
-
-
-def _install_hooks() -> None:
-    """An open run is ended with the process: `failed` with the uncaught exception that
-    killed it (seen by sys.excepthook, chained), else `completed`."""
-    if _process.hooks_installed:
-        return
-    _process.hooks_installed = True
-    _process.previous_excepthook = sys.excepthook
-    sys.excepthook = _excepthook
-    atexit.register(_finish_open_runs)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_process.forget_all)
-
-
-def _excepthook(
-    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
-    _process.uncaught = one_line(exc)
-    _process.previous_excepthook(exc_type, exc, tb)
-
-
-def _finish_open_runs() -> None:
-    for run in list(_process.open_runs):
-        try:
-            if _process.uncaught:
-                run.finish("failed", reason=f"uncaught {_process.uncaught}")
-            else:
-                run.finish()
-        except Exception as err:  # the process is ending: report, never raise from atexit
-            notice(f"could not finish run {run.id}: {err!r}")

@@ -98,6 +98,7 @@ def test_interrupted_sync_resumes_the_same_server_run(
 
     resumed = run_cli("sync", str(runs), "--server", sdk_backend.url, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert "refused" not in resumed.stdout  # every resent record was identical: acked
     assert RunInfo.read(run.folder).server_run_id == server_id  # no second server run
     assert_uploaded_once(sdk_backend, server_id, rows)
 
@@ -119,6 +120,7 @@ def test_online_run_whose_server_went_away_is_synced_later(
     sdk_backend.start()
     synced = run_cli("sync", str(run.folder.parent), cwd=tmp_path)  # the URL from run.json
     assert synced.returncode == 0, synced.stderr
+    assert "refused" not in synced.stdout
     assert_uploaded_once(sdk_backend, run.id, 5)
 
 

@@ -143,3 +143,28 @@ def test_process_end_finishes_an_open_run(
     folder = sdk_env / run_id  # $CAUSALWATCH_DIR
     assert json.loads((folder / "run.json").read_text())["server_run_id"] == run_id
     assert oct((folder / "run.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_server_with_a_token_takes_runs_that_present_it(
+    tmp_path: Path, uci_csv_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "sdk-test-admin-token-0123456789"
+    server = BackendServer(tmp_path / "guarded", uci_csv_path, env={"CAUSALWATCH_TOKEN": token})
+    server.root.mkdir()
+    server.client.headers["Authorization"] = f"Bearer {token}"
+    server.start()
+    try:
+        with cw.init(name="with token", server=server.url, token=token) as run:
+            run.log({"loss_total": 1.0})
+        assert server.run(run.id)["status"] == "completed"
+        assert len(server.metrics(run.id)) == 1
+
+        # Without it the run still happens, offline, and says why.
+        stray = cw.init(name="no token", server=server.url)
+        assert stray.offline
+        assert "refused the run (HTTP 401" in capsys.readouterr().err
+        stray.finish()
+        with pytest.raises(ConnectionError, match="HTTP 401"):
+            cw.init(server=server.url, mode="online")
+    finally:
+        server.close()

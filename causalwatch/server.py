@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,8 +38,24 @@ def server_url(given: str | None) -> str:
     return url
 
 
+# Where `causalwatch up` writes the token it generates (backend/cli.py, TOKEN_FILE).
+TOKEN_FILE = ".causalwatch-token"
+
+
 def admin_token(given: str | None = None) -> str | None:
-    return given or os.environ.get("CAUSALWATCH_TOKEN") or None
+    """`token=`, else $CAUSALWATCH_TOKEN, else the token file of a server started from here.
+
+    `causalwatch up` on a non-loopback host generates a token into
+    `<runs-dir>/.causalwatch-token` (readable by its owner only); a script run from the same
+    project folder finds it there ($CAUSALWATCH_RUNS_DIR, else ./runs) without copying it.
+    """
+    if given or os.environ.get("CAUSALWATCH_TOKEN"):
+        return given or os.environ.get("CAUSALWATCH_TOKEN")
+    path = Path(os.environ.get("CAUSALWATCH_RUNS_DIR") or "runs") / TOKEN_FILE
+    try:
+        return path.read_text("utf-8").strip() or None
+    except OSError:  # no such file, or not ours to read: no token
+        return None
 
 
 def _headers(token: str | None) -> dict[str, str]:

@@ -28,6 +28,8 @@ def sdk_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     runs = tmp_path / "sdk-runs"
     monkeypatch.setenv("CAUSALWATCH_DIR", str(runs))
+    # Where the SDK looks for a server's generated token: never the project's own ./runs.
+    monkeypatch.setenv("CAUSALWATCH_RUNS_DIR", str(tmp_path / "no-server-here"))
     return runs
 
 

@@ -146,7 +146,10 @@ def test_process_end_finishes_an_open_run(
 
 
 def test_a_server_with_a_token_takes_runs_that_present_it(
-    tmp_path: Path, uci_csv_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    uci_csv_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = "sdk-test-admin-token-0123456789"
     server = BackendServer(tmp_path / "guarded", uci_csv_path, env={"CAUSALWATCH_TOKEN": token})
@@ -166,5 +169,14 @@ def test_a_server_with_a_token_takes_runs_that_present_it(
         stray.finish()
         with pytest.raises(ConnectionError, match="HTTP 401"):
             cw.init(server=server.url, mode="online")
+
+        # A script in the folder `causalwatch up` ran from finds the token it generated.
+        runs_dir = tmp_path / "project" / "runs"
+        runs_dir.mkdir(parents=True)
+        (runs_dir / ".causalwatch-token").write_text(token + "\n")
+        monkeypatch.setenv("CAUSALWATCH_RUNS_DIR", str(runs_dir))
+        found = cw.init(name="token file", server=server.url, mode="online")
+        found.finish()
+        assert server.run(found.id)["status"] == "completed"
     finally:
         server.close()

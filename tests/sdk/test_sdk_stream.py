@@ -90,7 +90,9 @@ def test_backend_killed_mid_run_loses_and_duplicates_nothing(
     run = cw.init(name="outage", server=sdk_backend.url, epochs=30)
     logged = stranger_loop.train(Timed(run), 30, on_epoch=outage)
     run.finish()
-    assert slowest[0] < 0.1, f"a log() call took {slowest[0]:.3f} s"
+    # Waiting on the network would take seconds (connect timeouts, backoff); 0.5 s leaves
+    # room for a loaded test machine's scheduling.
+    assert slowest[0] < 0.5, f"a log() call took {slowest[0]:.3f} s"
     assert_stored(sdk_backend.metrics(run.id), logged)
     assert sdk_backend.run(run.id)["status"] == "completed"
     assert is_synced(run.folder)

@@ -67,6 +67,7 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / MESSAGES_FILE
+        _drop_torn_tail(self.path)
         # Unbuffered, append-only: each line reaches the file in one write() call.
         self._fd: int | None = os.open(
             self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
@@ -84,6 +85,24 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a process killed mid-write) before appending: a line appended
+    to it would make both unreadable. It was never sent: the journal is written first."""
+    try:
+        with path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        return
 
 
 def read_messages(folder: Path) -> list[dict[str, Any]]:

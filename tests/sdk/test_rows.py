@@ -189,3 +189,15 @@ def test_a_forked_child_exiting_does_not_finish_the_parents_run(tmp_path: Path) 
     assert proc.stdout.strip() == "started,epoch"
     (folder,) = tmp_path.iterdir()
     assert [m["type"] for m in read_messages(folder)] == ["started", "epoch", "finished"]
+
+
+def test_appending_to_a_journal_first_cuts_its_torn_line(tmp_path: Path) -> None:
+    from causalwatch.local import Journal
+
+    journal = tmp_path / "messages.jsonl"
+    journal.write_text('{"type": "started"}\n{"type": "epo')
+    appender = Journal(tmp_path)  # e.g. sync closing a killed run with its `failed`
+    appender.write('{"type": "failed"}')
+    appender.close()
+    assert journal.read_text() == '{"type": "started"}\n{"type": "failed"}\n'
+    assert [m["type"] for m in read_messages(tmp_path)] == ["started", "failed"]

@@ -18,11 +18,11 @@ DASHBOARD_PORT ?= 8050
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lightning]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lightning,ray]'
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lightning,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lightning,ray,bench]'
 	touch $@
 
 run: $(STAMP)

@@ -32,8 +32,8 @@ def start_ray_backend(
 ) -> Iterator[StartRayBackend]:
     started: list[BackendServer] = []
 
-    def start(**env: str) -> BackendServer:
-        server = BackendServer(tmp_path, uci_csv_path, env={
+    def start(max_probes: int = 0, **env: str) -> BackendServer:
+        server = BackendServer(tmp_path, uci_csv_path, max_probes=max_probes, env={
             "CAUSALWATCH_EXECUTOR": "ray", "CAUSALWATCH_RAY_ADDRESS": ray_head.address, **env,
         })
         started.append(server)
@@ -121,6 +121,40 @@ def test_stop_on_ray_is_graceful(start_ray_backend: StartRayBackend) -> None:
     assert gone(trainer.pid)
     kept = backend.metrics(run["id"])
     assert [r["epoch"] for r in kept] == list(range(1, len(kept) + 1))
+
+
+def test_a_trainer_deaf_to_the_stop_is_killed_with_its_actor(
+    start_ray_backend: StartRayBackend,
+) -> None:
+    # One epoch takes seconds: the trainer cannot end it within the 1 s stop timeout.
+    backend = start_ray_backend(CAUSALWATCH_STOP_TIMEOUT="1")
+    run = backend.create("synthetic", epochs=3, synthetic_samples=200_000, patience=0)
+    log = backend.runs_dir / run["id"] / "train.log"
+    backend.wait_for(run["id"], lambda r: log.exists() and "device cpu" in log.read_text(),
+                     timeout=120)
+    where = placement(backend, run["id"])
+    assert backend.client.post(f"/api/runs/{run['id']}/stop").status_code == 200
+    stopped = backend.wait_finished(run["id"], timeout=30)
+    assert stopped["status"] == "stopped"
+    assert stopped["status_reason"] == "stop requested; trainer killed after the stop timeout"
+    assert "STOPPED" not in log.read_text()  # it never got to end its epoch
+    assert gone(where["worker"]) and gone(where["trainer"])
+
+
+def test_probes_run_on_ray_too(start_ray_backend: StartRayBackend) -> None:
+    backend = start_ray_backend(max_probes=1)
+    # Every step clipped: clip_high fires at epoch 11 and queues probes of its fixes.
+    run = backend.create("synthetic", grad_clip_norm=0.01, epochs=14, synthetic_samples=300,
+                         batch_size=64, eval_every=2, patience=0)
+
+    def probes() -> list[dict[str, Any]]:
+        return list(backend.client.get(f"/api/runs/{run['id']}/probes").json()["runs"])
+
+    backend.wait_for(run["id"], lambda _r: any(
+        p["status"] in ("completed", "failed") for p in probes()), timeout=150)
+    probe = next(p for p in probes() if p["status"] in ("completed", "failed"))
+    assert probe["kind"] == "probe" and probe["status"] == "completed", probe
+    placement(backend, probe["id"], timeout=1)  # the backend placed it on Ray
 
 
 def test_a_killed_ray_worker_fails_the_run_with_rays_reason(

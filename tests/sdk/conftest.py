@@ -43,3 +43,17 @@ def sdk_backend(tmp_path: Path, uci_csv_path: Path, sdk_env: Path) -> Iterator[B
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def shared_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path
+) -> Iterator[BackendServer]:
+    """One real backend for a module's tests that neither stop it nor count its runs."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = BackendServer(root, uci_csv_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

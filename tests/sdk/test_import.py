@@ -37,40 +37,42 @@ def imported_id(stdout: str) -> str:
 
 
 def test_import_of_the_trainers_metrics_reproduces_its_records(
-    sdk_backend: BackendServer, trainer_run: Path, tmp_path: Path
+    shared_backend: BackendServer, trainer_run: Path, tmp_path: Path
 ) -> None:
     proc = run_cli(
-        "import", str(trainer_run / "metrics.jsonl"), "--server", sdk_backend.url,
+        "import", str(trainer_run / "metrics.jsonl"), "--server", shared_backend.url,
         "--dir", str(tmp_path / "runs"), cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     run_id = imported_id(proc.stdout)
-    assert f"{sdk_backend.url}/api/runs/{run_id}" in proc.stdout
+    assert f"{shared_backend.url}/api/runs/{run_id}" in proc.stdout
 
     lines = (trainer_run / "metrics.jsonl").read_text().splitlines()
     original = [json.loads(line) for line in lines]
-    stored = sdk_backend.metrics(run_id)
+    stored = shared_backend.metrics(run_id)
     assert len(stored) == len(original) == 2
     for mine, theirs in zip(stored, original, strict=True):
         assert mine["run_id"] == run_id
         keys = (set(mine) | set(theirs)) - {"run_id"}
         differing = {k: (mine.get(k), theirs.get(k)) for k in keys if mine.get(k) != theirs.get(k)}
         assert not differing, differing
-    run = sdk_backend.run(run_id)
+    run = shared_backend.run(run_id)
     assert run["kind"] == "sdk" and run["status"] == "completed"
     assert run["name"] == "import of short"
     assert run["config"] == json.loads((trainer_run / "config.json").read_text())
 
 
-def test_import_of_a_csv_with_a_column_mapping(sdk_backend: BackendServer, tmp_path: Path) -> None:
+def test_import_of_a_csv_with_a_column_mapping(
+    shared_backend: BackendServer, tmp_path: Path
+) -> None:
     log = tmp_path / "their_log.csv"
     log.write_text("\ufeffep;train_loss;recon;val_acc;note\n1;2.0;1.5;0.25;\n2;1.0;0.75;0.5;\n4;0.5;0.25;0.75;\n")
     proc = run_cli(
         "import", str(log), "--map", "ep=epoch,train_loss=loss_total,recon=loss_recon",
-        "--server", sdk_backend.url, "--dir", str(tmp_path / "runs"), cwd=tmp_path,
+        "--server", shared_backend.url, "--dir", str(tmp_path / "runs"), cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    stored = sdk_backend.metrics(imported_id(proc.stdout))
+    stored = shared_backend.metrics(imported_id(proc.stdout))
     assert [r["epoch"] for r in stored] == [1, 2, 4]
     assert [r["loss_total"] for r in stored] == [2.0, 1.0, 0.5]
     assert [r["loss_recon"] for r in stored] == [1.5, 0.75, 0.25]

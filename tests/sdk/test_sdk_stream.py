@@ -32,11 +32,11 @@ def assert_stored(stored: list[dict[str, Any]], logged: list[dict[str, float]]) 
 
 
 def test_stranger_loop_streams_every_field_and_raises_a_red_flag(
-    sdk_backend: BackendServer, sdk_env: Path
+    shared_backend: BackendServer, sdk_env: Path
 ) -> None:
     run = cw.init(
         name="tiny SEM", config={"lr": 0.05, "lambda_sparse": 1e-7, "hidden": [4, 4]},
-        server=sdk_backend.url, reference=stranger_loop.REFERENCE,
+        server=shared_backend.url, reference=stranger_loop.REFERENCE,
         variables=stranger_loop.VARIABLES, epochs=30,
     )
     assert cw.current_run() is run and not run.offline
@@ -44,15 +44,15 @@ def test_stranger_loop_streams_every_field_and_raises_a_red_flag(
     cw.finish()
     assert cw.current_run() is None
 
-    server = sdk_backend.run(run.id)
+    server = shared_backend.run(run.id)
     assert server["kind"] == "sdk" and server["status"] == "completed", server
     assert server["name"] == "tiny SEM"
     assert server["config"]["hidden"] == [4, 4]
-    assert_stored(sdk_backend.metrics(run.id), logged)
-    graph = sdk_backend.client.get(f"/api/runs/{run.id}/graph").json()
+    assert_stored(shared_backend.metrics(run.id), logged)
+    graph = shared_backend.client.get(f"/api/runs/{run.id}/graph").json()
     assert graph["epoch"] == 30 and len(graph["probabilities"]) == 4
     # The regularizers are a vanishing share of this loss: the same rule as for our trainer.
-    alerts = sdk_backend.client.get(f"/api/runs/{run.id}/alerts").json()
+    alerts = shared_backend.client.get(f"/api/runs/{run.id}/alerts").json()
     assert "regularizers_silent" in {a["rule"] for a in alerts}, alerts
     # Everything was acknowledged: the local copy says it needs no sync.
     assert is_synced(run.folder)
@@ -99,15 +99,15 @@ def test_backend_killed_mid_run_loses_and_duplicates_nothing(
 
 
 def test_context_manager_marks_a_crashed_loop_failed(
-    sdk_backend: BackendServer, sdk_env: Path
+    shared_backend: BackendServer, sdk_env: Path
 ) -> None:
-    with pytest.raises(ZeroDivisionError), cw.init(server=sdk_backend.url) as run:
+    with pytest.raises(ZeroDivisionError), cw.init(server=shared_backend.url) as run:
         run.log({"loss_total": 1.0, "my_metric": 2})
         _ = 1 / 0
-    server = sdk_backend.run(run.id)
+    server = shared_backend.run(run.id)
     assert server["status"] == "failed"
     assert "ZeroDivisionError('division by zero')" in server["status_reason"]
-    assert [r["custom"] for r in sdk_backend.metrics(run.id)] == [{"my_metric": 2.0}]
+    assert [r["custom"] for r in shared_backend.metrics(run.id)] == [{"my_metric": 2.0}]
 
 
 EXITING_SCRIPT = """
@@ -124,7 +124,7 @@ if sys.argv[2] == "crash":
 
 @pytest.mark.parametrize(("how", "status"), [("crash", "failed"), ("exit", "completed")])
 def test_process_end_finishes_an_open_run(
-    sdk_backend: BackendServer, sdk_env: Path, tmp_path: Path, how: str, status: str
+    shared_backend: BackendServer, sdk_env: Path, tmp_path: Path, how: str, status: str
 ) -> None:
     import subprocess
     import sys
@@ -132,13 +132,13 @@ def test_process_end_finishes_an_open_run(
     script = tmp_path / "loop.py"
     script.write_text(EXITING_SCRIPT)
     proc = subprocess.run(
-        [sys.executable, str(script), sdk_backend.url, how], cwd=tmp_path,
+        [sys.executable, str(script), shared_backend.url, how], cwd=tmp_path,
         capture_output=True, text=True, timeout=60, check=False,
     )
     run_id = proc.stdout.split()[0]
-    server = sdk_backend.run(run_id)
+    server = shared_backend.run(run_id)
     assert server["status"] == status, (server, proc.stderr)
-    assert len(sdk_backend.metrics(run_id)) == 3
+    assert len(shared_backend.metrics(run_id)) == 3
     if how == "crash":
         assert proc.returncode == 1 and "Traceback" in proc.stderr  # the user's hook still ran
         assert "RuntimeError('the loop crashed')" in server["status_reason"]

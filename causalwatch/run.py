@@ -42,7 +42,6 @@ FINISH_WAIT_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 2.0
 
 
-
 def start_run(
     *,
     name: str | None = None,
@@ -149,7 +148,6 @@ class Run:
         self.server = server  # None: offline, the run lives in `folder` until synced
         self._emitter = emitter
         self._journal: Journal | None = Journal(folder)
-        self._journal_failed = False
         self._seq = 0
         self._lock = threading.RLock()
         self._sources: list[FieldSource] = []
@@ -385,7 +383,6 @@ class Run:
                 )
             except OSError as err:
                 self._warn_once("journal", f"cannot write {self.folder}: {err}")
-                self._journal_failed = True
         if self._emitter is not None:
             self._emitter.send(msg_type, **payload)
 

@@ -126,9 +126,11 @@ def test_stop_on_ray_is_graceful(start_ray_backend: StartRayBackend) -> None:
 def test_a_trainer_deaf_to_the_stop_is_killed_with_its_actor(
     start_ray_backend: StartRayBackend,
 ) -> None:
-    # One epoch takes seconds: the trainer cannot end it within the 1 s stop timeout.
+    # Wide decoders make one epoch take seconds (~80 steps of ~50 ms on this machine): the
+    # trainer cannot end it within the 1 s stop timeout.
     backend = start_ray_backend(CAUSALWATCH_STOP_TIMEOUT="1")
-    run = backend.create("synthetic", epochs=3, synthetic_samples=200_000, patience=0)
+    run = backend.create("synthetic", epochs=3, synthetic_samples=10_000, hidden_dim=1024,
+                         latent_dim=128, patience=0)
     log = backend.runs_dir / run["id"] / "train.log"
     backend.wait_for(run["id"], lambda r: log.exists() and "device cpu" in log.read_text(),
                      timeout=120)

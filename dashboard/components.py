@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import dcc, html
 
 from dashboard import format as fmt
 from dashboard import ids
@@ -151,17 +151,42 @@ def probe_rows(verification: Mapping[str, Any]) -> html.Ul:
     return html.Ul(items, className="small mb-2 probe-list")
 
 
-def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart: bool) -> dbc.Card:
-    where = "at start" if alert.get("epoch") is None else f"epoch {alert['epoch']}"
-    fix = alert.get("fix", alert["suggested_changes"])
-    verification = alert.get("verification")
-    button = dbc.Button(
+def fix_snippet(fix: Mapping[str, Any]) -> str:
+    """A fix as Python assignments to paste into one's own training script."""
+    return "\n".join(f"{field} = {value!r}" for field, value in fix.items())
+
+
+def _apply_fix(alert: Mapping[str, Any], fix: Mapping[str, Any], *, can_restart: bool,
+               sdk: bool) -> Any:
+    """How the user acts on a fix: one click restarts a run we train; a run of kind sdk is
+    the user's own loop, which no restart reaches, so its changed values are there to copy."""
+    if sdk and fix:
+        snippet_id = f"fix-snippet-{alert['id']}"
+        return html.Div([
+            html.Div("Your training loop runs it: set these and start it again.",
+                     className="small text-muted mb-1"),
+            html.Div([
+                html.Pre(fix_snippet(fix), id=snippet_id, className="fix-snippet mb-0 p-2"),
+                dcc.Clipboard(target_id=snippet_id, title="copy",
+                              className="fix-copy position-absolute top-0 end-0 m-1"),
+            ], className="position-relative bg-light border rounded"),
+        ])
+    return dbc.Button(
         "Restart with this fix",
         id={"type": ids.RESTART, "alert": alert["id"]},
         color="primary", size="sm", disabled=not (can_restart and fix),
         # Advice in words only (no config field can act on it): no button to press.
         style=None if fix else {"display": "none"},
     )
+
+
+def alert_card(alert: Mapping[str, Any], config: Mapping[str, Any], can_restart: bool,
+               *, sdk: bool = False) -> dbc.Card:
+    """One red flag; `sdk`: the run is the user's own loop (a snippet to copy, no restart)."""
+    where = "at start" if alert.get("epoch") is None else f"epoch {alert['epoch']}"
+    fix = alert.get("fix", alert["suggested_changes"])
+    verification = alert.get("verification")
+    button = _apply_fix(alert, fix, can_restart=can_restart, sdk=sdk)
     status: list[Any] = []
     if fix:
         text, color = VERIFICATION_TEXT.get(

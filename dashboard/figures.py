@@ -287,6 +287,14 @@ def accuracy_figure(
     return fig
 
 
+@lru_cache(maxsize=1)
+def custom_figure() -> dict[str, Any]:
+    """The chart of a training loop's own metrics (records' `custom`), without traces:
+    live.js adds one line per key as keys arrive (trace field "custom.<key>")."""
+    fig = _base("Your metrics (custom)", "value")
+    return fig.to_plotly_json()  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=16)
 def empty_live_figures(
     reference_edges: int | None,

@@ -64,6 +64,11 @@ SCORECARD = "run-scorecard"
 HEATMAP = "graph-adjacency"
 GRAPH_PREFIX = "graph-"
 LIVE_CHART = "live-chart"  # the class of every chart live.js extends with new records
+CHART_BOX = "chart-box"  # a live chart and its waiting line (classes)
+CHART_WAITING = "chart-waiting"
+CUSTOM_BOX = "custom-box"  # the training loop's own metrics: hidden until a record has one
+CUSTOM_GRAPH = "graph-custom"
+CUSTOM_PICKER = "custom-picker"  # which of many custom keys the chart shows
 LIVE_GRAPHS = (
     "clip", "loss-shares", "loss-total", "logit-std", "lr", "edges", "accuracy", "grad-terms",
     "update-ratio",

@@ -21,7 +21,7 @@ from dashboard.client import BackendClient, BackendError
 from dashboard.components import alert_card, has_reference, scorecard_table
 from dashboard.figures import adjacency_figure
 from dashboard.run_header import header, header_key
-from dashboard.run_state import is_finished, progress_state
+from dashboard.run_state import SDK_KIND, is_finished, progress_state
 
 HIDDEN = {"display": "none"}
 
@@ -135,7 +135,9 @@ def render_panels(view: RunView, shown: dict[str, Any]) -> Panels:
 
     cards: Any = dash.no_update
     if changed("alerts") and not isinstance(view.alerts, Unknown):
-        cards = [alert_card(a, run["config"], can_restart=True) for a in view.alerts] or [
+        sdk = run.get("kind") == SDK_KIND
+        cards = [alert_card(a, run["config"], can_restart=True, sdk=sdk)
+                 for a in view.alerts] or [
             html.Div("none yet", className="text-muted")
         ]
     heatmap: Any = dash.no_update

@@ -18,6 +18,8 @@ FINISHED = frozenset({"completed", "stopped", "failed"})
 EARLY_STOPPED = "early_stopped"
 # Bootstrap's colour of a live bar: the theme's, as before a run ends.
 LIVE_COLOR = "primary"
+# A run fed by the user's own training loop (the causalwatch SDK): we start and restart nothing.
+SDK_KIND = "sdk"
 
 
 def is_finished(run: Mapping[str, Any]) -> bool:
@@ -33,7 +35,7 @@ def waiting_text(run: Mapping[str, Any], health: Mapping[str, Any] | None) -> st
         running = "?" if health is None else str(health.get("runs_active", "?"))
         return f"waiting for a free trainer slot ({running} running, max set by --max-runs)"
     if status == "running":
-        if run.get("kind") == "sdk":  # fed by the user's own process: we start nothing
+        if run.get("kind") == SDK_KIND:
             return "waiting for the first epoch from your training process"
         return "starting the trainer… (loading data)"
     return f"{status} before its first epoch: no epochs recorded"

@@ -20,6 +20,7 @@
 (function () {
   "use strict";
   const EVAL_SPACING_MS = 2000;
+  const CUSTOM_SHOWN = 8; // custom keys drawn at once; past that a picker chooses
   const PANELS_DELAY_MS = 30; // a burst (three alerts of one epoch) becomes one update
   const live = {
     ws: null,
@@ -35,6 +36,9 @@
     run: null, // the run as last pushed (snapshot, status)
     alerts: new Map(), // alert id -> alert, as last pushed (alert, verification)
     graph: null, // the latest {epoch, probabilities}
+    customKeys: [], // the training loop's own metric names, in order of first appearance
+    customShown: null, // the keys the custom chart shows (null: the first CUSTOM_SHOWN)
+    customNew: false, // a key arrived that the chart and picker do not have yet
     snapshots: 0,
     flushTimer: null,
     drawing: false, // a flush is still drawing its charts, one task each
@@ -48,9 +52,13 @@
   };
 
   function setProps(id, data) {
+    setComponent(id, { data: data });
+  }
+
+  function setComponent(id, props) {
     const dc = window.dash_clientside;
     if (dc && typeof dc.set_props === "function") {
-      dc.set_props(id, { data: data });
+      dc.set_props(id, props);
     }
   }
 
@@ -105,6 +113,14 @@
     if (at === live.records.length) live.records.push(record);
     else live.records.splice(at, 0, record); // a resent epoch after a reconnect
     if (record.is_best) live.bestEpoch = Math.max(live.bestEpoch || 0, record.epoch);
+    if (record.custom) {
+      Object.keys(record.custom).forEach(function (key) {
+        if (live.customKeys.indexOf(key) < 0) {
+          live.customKeys.push(key);
+          live.customNew = true;
+        }
+      });
+    }
     return true;
   }
 
@@ -150,6 +166,7 @@
   function onSnapshot(msg) {
     live.records = [];
     live.bestEpoch = null;
+    live.customKeys = [];
     (msg.metrics || []).forEach(add);
     live.run = msg.run || null;
     live.epochsTotal = msg.run ? msg.run.epochs_total : null;
@@ -220,6 +237,8 @@
     live.run = null;
     live.alerts = new Map();
     live.graph = null;
+    live.customKeys = [];
+    live.customShown = null;
     live.snapshots = 0;
     live.backoff = 500;
     connect();
@@ -256,6 +275,7 @@
       last: last,
       best_epoch: live.bestEpoch,
     });
+    if (live.customNew) showCustom();
     busy += performance.now() - started;
     const charts = Array.prototype.slice.call(document.querySelectorAll(".live-chart"));
     // The run page's charts are not in the DOM yet (Dash renders them once Plotly's bundle
@@ -280,6 +300,7 @@
         }
       }
       live.drawing = false;
+      waitingLines();
       live.flushCost = busy;
       if (pending) scheduleFlush(200);
       if (live.again) {
@@ -292,6 +313,7 @@
 
   /* Extend (or, for a long run, redraw reduced) one chart; true when it changed. */
   function draw(gd) {
+    if (gd.closest("#custom-box")) customTraces(gd);
     if (reduce(gd)) {
       dropMarkers(gd);
       return true;
@@ -301,6 +323,73 @@
     window.Plotly.extendTraces(gd, ext[0], ext[1]);
     dropMarkers(gd);
     return true;
+  }
+
+  /* A chart whose fields no record has had yet says what it waits for (run_charts.py);
+   * before any record the page's own placeholder says it for all of them. */
+  function waitingLines() {
+    document.querySelectorAll(".chart-box").forEach(function (box) {
+      const line = box.querySelector(".chart-waiting");
+      const gd = box.querySelector(".js-plotly-plot");
+      if (!line || !line.textContent || !gd || !gd.data) return;
+      if (box.dataset.cwHasValues) return; // a field once seen stays seen for this run
+      const fields = fieldsOf(gd).map(function (f) { return f.field; });
+      const seen = live.records.some(function (r) {
+        return fields.some(function (f) { return hasValue(r, f); });
+      });
+      if (seen) box.dataset.cwHasValues = "1";
+      line.style.display = seen || !live.records.length ? "none" : "block";
+    });
+  }
+
+  /* The training loop's own metrics: the chart appears with the first key; the picker once
+   * there are more keys than CUSTOM_SHOWN. */
+  function showCustom() {
+    live.customNew = false;
+    const box = document.getElementById("custom-box");
+    if (!box) return;
+    if (box.style.display === "none") {
+      box.style.display = "";
+      const gd = box.querySelector(".js-plotly-plot");
+      // Plotted while hidden it has no size of its own yet.
+      if (gd && window.Plotly) window.Plotly.Plots.resize(gd);
+    }
+    const many = live.customKeys.length > CUSTOM_SHOWN;
+    const props = {
+      options: live.customKeys.map(function (k) { return { label: k, value: k }; }),
+      style: many ? {} : { display: "none" },
+    };
+    if (live.customShown === null) props.value = live.customKeys.slice(0, CUSTOM_SHOWN);
+    setComponent("custom-picker", props);
+  }
+
+  function customShown(key) {
+    const shown = live.customShown || live.customKeys.slice(0, CUSTOM_SHOWN);
+    return shown.indexOf(key) >= 0;
+  }
+
+  /* One trace per custom key ("custom.<key>"): the extension then fills it like any other.
+   * A key the picker leaves out stays in the legend only, and is still kept up to date. */
+  function customTraces(gd) {
+    const have = new Set(fieldsOf(gd).map(function (f) { return f.field; }));
+    const missing = live.customKeys.filter(function (k) { return !have.has("custom." + k); });
+    if (!missing.length) return;
+    window.Plotly.addTraces(gd, missing.map(function (key) {
+      return { type: "scatter", mode: "lines", name: key, x: [], y: [],
+               meta: { field: "custom." + key },
+               visible: customShown(key) ? true : "legendonly" };
+    }));
+  }
+
+  function pickCustom(keys) {
+    live.customShown = keys || [];
+    const gd = document.querySelector("#custom-box .js-plotly-plot");
+    if (!gd || !gd.data || !window.Plotly) return;
+    const fields = fieldsOf(gd);
+    if (!fields.length) return;
+    window.Plotly.restyle(gd, {
+      visible: fields.map(function (f) { return customShown(f.field.slice(7)) ? true : "legendonly"; }),
+    }, fields.map(function (f) { return f.index; }));
   }
 
   /* An evaluation series keeps its markers while short (figures.py LIVE_MARKER_LIMIT): past
@@ -488,11 +577,18 @@
         const best = payload.best_epoch;
         const pct = Math.min(100, (100 * last.epoch) / total);
         const label = "epoch " + last.epoch + " / " + total;
-        const text = label + " · ETA " + formatSeconds(last.eta_seconds) +
+        // A training loop of its own (SDK) may not say how long it has left.
+        const eta = hasValue(last, "eta_seconds") ? " · ETA " + formatSeconds(last.eta_seconds) : "";
+        const text = label + eta +
           // The label-free best checkpoint (lowest val_recon), not the epoch of the best F1.
           (best ? " · best checkpoint: epoch " + best : "");
         // The text beside the bar says it: inside a bar a few % wide it would be cut off.
         return [pct, "", true, true, "primary", text].concat(waiting);
+      },
+      /* The custom chart's picker: the keys to draw (the others stay in the legend). */
+      pickCustom: function (keys) {
+        if (window.dash_clientside.callback_context.triggered.length) pickCustom(keys);
+        return window.dash_clientside.no_update;
       },
       /* The shell's /healthz read, handed to the run page only while the run is queued (its
        * line says how many runs hold the slots) and only when the count moved. */

@@ -17,11 +17,11 @@ from dashboard.components import run_reference
 from dashboard.figures import ADJACENCY_HEIGHT, empty_live_figures, level_guides
 from dashboard.labels import lineage_labels
 from dashboard.links import download_path
+from dashboard.run_charts import GRAPH_CONFIG, chart_grid
 from dashboard.run_panels import live_view, read_view, render_panels
 
 dash.register_page(__name__, path_template="/run/<run_id>", title="Run · causalwatch")
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 # Over the charts until their first points: a message, not empty axes.
 WAITING_STYLE = {"position": "absolute", "inset": 0, "zIndex": 5, "pointerEvents": "none",
                  "background": "rgba(255, 255, 255, 0.85)", "paddingTop": "120px",
@@ -62,11 +62,6 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
     figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides)
-    graphs = {
-        name: dcc.Graph(id=ids.graph_id(name), figure=fig, config=GRAPH_CONFIG,
-                        className=ids.LIVE_CHART)
-        for name, fig in figures.items()
-    }
     # The dashboard's own routes: they redirect to the backend with a fresh ticket on click.
     downloads = dbc.ButtonGroup([
         dbc.Button(label, href=download_path(run_id, what), external_link=True,
@@ -110,13 +105,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
             dbc.Col([
                 html.Div(state["waiting"] or "loading the run's epochs…", id=ids.RUN_WAITING,
                          className="run-waiting", style=WAITING_STYLE),
-                dbc.Row([dbc.Col(graphs["clip"], lg=6), dbc.Col(graphs["logit-std"], lg=6)]),
-                dbc.Row([dbc.Col(graphs["loss-shares"], lg=6),
-                         dbc.Col(graphs["loss-total"], lg=6)]),
-                dbc.Row([dbc.Col(graphs["edges"], lg=6), dbc.Col(graphs["accuracy"], lg=6)]),
-                dbc.Row([dbc.Col(graphs["grad-terms"], lg=6),
-                         dbc.Col(graphs["update-ratio"], lg=6)]),
-                dbc.Row([dbc.Col(graphs["lr"], lg=6)]),
+                *chart_grid(figures, run.get("kind")),
                 # A fixed height: left to the layout, it followed the red-flag column.
                 dcc.Graph(id=ids.HEATMAP, config=GRAPH_CONFIG, figure=panels.heatmap,
                           style={"height": f"{ADJACENCY_HEIGHT}px"}),
@@ -153,6 +142,14 @@ dash.clientside_callback(
     Input(ids.RUN_STATE, "data"),
 )
 
+
+# The custom chart's picker, applied in the browser: live.js holds the traces.
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatch", function_name="pickCustom"),
+    Output(ids.CUSTOM_PICKER, "id"),
+    Input(ids.CUSTOM_PICKER, "value"),
+    prevent_initial_call=True,
+)
 
 # The shell's /healthz reads, handed on while the run is queued: its line counts the runs
 # holding the trainer slots.

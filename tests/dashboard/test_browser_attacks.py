@@ -127,9 +127,10 @@ def session(dashboard: Dashboard) -> Iterator[httpx.Client]:
 def banner_callback(origin: str | None) -> tuple[dict[str, object], dict[str, str]]:
     """The shell's backend-banner callback, as the page posts it."""
     body = {
-        "output": "..backend-banner.children...backend-banner.is_open..",
+        "output": "..backend-banner.children...backend-banner.is_open...backend-health.data..",
         "outputs": [{"id": "backend-banner", "property": "children"},
-                    {"id": "backend-banner", "property": "is_open"}],
+                    {"id": "backend-banner", "property": "is_open"},
+                    {"id": "backend-health", "property": "data"}],
         "inputs": [{"id": "health-tick", "property": "n_intervals", "value": 1}],
         "changedPropIds": ["health-tick.n_intervals"],
         "state": [],

@@ -3,14 +3,13 @@ line, the waiting states of a queued or starting run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from backend_server import BackendServer, free_port
 from dashboard_browser import DashboardPage
+from sdk_feed import feed as _feed
 from selenium.webdriver.chrome.webdriver import WebDriver
-from websockets.sync.client import connect
 
 from trainer.protocol import EpochRecord
 
@@ -41,17 +40,6 @@ def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
     )
     record.update(fields)
     return record
-
-
-def _feed(stack: BackendServer, run_id: str, messages: list[tuple[str, dict[str, Any]]],
-          first_seq: int = 1) -> None:
-    """Send protocol messages as a run of kind sdk's own process does, each acknowledged."""
-    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10,
-                 additional_headers=stack.ingest_headers(run_id)) as ws:
-        for seq, (kind, payload) in enumerate(messages, start=first_seq):
-            ws.send(json.dumps({"v": 1, "type": kind, "run_id": run_id, "seq": seq, **payload}))
-            reply = json.loads(ws.recv(timeout=30))
-            assert reply["type"] == "ack", reply
 
 
 def _heatmap_px(page: DashboardPage) -> float:

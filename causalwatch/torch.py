@@ -382,6 +382,10 @@ class Watch:
             name: float(torch.stack([v.reshape(()).double().cpu() for v in values]).mean())
             for name, values in span.terms.items()
         }
+        # A contract term the objective does not have weighs 0 (as a logged row's does, see
+        # causalwatch/fields.py): the loss-balance rules read all four.
+        for name in CONTRACT_TERMS:
+            means.setdefault(name, 0.0)
         fields: dict[str, Any] = {"loss_total": sum(means.values())}
         fields.update({f"loss_{name}": value for name, value in means.items()})
         fields.update(

@@ -298,6 +298,9 @@ def test_module_level_loss_terms_reach_the_newest_watch(model: TinySEM) -> None:
         loss_terms({"loss_recon": torch.tensor(2.0), "sparse": 0.5})
         row = watch(1)
     assert (row["loss_recon"], row["share_recon"]) == (2.0, 80.0)
+    # The contract terms not given weigh 0 (no gradient norm: nothing was measured).
+    assert (row["loss_disen"], row["share_disen"]) == (0.0, 0.0)
+    assert "grad_norm_disen" not in row
     loss_terms({"recon": torch.tensor(1.0)})  # no open watch: nothing, and no error
 
 

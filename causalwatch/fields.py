@@ -137,16 +137,19 @@ def split(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
 
 
 def derive_shares(fields: dict[str, Any]) -> None:
-    """Fill share_* from the weighted loss terms given, when no share was given.
+    """Fill the loss breakdown from the weighted loss terms given, when no share was given.
 
-    docs/metrics.md: share = 100 · |term| / Σ|terms| (all 0 if every term is 0). Only the
-    terms the user logged take part: a term they do not have is 0 for them.
+    docs/metrics.md: share = 100 · |term| / Σ|terms| (all 0 if every term is 0). A term the
+    objective does not have weighs 0: once one term is logged, the absent ones are logged
+    as 0 (value and share), so the loss-balance rules, which read all four, can judge.
     """
     if any(share in fields for share in SHARE_OF.values()):
         return
-    terms = {loss: abs(float(fields[loss])) for loss in SHARE_OF if loss in fields}
-    if not terms:
+    if not any(loss in fields for loss in SHARE_OF):
         return
+    for loss in SHARE_OF:
+        fields.setdefault(loss, 0.0)
+    terms = {loss: abs(float(fields[loss])) for loss in SHARE_OF}
     total = sum(terms.values())
     for loss, magnitude in terms.items():
         fields[SHARE_OF[loss]] = 100.0 * magnitude / total if total > 0 else 0.0

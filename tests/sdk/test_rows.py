@@ -38,6 +38,10 @@ def test_rows_follow_wandb_step_semantics(run: cw.Run) -> None:
     assert rows[0]["loss_recon"] == 3.0 and rows[0]["custom"] == {"acc": 0.5}
     # Shares derived from the weighted terms given (docs/metrics.md): 3 / (3 + 1).
     assert rows[0]["share_recon"] == 75.0 and rows[0]["share_sparse"] == 25.0
+    # Terms not logged weigh 0 in this objective: the balance rules can read all four.
+    assert (rows[0]["loss_acyclic"], rows[0]["share_acyclic"], rows[0]["share_disen"]) == (
+        0.0, 0.0, 0.0,
+    )
     assert rows[1]["share_recon"] == 100.0 and rows[1]["custom"] == {"acc": 0.75}
     assert rows[2]["custom"] == {"acc": 0.8} and rows[2]["loss_recon"] == 1.0
     for r in rows:

@@ -146,9 +146,14 @@ class RayExecutor:
             "num_cpus": self.settings.ray_num_cpus,
             "num_gpus": launch.num_gpus,
         }
+        env = dict(launch.env)
+        if launch.num_gpus == 0:
+            # Ray 2.60 leaves a node's GPUs visible to an actor that reserved none: `auto`
+            # would take one another run reserved. Only a reserved GPU is ours.
+            env["CUDA_VISIBLE_DEVICES"] = ""
         try:
             actor = self._actor_class.options(**options).remote(
-                launch.trainer_args, launch.env, str(launch.run_dir), launch.nice
+                launch.trainer_args, env, str(launch.run_dir), launch.nice
             )
         except (RayError, ValueError) as err:  # ValueError: the name is taken
             raise LaunchError(f"Ray refused the trainer actor: {err}") from err

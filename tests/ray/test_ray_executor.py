@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from backend_server import BackendServer
-from conftest import RayHead
+from ray_head import RayHead
 
 SHORT = {"epochs": 4, "synthetic_samples": 300}  # a few seconds of training
 LONG = {"epochs": 500, "synthetic_samples": 2000, "patience": 0}  # runs until stopped
@@ -111,6 +111,8 @@ def test_stop_on_ray_is_graceful(start_ray_backend: StartRayBackend) -> None:
     run = backend.create("synthetic", **LONG)
     backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2, timeout=120)
     trainer = trainer_under_ray(run["id"])
+    # It reserved no GPU (device auto): none it could see would be its own.
+    assert trainer.environ().get("CUDA_VISIBLE_DEVICES") == ""
     resp = backend.client.post(f"/api/runs/{run['id']}/stop")
     assert resp.status_code == 200
     stopped = backend.wait_finished(run["id"], timeout=30)

@@ -14,7 +14,9 @@ on an SDK run as on one of ours:
   gradient norm, which costs one extra backward pass per term on those steps;
 - per row (the run calls the watch, a field source, just before it sends a row): clip% and
   the norms' mean/max/p90, loss means and shares, lr, update ratio, logit and edge counts,
-  and on evaluation epochs SHD/F1 against the run's reference and the graph itself.
+  and on evaluation epochs SHD/F1 against the run's reference and the graph itself. A
+  row's steps end at the user's last `run.log` into it: with step semantics the run sends a
+  row only when the next one starts, after some of the next row's steps have run.
 
 Nothing here converts a tensor to a Python number per step: values are kept as tensors and
 read once per row, so a CUDA loop gets no extra synchronisation per step.
@@ -61,9 +63,6 @@ class RunLike(Protocol):
     def add_field_source(self, source: Callable[[int], Mapping[str, Any]]) -> None: ...
 
     def log_graph(self, probabilities: Any, step: int | None = None) -> None: ...
-
-    def log(self, data: Mapping[str, Any], step: int | None = None,
-            commit: bool | None = None) -> None: ...
 
 
 # --- observing torch.nn.utils.clip_grad_norm_ ---------------------------------------------

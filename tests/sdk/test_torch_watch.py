@@ -371,3 +371,27 @@ def test_a_loop_with_watch_streams_its_health_and_a_red_flag_fires(
     assert records[-1]["custom"] == {"my_metric": 5.0}
     alerts = sdk_backend.client.get(f"/api/runs/{run.id}/alerts").json()
     assert "regularizers_silent" in {a["rule"] for a in alerts}, alerts
+
+
+def test_rows_logged_per_batch_keep_each_epochs_own_steps(sdk_env: Path) -> None:
+    """Logging into an epoch's row after every batch (step=epoch): the row is sent when the
+    next epoch's first log comes, and still covers only its own epoch's steps."""
+    torch.manual_seed(6)
+    model = TinySEM()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    run = cw.init(name="per batch", mode="offline")
+    gen = torch.Generator().manual_seed(7)
+    with run, Watch(model, opt, adjacency=model.adj_logits, run=run) as watch:
+        for epoch in range(4):
+            for batch in range(3 + epoch):  # epochs of 3, 4, 5, 6 steps
+                terms = terms_of(model, torch.randn(16, D, generator=gen))
+                watch.loss_terms(terms)
+                opt.zero_grad()
+                sum(terms.values()).backward()
+                # Every step of an even epoch clipped, none of an odd one.
+                watch.clip_grad_norm_(1e-9 if epoch % 2 == 0 else 1e9)
+                opt.step()
+                run.log({"batch": float(batch)}, step=epoch)
+    records = [m["record"] for m in read_messages(run.folder) if m["type"] == "epoch"]
+    assert [r["clip_pct"] for r in records] == [100.0, 0.0, 100.0, 0.0]
+    assert [r["custom"]["batch"] for r in records] == [2.0, 3.0, 4.0, 5.0]

@@ -50,10 +50,11 @@ def _loader() -> DataLoader[tuple[Tensor, ...]]:
     return DataLoader(TensorDataset(x), batch_size=16)
 
 
-def test_logger_and_watch_stream_a_lightning_fit(sdk_backend: BackendServer,
+def test_logger_and_watch_stream_a_lightning_fit(shared_backend: BackendServer,
                                                  tmp_path: Path) -> None:
+    # One backend for the module: these tests neither stop it nor count its runs.
     torch.manual_seed(0)
-    logger = CausalwatchLogger(name="lightning e2e", server=sdk_backend.url,
+    logger = CausalwatchLogger(name="lightning e2e", server=shared_backend.url,
                                reference=REFERENCE, variables=VARIABLES, mode="online")
     watch = CausalwatchWatch(adjacency="adj_logits", eval_every=1, term_norm_every=1)
     trainer = pl.Trainer(
@@ -65,10 +66,10 @@ def test_logger_and_watch_stream_a_lightning_fit(sdk_backend: BackendServer,
 
     run_id = logger.version
     assert run_id and logger.experiment.id == run_id
-    run = sdk_backend.wait_finished(run_id, timeout=30)
+    run = shared_backend.wait_finished(run_id, timeout=30)
     assert run["status"] == "completed", run
     assert run["config"]["lr"] == 1e-2 and run["config"]["d"] == 3  # log_hyperparams
-    records = sdk_backend.metrics(run_id)
+    records = shared_backend.metrics(run_id)
     assert [r["epoch"] for r in records] == [1, 2]
     assert [r["step"] for r in records] == [0, 1]  # Lightning's epoch
     for r in records:
@@ -83,21 +84,21 @@ def test_logger_and_watch_stream_a_lightning_fit(sdk_backend: BackendServer,
     assert torch.nn.utils.clip_grad_norm_.__module__ == "torch.nn.utils.clip_grad"
 
 
-def test_a_failed_fit_fails_the_run(sdk_backend: BackendServer, tmp_path: Path) -> None:
+def test_a_failed_fit_fails_the_run(shared_backend: BackendServer, tmp_path: Path) -> None:
     class Broken(TinyStructure):
         def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
             if self.current_epoch == 1:
                 raise RuntimeError("boom")
             return super().training_step(batch, batch_idx)
 
-    logger = CausalwatchLogger(name="lightning fails", server=sdk_backend.url, mode="online")
+    logger = CausalwatchLogger(name="lightning fails", server=shared_backend.url, mode="online")
     trainer = pl.Trainer(max_epochs=EPOCHS, enable_progress_bar=False, logger=logger,
                          callbacks=[CausalwatchWatch()], default_root_dir=tmp_path,
                          enable_checkpointing=False, enable_model_summary=False,
                          log_every_n_steps=1)
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(Broken(), _loader())
-    run = sdk_backend.wait_finished(logger.version, timeout=30)
+    run = shared_backend.wait_finished(logger.version, timeout=30)
     assert run["status"] == "failed", run
 
 

@@ -253,8 +253,11 @@
       return;
     }
     // Adaptive: when drawing is slow (long runs, slow machines) batch more records per
-    // redraw instead of queueing redraws behind each other.
-    const wait = delay === undefined ? Math.max(25, Math.min(1000, 2 * live.flushCost)) : delay;
+    // redraw instead of queueing redraws behind each other. As long a pause as the last
+    // flush's drawing took: since each chart is its own task, the page stays responsive
+    // while drawing, and twice the pause (when one task drew every chart) cost ~30% of the
+    // latency (docs/benchmarks.md).
+    const wait = delay === undefined ? Math.max(25, Math.min(1000, live.flushCost)) : delay;
     live.flushTimer = setTimeout(flush, wait);
   }
 

@@ -142,10 +142,14 @@ def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
         assert page.wait_text("#run-progress-text", bool, 10) == text
         assert page.text("#run-waiting") == text
         # The count follows the shell's /healthz reads, not only this run's own events: an
-        # answer saying 7 shows, and the next real read (every 2 s) puts 1 back.
-        page.js("window.dash_clientside.set_props(arguments[0], {data: arguments[1]});",
-                "backend-health", {**one_slot.client.get("/healthz").json(), "runs_active": 7})
+        # answer saying 7 shows, and the next real read (every 2 s) puts 1 back. The reads
+        # pause meanwhile, or one could overtake the answer of 7 before it is drawn.
+        set_props = "window.dash_clientside.set_props(arguments[0], arguments[1]);"
+        page.js(set_props, "health-tick", {"disabled": True})
+        page.js(set_props, "backend-health",
+                {"data": {**one_slot.client.get("/healthz").json(), "runs_active": 7}})
         page.wait_text("#run-progress-text", lambda t: "(7 running" in t, 10, "the count of 7")
+        page.js(set_props, "health-tick", {"disabled": False})
         page.wait_text("#run-progress-text", lambda t: t == text, 10, "the real count again")
 
         assert one_slot.client.post(f"/api/runs/{busy}/stop").status_code == 200

@@ -253,11 +253,12 @@ def _watch_dashboard(process: subprocess.Popen[bytes]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = "up, train, copy-db, sync, import"
+    commands = "up, train, sweep, copy-db, sync, import"
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: causalwatch {{{commands}}} ...\n"
               "  up       serve the backend and the dashboard\n"
               "  train    train in this terminal with a progress bar (python -m trainer)\n"
+              "  sweep    queue a grid over config fields × seeds on a running backend\n"
               "  copy-db  copy every run into another database (SQLite → PostgreSQL)\n"
               "  sync     upload offline SDK runs (a run folder or their parent), exactly once\n"
               "  import   load a metrics log (metrics.jsonl, JSONL, CSV) as a finished run")
@@ -267,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(rest)
     if command == "copy-db":
         return copy_db(rest)
+    if command == "sweep":
+        from backend.sweep_cli import sweep_main
+
+        return sweep_main(rest)
     if command in ("sync", "import"):
         # The SDK's commands: its package, loaded only when asked for.
         from causalwatch.cli import import_main, sync_main

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend import __version__, docs
-from backend.api import datasets, presets, runs, tickets, ws
+from backend.api import datasets, presets, runs, sweeps, tickets, ws
 from backend.auth import TokenMiddleware
 from backend.errors import install_handlers
 from backend.limits import BodySizeLimit
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BrowserGuard, settings=settings)
     install_handlers(app)
     app.include_router(runs.router)
+    app.include_router(sweeps.router)
     app.include_router(presets.router)
     app.include_router(datasets.router)
     app.include_router(tickets.router)

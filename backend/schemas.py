@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -271,4 +271,46 @@ class RunCreated(RunPublic):
 
     ingest_token: str | None = Field(
         None, description="kind sdk: present as `Authorization: Bearer` on WS /ws/ingest/{id}"
+    )
+
+
+# Strict: JSON `false` is not seed 0.
+_SeedList = Annotated[
+    list[Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]], Field(max_length=1000)
+]
+_SeedText = Annotated[str, Field(max_length=200)]
+
+
+class SweepCreate(BaseModel):
+    """POST /api/sweeps body: a grid over config fields × seeds on a preset (backend/sweeps.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = Field("healthy", max_length=64)
+    grid: dict[str, Annotated[list[Any], Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=50, examples=[{"lambda_sparse": [0.01, 0.02, 0.05]}],
+        description="config field → the values to try; every combination is a member",
+    )
+    seeds: _SeedList | _SeedText = Field(
+        default_factory=lambda: [0], examples=["0-4"],
+        description="each combination runs once per seed: a list, or e.g. '0-4' / '0,2,5'",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, max_length=100, examples=[{"epochs": 20}],
+        description="applied to every member",
+    )
+    samples: int | None = Field(
+        None, ge=1, le=1000, strict=True,
+        description="random search: this many of the grid's combinations, drawn at random "
+        "(each with every seed); absent: the whole grid",
+    )
+
+
+class SweepPublic(BaseModel):
+    """A sweep: its members (runs named `sweep <id>: <changes>`), and the best so far."""
+
+    id: str
+    members: list[RunPublic]
+    best: str | None = Field(
+        None, description="the completed member with the lowest best_val_recon (label-free)"
     )

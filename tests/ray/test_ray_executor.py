@@ -210,3 +210,21 @@ def test_a_cuda_run_asks_ray_for_a_gpu_and_fails_when_no_node_has_one(
     assert failed["status"] == "failed"
     assert failed["status_reason"].startswith("Ray placed no trainer within 3 s"), failed
     assert not (backend.runs_dir / run["id"] / "train.log").exists(), "it never started"
+
+
+def test_a_six_member_sweep_completes_on_ray(start_ray_backend: StartRayBackend) -> None:
+    backend = start_ray_backend()
+    resp = backend.client.post("/api/sweeps", json={
+        "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-2",
+        "overrides": {"epochs": 3, "synthetic_samples": 200},
+    })
+    assert resp.status_code == 201, resp.text
+    sweep = resp.json()
+    assert len(sweep["members"]) == 6
+    for member in sweep["members"]:
+        done = backend.wait_finished(member["id"], timeout=120)
+        assert done["status"] == "completed", done["status_reason"]
+        assert [r["epoch"] for r in backend.metrics(member["id"])] == [1, 2, 3]
+        placement(backend, member["id"], timeout=1)  # each one a Ray actor
+    final = backend.client.get(f"/api/sweeps/{sweep['id']}").json()
+    assert final["best"] in {m["id"] for m in sweep["members"]}

@@ -1,7 +1,7 @@
 """The same sweep of short runs on the local executor and on a local Ray cluster.
 
 12 members (lambda_sparse 0.01 / 0.02 × seeds 0–5, the synthetic preset, 5 epochs of 500
-samples) through `POST /api/runs`, first against `causalwatch up` (local subprocesses),
+samples), one `POST /api/sweeps`, first against `causalwatch up` (local subprocesses),
 then against `causalwatch up --executor ray` on a Ray head started here with the same CPU
 count; both with `--max-runs` = that count, so both run the same number of trainers at
 once and the difference is the executor's.
@@ -32,20 +32,18 @@ from _common import DEFAULT_DATA, ROOT, Backend, drop_temp_dir, loadavg
 sys.path.insert(0, str(ROOT / "tests" / "ray"))
 from ray_head import RayHead
 
-MEMBERS = [{"lambda_sparse": lam, "seed": seed} for lam in (0.01, 0.02) for seed in range(6)]
-SHORT = {"epochs": 5, "synthetic_samples": 500}
+SWEEP = {"preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-5",
+         "overrides": {"epochs": 5, "synthetic_samples": 500}}
+MEMBERS = 12
 TIMEOUT = 600.0
 
 
 def run_sweep(backend: Backend) -> dict[str, Any]:
     t0 = time.monotonic()
-    ids = []
-    for member in MEMBERS:
-        resp = backend.client.post(
-            "/api/runs", json={"preset": "synthetic", "overrides": {**SHORT, **member}}
-        )
-        resp.raise_for_status()
-        ids.append(resp.json()["id"])
+    resp = backend.client.post("/api/sweeps", json=SWEEP)
+    resp.raise_for_status()
+    ids = [member["id"] for member in resp.json()["members"]]
+    assert len(ids) == MEMBERS, ids
     runs: list[dict[str, Any]] = []
     while time.monotonic() - t0 < TIMEOUT:
         runs = [backend.client.get(f"/api/runs/{run_id}").json() for run_id in ids]
@@ -107,8 +105,8 @@ def main() -> int:
     lo, ra = results["local"], results["ray"]
     extra = statistics.mean(ra["overheads"]) - statistics.mean(lo["overheads"])
     rows = [
-        ("members", f"{len(MEMBERS)} (lambda_sparse 0.01/0.02 × seeds 0–5; synthetic, "
-         f"{SHORT['epochs']} epochs × {SHORT['synthetic_samples']} samples)"),
+        ("members", f"{MEMBERS} (lambda_sparse 0.01/0.02 × seeds 0–5; synthetic, "
+         "5 epochs × 500 samples; one POST /api/sweeps)"),
         ("trainers at once", f"{args.cpus} (--max-runs; Ray head --num-cpus {args.cpus})"),
         ("wall time local / Ray", f"{lo['wall']:.1f} s / {ra['wall']:.1f} s"),
         ("ratio Ray / local", f"{ra['wall'] / lo['wall']:.2f}"),

@@ -229,6 +229,17 @@ class Run:
                 self._advance(step)
             self._send("graph", epoch=self._rows + 1, probabilities=matrix)
 
+    @property
+    def open_row(self) -> tuple[int, float] | None:
+        """(step, monotonic time of the last `log` into it) of the row not sent yet, or None.
+
+        A field source measuring per optimizer step (`cw.torch.watch`) reads it: with step
+        semantics a row is sent when the next one starts, after steps that belong to the
+        next row ran, so the source cuts its span at the user's last log into this row.
+        """
+        with self._lock:
+            return None if self._row_step is None else (self._row_step, self._row_at)
+
     def add_field_source(self, source: FieldSource) -> None:
         """Call `source(epoch)` just before each row is sent; its fields go beneath the
         user's own (a key the user logged wins). A failing source costs its fields only."""

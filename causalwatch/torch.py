@@ -60,6 +60,9 @@ class RunLike(Protocol):
     reference: Sequence[tuple[str, str]] | None
     variables: Sequence[str] | None
 
+    @property
+    def open_row(self) -> tuple[int, float] | None: ...
+
     def add_field_source(self, source: Callable[[int], Mapping[str, Any]]) -> None: ...
 
     def log_graph(self, probabilities: Any, step: int | None = None) -> None: ...
@@ -154,15 +157,9 @@ class _Sealed:
     logits: np.ndarray
 
 
-def _open_row(run: RunLike | None) -> tuple[Any, Any] | None:
-    """(step, time of the last log) of the run's open row, None when no row is open.
-
-    Read from causalwatch.run.Run's row state: with step semantics a row is sent only when
-    the next one starts, after steps that belong to the next row have already run, so the
-    watch must know when the user last logged into the open row to cut its span there.
-    """
-    step = getattr(run, "_row_step", None)
-    return None if step is None else (step, getattr(run, "_row_at", None))
+def _open_row(run: RunLike | None) -> tuple[int, float] | None:
+    """(step, time of the last log) of the run's open row (`Run.open_row`), or None."""
+    return None if run is None else run.open_row
 
 
 class Watch:

@@ -33,8 +33,8 @@ would.
 
     .venv/bin/python bench/dashboard_latency.py [--epochs 60] [--interval 0.2]
         [--runs 10] [--compare-epochs 500] [--repeats 3] [--history 2000] [--idle 10]
-        [--no-trainer] [--trainer-epochs 60] [--quick] [--data PATH] [--table FILE]
-        [--json FILE] [--keep]
+        [--no-trainer] [--trainer-epochs 60] [--quick] [--chart-costs] [--data PATH]
+        [--table FILE] [--json FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -672,6 +672,59 @@ def zoom_times(driver: webdriver.Chrome, graph_id: str, n: int, span: float) -> 
     return [float(t) for t in result]
 
 
+# --- what a chart's redraw costs, drawn three ways (--chart-costs) ---------------------------
+
+# On an open run page: per chart on screen, the median time of a one-point Plotly.extendTraces
+# as the page draws it, with every trace as `scattergl` (WebGL), and as plain SVG lines (no
+# markers). Each chart is put back as it was drawn after.
+CHART_COSTS_JS = r"""
+const done = arguments[arguments.length - 1];
+(async function () {
+  const out = {};
+  async function time(gd, n) {
+    const ts = [];
+    for (let i = 0; i < n; i++) {
+      const idx = [], xs = [], ys = [];
+      gd.data.forEach(function (t, k) {
+        if (t.meta && t.meta.field && t.x && t.x.length) {
+          idx.push(k); xs.push([t.x[t.x.length - 1] + 1]); ys.push([t.y[t.y.length - 1]]);
+        }
+      });
+      if (!idx.length) return null;
+      const t0 = performance.now();
+      Plotly.extendTraces(gd, {x: xs, y: ys}, idx);
+      ts.push(performance.now() - t0);
+      await new Promise(function (r) { setTimeout(r, 20); });
+    }
+    ts.sort(function (a, b) { return a - b; });
+    return ts[Math.floor(n / 2)];
+  }
+  for (const outer of document.querySelectorAll(".live-chart")) {
+    const gd = outer.querySelector(".js-plotly-plot");
+    if (!gd || !gd.data || !gd.data.length || !gd.data[0].x || !gd.data[0].x.length) continue;
+    const all = gd.data.map(function (t, k) { return k; });
+    const modes = gd.data.map(function (t) { return t.mode; });
+    const r = {points: gd.data[0].x.length, svg: await time(gd, 7)};
+    await Plotly.restyle(gd, {type: "scattergl"}, all);
+    r.webgl = await time(gd, 7);
+    await Plotly.restyle(gd, {type: "scatter", mode: "lines"}, all);
+    r.lines = await time(gd, 7);
+    await Plotly.restyle(gd, {mode: modes}, all);
+    out[outer.id] = r;
+  }
+  done(out);
+})().catch(function (e) { done({error: String(e)}); });
+"""
+
+
+def chart_costs(driver: webdriver.Chrome) -> dict[str, dict[str, float]]:
+    """Per chart of the open run page: its points and the ms of a one-point redraw."""
+    result = driver.execute_async_script(CHART_COSTS_JS)
+    if "error" in result:
+        raise SystemExit(f"chart costs failed: {result['error']}")
+    return result  # type: ignore[no-any-return]
+
+
 # --- report --------------------------------------------------------------------------------
 
 
@@ -688,6 +741,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle observation")
     p.add_argument("--no-trainer", action="store_true", help="skip the real trainer run")
     p.add_argument("--trainer-epochs", type=int, default=60)
+    p.add_argument("--chart-costs", action="store_true",
+                   help="also time each run-page chart's redraw as SVG, WebGL and plain lines")
     p.add_argument("--quick", action="store_true",
                    help="50 live epochs, 1 repeat, 500-epoch history, 5 s idle, no trainer")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -794,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {key}: TTI " + ", ".join(fmt_ms(pl.tti_ms) for pl in pages[key])
               + f"; not waited for (below the view): {pages[key][-1].off_screen or 'none'}")
         idles["run page"] = idle_window(driver, stack, args.idle)
+        costs = chart_costs(driver) if args.chart_costs else {}
+        out["chart_costs"] = costs
         driver.get("about:blank")
         idles["no page open"] = idle_window_blank(stack, args.idle)
         out["pages"] = {k: [pl.__dict__ for pl in v] for k, v in pages.items()}
@@ -802,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
 
         wall = time.perf_counter() - wall0
         table = render(args, command, latencies=latencies, pages=pages, idles=idles,
-                       zooms=zooms, wall=wall, n=n, m=m)
+                       zooms=zooms, wall=wall, n=n, m=m, costs=costs)
         print()
         print(table)
         args.table.write_text(table)
@@ -833,7 +890,7 @@ def _ok(value: float, target: float) -> str:
 def render(
     args: argparse.Namespace, command: str, *, latencies: list[LatencyResult],
     pages: dict[str, list[PageLoad]], idles: dict[str, IdleWindow], zooms: list[float],
-    wall: float, n: int, m: int,
+    wall: float, n: int, m: int, costs: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     rows: list[tuple[str, str, str]] = []
     for lat in latencies:
@@ -891,6 +948,11 @@ def render(
         rows.append(("Plotly.relayout zoom on the compare figure (10×): median / max",
                      f"{fmt_ms(statistics.median(zooms))} / {fmt_ms(max(zooms))}", "< 100 ms "
                      + _ok(statistics.median(zooms), 100.0)))
+    for graph, c in (costs or {}).items():
+        rows.append((f"one-point redraw of `{graph}` ({c['points']} points): SVG as drawn · "
+                     "WebGL (scattergl) · SVG lines without markers",
+                     " · ".join(fmt_ms(c[k] if c[k] is not None else math.nan)
+                                for k in ("svg", "webgl", "lines")), ""))
     for key, idle in idles.items():
         cbs = "; ".join(
             f"{out}: {c['count']}× {c['bytes'] / 1024:.1f} KB {c['ms']:.0f} ms"

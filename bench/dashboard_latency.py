@@ -28,8 +28,9 @@ would.
    main-thread time in Plotly calls. Responsiveness: long tasks (PerformanceObserver
    `longtask`) during load and during `--idle` s after it, the Dash callbacks the open page
    keeps making, backend and dashboard CPU meanwhile, and `Plotly.relayout` zooms on the
-   compare figure. Chromium runs with `--disable-gpu`: WebGL (the compare figure's
-   `scattergl`) is rendered by SwiftShader on the CPU.
+   compare figure. Chromium runs with `--disable-gpu`: WebGL (`scattergl`, which
+   `--chart-costs` times against SVG on each run-page chart) is rendered by SwiftShader on
+   the CPU.
 
     .venv/bin/python bench/dashboard_latency.py [--epochs 60] [--interval 0.2]
         [--runs 10] [--compare-epochs 500] [--repeats 3] [--history 2000] [--idle 10]

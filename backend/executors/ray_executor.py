@@ -72,6 +72,17 @@ class RayHandle:
                         self.run_id, self._info["node_ip"], self._info["worker_pid"],
                         self._info["pid"])
 
+    def answers(self, timeout: float) -> bool:
+        """Whether the actor is up and answering (a re-attached one may have just died)."""
+        try:
+            ray.get(self._info_ref, timeout=timeout)
+        except GetTimeoutError:
+            return True  # alive but slow (a busy node): `poll` follows it as usual
+        except RayError:
+            return False
+        self._read_info()
+        return True
+
     def poll(self) -> Ended | None:
         if self._placement_failure is not None:
             return Ended(-1, self._placement_failure)
@@ -86,6 +97,7 @@ class RayHandle:
                 self._kill_actor()
                 return Ended(-1, self._placement_failure)
             return None
+        self._read_info()  # where it ran, for the log, had no tick seen it alive
         try:
             return Ended(int(ray.get(self._wait_ref)))
         except RayError as err:  # RayActorError: its worker or node died, or it was killed
@@ -165,20 +177,4 @@ class RayExecutor:
         except ValueError:
             return None  # no such live actor: the run's trainer is gone
         handle = RayHandle(run_id, actor, self.settings.ray_start_timeout)
-        try:
-            ray.get(handle._info_ref, timeout=30)
-        except (GetTimeoutError, RayError):
-            return None if _dead(handle) else handle
-        handle._read_info()
-        return handle
-
-
-def _dead(handle: RayHandle) -> bool:
-    ready, _ = ray.wait([handle._wait_ref], timeout=0)
-    if not ready:
-        return False
-    try:
-        ray.get(handle._wait_ref)
-    except RayError:
-        return True
-    return False
+        return handle if handle.answers(timeout=30) else None

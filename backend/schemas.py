@@ -139,6 +139,14 @@ class RunPublic(BaseModel):
         None, description="the trainer's final summary (finished/failed message), once sent"
     )
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="whether POST /api/runs/{id}/restart can start it again: false for an "
+        "sdk run on its own config, which only the caller's script can restart"
+    )
+    @property
+    def restartable(self) -> bool:
+        return self.preset != SDK_PRESET
+
     # Clients written before f1_at_best existed read these; they always meant the scores at
     # the best checkpoint, which their old name let readers take for the maximum F1.
     @computed_field(  # type: ignore[prop-decorator]

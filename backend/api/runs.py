@@ -309,7 +309,7 @@ def restart_run(run: RunDep, body: RestartRequest, services: ServicesDep) -> Run
     (AlertPublic.fix); `candidate` picks another of its candidates by label. A config that
     already ran as a user run is refused (409) with that run's id, unless `allow_repeat`.
     """
-    if run.preset == SDK_PRESET:
+    if not run.restartable:
         # Its loop and config are the caller's: only the caller can start it again, with
         # the alert's changed values (AlertPublic.fix) applied to its own config.
         raise ApiError(

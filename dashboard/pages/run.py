@@ -87,8 +87,10 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         dbc.Button("Stop", id=ids.RUN_STOP, color="danger", size="sm", className="mt-2 me-2",
                    disabled=panels.stop_disabled, style=panels.stop_style),
         # Acts on the text advice too: any change to this run's config, as a linked restart.
+        # Not for a loop of the user's own: its config is theirs, and only their script runs it.
         dbc.Button("Edit and restart", id=ids.RUN_EDIT, href="/new?from=" + quote(run_id, safe=""),
-                   color="primary", outline=True, size="sm", className="mt-2"),
+                   color="primary", outline=True, size="sm", className="mt-2",
+                   style=None if run.get("restartable", True) else {"display": "none"}),
         dbc.Row([
             # Striped and moving only while the run lives: a finished bar holds still.
             dbc.Col(dbc.Progress(id=ids.RUN_PROGRESS, value=0 if live else state["value"],

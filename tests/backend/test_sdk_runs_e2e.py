@@ -130,6 +130,8 @@ def test_rules_fire_on_logged_fields_and_stay_silent_on_absent_ones(
 
 def test_an_sdk_run_is_not_restarted_by_the_backend(server: BackendServer) -> None:
     run = own_run(server, config={})
+    assert run["restartable"] is False
+    assert server.create_sdk("synthetic", epochs=5)["restartable"] is True  # a config of ours
     resp = server.client.post(f"/api/runs/{run['id']}/restart", json={})
     assert resp.status_code == 409 and "your own training loop" in resp.text
     server.client.post(f"/api/runs/{run['id']}/stop")

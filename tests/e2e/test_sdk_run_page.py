@@ -82,3 +82,18 @@ def test_an_sdk_run_charts_its_own_metrics_and_offers_fixes_to_copy(
                       ".filter(e => e.offsetParent !== null).length")
     assert restart == 0, "no restart button: no restart reaches the user's loop"
     page.assert_clean()
+
+
+def test_a_loop_on_its_own_config_offers_no_edit_and_restart(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    resp = stack.client.post("/api/runs", json={"kind": "sdk", "config": {"lr": 0.01}})
+    assert resp.status_code == 201, resp.text
+    run_id = resp.json()["id"]
+    page.open(f"/run/{run_id}")
+    page.wait(lambda: page.js("return document.getElementById('run-edit-restart') !== null"),
+              20, "the run page")
+    shown = page.js("return document.getElementById('run-edit-restart').offsetParent !== null")
+    assert shown is False, "no Edit and restart: the config is the user's own"
+    stack.client.post(f"/api/runs/{run_id}/stop")
+    page.assert_clean()

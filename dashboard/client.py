@@ -102,6 +102,12 @@ class BackendClient:
     def scorecard(self, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/runs/{run_id}/scorecard")  # type: ignore[no-any-return]
 
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        """`{id, members, best}`: the members are runs; best is the backend's pick or None."""
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/api/sweeps/{quote(sweep_id, safe='')}"
+        )
+
     def datasets(self) -> list[dict[str, Any]]:
         """Data files runs can name: the backend's --data-dir and uploaded ones."""
         return self._request("GET", "/api/datasets")  # type: ignore[no-any-return]

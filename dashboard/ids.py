@@ -88,6 +88,17 @@ COMPARE_METRIC = "compare-metric"
 COMPARE_GRAPH = "compare-graph"
 COMPARE_CONFIG = "compare-config"
 
+# sweep page
+SWEEP_ID = "sweep-id"
+SWEEP_SUMMARY = "sweep-summary"
+SWEEP_TABLE = "sweep-table"
+SWEEP_PLOT = "sweep-plot"
+SWEEP_PLOT_NOTE = "sweep-plot-note"
+SWEEP_TICK = "sweep-tick"
+SWEEP_LEVELS = "sweep-levels"  # scorecard levels kept per member: {id: [status, epoch, level]}
+SWEEP_SHOWN = "sweep-shown"  # what the page shows now: redraw only when it changes
+SWEEPS_TABLE = "sweeps-table"  # the list of sweeps
+
 
 def graph_id(name: str) -> str:
     return GRAPH_PREFIX + name

@@ -1,0 +1,81 @@
+"""The sweep page in a real browser: a real two-member sweep of tiny synthetic runs, its
+table filling in as they finish, the best member marked in the table and the plot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend_server import BackendServer
+from dashboard_browser import DashboardPage
+
+TINY = {"epochs": 2, "synthetic_samples": 200}
+ROWS = """
+return Array.from(document.querySelectorAll('#sweep-table tbody tr')).map(tr => ({
+  run: tr.getAttribute('data-run'), best: tr.classList.contains('sweep-best'),
+  cells: Array.from(tr.cells).map(td => td.innerText.trim())}));
+"""
+PARCOORDS = """
+const gd = document.querySelector('#sweep-plot .js-plotly-plot');
+if (!gd || !gd.data || !gd.data.length) return null;
+const t = gd.data[0];
+return {type: t.type, labels: t.dimensions.map(d => d.label), members: t.meta.members,
+        colors: Array.from(t.line.color), lines: gd.querySelectorAll('.foreground path').length};
+"""
+
+
+def _sweep(stack: BackendServer) -> dict[str, Any]:
+    resp = stack.client.post("/api/sweeps", json={
+        "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.05]}, "seeds": [0],
+        "overrides": TINY,
+    })
+    assert resp.status_code == 201, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def test_the_sweep_page_fills_in_and_marks_the_best_member(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    sweep = _sweep(stack)
+    members = [m["id"] for m in sweep["members"]]
+    # Opened at once: the members are queued or running, so the page has to poll.
+    page.open(f"/sweep/{sweep['id']}")
+    rows = page.wait(lambda: page.js(ROWS), 20, "the member rows")
+    assert [r["run"] for r in rows] == members
+    header = page.texts("#sweep-table thead th")
+    assert header[:3] == ["member", "lambda_sparse", "seed"]
+    assert "max F1 seen (ref-picked)" in header and "F1 at best ckpt" in header
+    assert [r["cells"][1:3] for r in rows] == [["0.01", "0"], ["0.05", "0"]]
+
+    for run_id in members:
+        assert stack.wait_finished(run_id, timeout=120)["status"] == "completed"
+    best = stack.client.get(f"/api/sweeps/{sweep['id']}").json()["best"]
+    assert best in members
+
+    def marked() -> list[dict[str, Any]] | None:
+        now = page.js(ROWS)
+        return now if any(r["best"] for r in now) else None
+
+    rows = page.wait(marked, 30, "the best member marked")
+    assert [r["run"] for r in rows if r["best"]] == [best]
+    best_row = next(r for r in rows if r["best"])
+    assert best_row["cells"][-1] == "best"
+    assert all("completed" in r["cells"][3].lower() for r in rows)
+    # best val_recon, F1 at best, level: numbers by format.py, never "None".
+    for r in rows:
+        assert r["cells"][5] != "—" and "None" not in " ".join(r["cells"])
+        assert r["cells"][8] == "none"  # two epochs: every level's epoch is missed
+
+    plot = page.wait(lambda: page.js(PARCOORDS), 20, "the parallel-coordinates figure")
+    assert plot["type"] == "parcoords"
+    assert plot["labels"][:2] == ["lambda_sparse", "seed"]
+    assert plot["labels"][2] == "best val_recon"
+    assert plot["members"] == members
+    assert plot["colors"] == [1 if m == best else 0 for m in members]
+    assert "2 of 2 members plotted" in page.text("#sweep-plot-note")
+    page.assert_clean()
+
+
+def test_an_unknown_sweep_says_so(page: DashboardPage) -> None:
+    page.open("/sweep/feedf00d")
+    page.wait_text("#_pages_content", lambda t: "No sweep feedf00d" in t, 20, "the 404 line")
+    page.assert_clean()

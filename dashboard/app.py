@@ -68,6 +68,7 @@ def _navbar() -> dbc.Navbar:
                         dbc.NavItem(dbc.NavLink("Runs", href="/", active="exact")),
                         dbc.NavItem(dbc.NavLink("New run", href="/new", active="exact")),
                         dbc.NavItem(dbc.NavLink("Compare", href="/compare", active="exact")),
+                        dbc.NavItem(dbc.NavLink("Sweeps", href="/sweeps", active="exact")),
                     ],
                     navbar=True,
                 ),

@@ -50,6 +50,7 @@ RUN_MAX_F1 = "run-max-f1"  # the highest F1 of any evaluation
 RUN_PROGRESS = "run-progress"
 RUN_PROGRESS_TEXT = "run-progress-text"
 RUN_STOP = "run-stop"
+RUN_SWEEP = "run-sweep"  # the link to the sweep a member run belongs to
 RUN_EDIT = "run-edit-restart"  # opens the launch form pre-filled with this run's config
 RUN_SHOWN = "run-shown"  # what the panels show now: re-render only what changed
 RUN_MESSAGE = "run-message"

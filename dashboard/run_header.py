@@ -9,6 +9,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.components import best_checkpoint_text, max_f1_text, run_reference, status_badge
 from dashboard.figures import NO_REFERENCE_NOTE
+from dashboard.sweep_view import sweep_id_of
 
 
 def header(run: dict[str, Any], label: str | None = None) -> html.Div:
@@ -25,6 +26,10 @@ def header(run: dict[str, Any], label: str | None = None) -> html.Div:
         lineage += [" · restarts: "] + [
             dcc.Link(c, href=f"/run/{c}", className="me-1") for c in children
         ]
+    sweep_id = sweep_id_of(run.get("name"))
+    if sweep_id:
+        lineage += [" · member of ", dcc.Link(f"sweep {sweep_id}", href=f"/sweep/{sweep_id}",
+                                              id=ids.RUN_SWEEP)]
     reason = run.get("status_reason")
     name = run.get("name") or run["id"]
     title = label or name

@@ -51,12 +51,13 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     best = stack.client.get(f"/api/sweeps/{sweep['id']}").json()["best"]
     assert best in members
 
+    # The best so far can move while members finish: wait for the page's last poll.
     def marked() -> list[dict[str, Any]] | None:
         now = page.js(ROWS)
-        return now if any(r["best"] for r in now) else None
+        done = all("completed" in r["cells"][3].lower() for r in now)
+        return now if done and [r["run"] for r in now if r["best"]] == [best] else None
 
-    rows = page.wait(marked, 30, "the best member marked")
-    assert [r["run"] for r in rows if r["best"]] == [best]
+    rows = page.wait(marked, 30, f"the best member {best} marked, every member completed")
     best_row = next(r for r in rows if r["best"])
     assert best_row["cells"][-1] == "best"
     assert all("completed" in r["cells"][3].lower() for r in rows)
@@ -73,6 +74,33 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     assert plot["colors"] == [1 if m == best else 0 for m in members]
     assert "2 of 2 members plotted" in page.text("#sweep-plot-note")
     page.assert_clean()
+
+
+def test_a_sweep_is_reached_from_the_sweeps_list_and_from_a_member_run(
+    page: DashboardPage, stack: BackendServer
+) -> None:
+    sweep = _sweep(stack)
+    page.open("/")
+    page.click("a.nav-link[href='/sweeps']")
+    row = f"#sweeps-table tr[data-sweep='{sweep['id']}']"
+    page.wait_text(row, lambda t: "lambda_sparse, seed" in t and "synthetic" in t, 20,
+                   "the sweep's row in the list")
+    page.click(f"{row} a")
+    page.wait(lambda: page.driver.current_url.endswith(f"/sweep/{sweep['id']}"), 20,
+              "the sweep page from the list")
+    page.wait(lambda: len(page.js(ROWS)) == 2, 20, "the sweep's two members")
+
+    member = sweep["members"][1]["id"]
+    page.click(f"#sweep-table tr[data-run='{member}'] a")
+    page.wait(lambda: page.driver.current_url.endswith(f"/run/{member}"), 20, "the member run")
+    page.wait_text("#run-sweep", lambda t: t == f"sweep {sweep['id']}", 20, "the sweep link")
+    page.click("#run-sweep")
+    page.wait(lambda: page.driver.current_url.endswith(f"/sweep/{sweep['id']}"), 20,
+              "back on the sweep page from the member")
+    page.wait(lambda: len(page.js(ROWS)) == 2, 20, "the sweep's two members again")
+    page.assert_clean()
+    for run_id in (m["id"] for m in sweep["members"]):  # leave the slots free for later tests
+        stack.wait_finished(run_id, timeout=120)
 
 
 def test_an_unknown_sweep_says_so(page: DashboardPage) -> None:

@@ -71,6 +71,8 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/fix_efficacy.py $(DATA_ARG)
 	$(BIN)/python bench/backend_ingest.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/sdk_overhead.py
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

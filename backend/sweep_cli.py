@@ -32,9 +32,11 @@ def parser() -> argparse.ArgumentParser:
                    help="a config field every member gets (repeatable)")
     p.add_argument("--samples", type=int,
                    help="random search: this many of the grid's combinations, drawn at random")
-    p.add_argument("--api", default=os.environ.get("CAUSALWATCH_API", "http://127.0.0.1:8000"),
-                   help="the backend (default $CAUSALWATCH_API, else http://127.0.0.1:8000); "
-                   "its token, if any, from $CAUSALWATCH_TOKEN")
+    # Named as `causalwatch sync` and the SDK name it: one flag, one variable, every client.
+    p.add_argument("--server",
+                   default=os.environ.get("CAUSALWATCH_SERVER", "http://127.0.0.1:8000"),
+                   help="the causalwatch server (default $CAUSALWATCH_SERVER, else "
+                   "http://127.0.0.1:8000); its token, if any, from $CAUSALWATCH_TOKEN")
     p.add_argument("--wait", action="store_true",
                    help="wait for every member to end, then print each one's result")
     return p
@@ -55,11 +57,11 @@ def sweep_main(argv: list[str]) -> int:
     headers = {"X-Causalwatch-Client": "cli"}
     if os.environ.get("CAUSALWATCH_TOKEN"):
         headers["Authorization"] = f"Bearer {os.environ['CAUSALWATCH_TOKEN']}"
-    with httpx.Client(base_url=args.api, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=args.server, headers=headers, timeout=60) as client:
         try:
             resp = client.post("/api/sweeps", json=body)
         except httpx.TransportError as err:
-            print(f"causalwatch sweep: --api {args.api}: cannot reach the backend ({err}); "
+            print(f"causalwatch sweep: --server {args.server}: cannot reach the backend ({err}); "
                   "is `causalwatch up` running?", file=sys.stderr)
             return EXIT_FAILED
         if resp.status_code != 201:
@@ -68,7 +70,7 @@ def sweep_main(argv: list[str]) -> int:
             print(f"causalwatch sweep: refused ({resp.status_code}): {detail}", file=sys.stderr)
             return EXIT_USAGE if resp.status_code == 422 else EXIT_FAILED
         sweep = resp.json()
-        print(f"sweep {sweep['id']}: {len(sweep['members'])} members queued on {args.api}")
+        print(f"sweep {sweep['id']}: {len(sweep['members'])} members queued on {args.server}")
         for member in sweep["members"]:
             print(f"  {member['id']}  {member['name']}")
         if not args.wait:

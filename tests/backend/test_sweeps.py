@@ -98,7 +98,7 @@ def test_the_cli_queues_a_sweep_and_waits_for_its_results(backend: BackendServer
     done = subprocess.run(
         [sys.executable, "-m", "backend.cli", "sweep", "--preset", "synthetic",
          "--grid", "lambda_sparse=0.01,0.02", "--seeds", "0", "--set", "epochs=2",
-         "--set", "synthetic_samples=200", "--api", backend.url, "--wait"],
+         "--set", "synthetic_samples=200", "--server", backend.url, "--wait"],
         capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -108,5 +108,5 @@ def test_the_cli_queues_a_sweep_and_waits_for_its_results(backend: BackendServer
     assert len(results) == 2 and sum("← best" in line for line in results) == 1
     bad = subprocess.run(
         [sys.executable, "-m", "backend.cli", "sweep", "--grid", "lambda_sparse=-1",
-         "--api", backend.url], capture_output=True, text=True, timeout=60, check=False)
+         "--server", backend.url], capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "grid.lambda_sparse" in bad.stderr

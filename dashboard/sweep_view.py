@@ -25,7 +25,11 @@ FIELD_KEY = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
 ENDED = frozenset({"completed", "stopped", "failed"})
 # Lines of the parallel-coordinates plot: the best member stands out, the rest recede.
 BEST_COLOR = "#e74c3c"
+BEST_ROW = {"backgroundColor": "#fdedec", "fontWeight": 600}  # the best line's red, light
 OTHER_COLOR = "#95a5a6"
+AXIS_COLOR = "#7b8a8b"
+LOG_SPAN = 10  # an axis whose values span a decade or more is drawn on a log scale
+MAX_TICKS = 5
 RESULT_VAL_RECON = "best val_recon"
 RESULT_F1 = "F1 at best ckpt"
 
@@ -109,26 +113,36 @@ def member_rows(
     return rows
 
 
-def _dimension(label: str, values: list[Any]) -> dict[str, Any]:
-    """A parcoords axis. Numbers keep their scale, ticked at the values swept (written as
-    format.py writes them); anything else (a method name, a bool) gets one tick each."""
+def _axis(label: str, values: list[Any]) -> dict[str, Any]:
+    """One vertical axis: where each member's value sits on it (0 bottom, 1 top), and its
+    ticks. Numbers keep their scale (a log scale when they span a decade or more, as λ
+    grids do), ticked at the values swept; anything else (a method name, a bool) gets one
+    evenly spaced tick per value, in the order first seen."""
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    distinct = sorted(set(values)) if numeric else list(dict.fromkeys(map(fmt.number, values)))
-    if numeric:
-        return {"label": label, "values": [float(v) for v in values],
-                "tickvals": [float(v) for v in distinct],
-                "ticktext": [fmt.number(v) for v in distinct]}
-    index = {text: i for i, text in enumerate(distinct)}
-    return {"label": label, "values": [index[fmt.number(v)] for v in values],
-            "tickvals": list(range(len(distinct))), "ticktext": distinct}
+    if not numeric:
+        texts = list(dict.fromkeys(fmt.number(v) for v in values))
+        step = 1 / (len(texts) - 1) if len(texts) > 1 else 0.0
+        where = {t: (i * step if len(texts) > 1 else 0.5) for i, t in enumerate(texts)}
+        return {"label": label, "y": [where[fmt.number(v)] for v in values],
+                "ticks": [(where[t], t) for t in texts], "log": False,
+                "texts": [fmt.number(v) for v in values]}
+    numbers = [float(v) for v in values]
+    distinct = sorted(set(numbers))
+    log = bool(distinct) and distinct[0] > 0 and distinct[-1] / distinct[0] >= LOG_SPAN
 
+    def scaled(v: float) -> float:
+        return math.log10(v) if log else v
 
-def _result_dimension(label: str, values: list[float]) -> dict[str, Any]:
-    ticks = sorted(set(values))
-    if len(ticks) > 5:  # a tick per member would overlap: ends and middle
-        ticks = [ticks[0], ticks[len(ticks) // 2], ticks[-1]]
-    return {"label": label, "values": values, "tickvals": ticks,
-            "ticktext": [fmt.number(v) for v in ticks]}
+    low, high = (scaled(distinct[0]), scaled(distinct[-1])) if distinct else (0.0, 0.0)
+
+    def place(v: float) -> float:
+        return 0.5 if high == low else (scaled(v) - low) / (high - low)
+
+    if len(distinct) > MAX_TICKS:  # a tick per member would overlap: the ends and middle
+        distinct = [distinct[0], distinct[len(distinct) // 2], distinct[-1]]
+    return {"label": label, "y": [place(v) for v in numbers],
+            "ticks": [(place(v), fmt.number(v)) for v in distinct], "log": log,
+            "texts": [fmt.number(v) for v in values]}
 
 
 def plotted_members(sweep: Mapping[str, Any]) -> list[Run]:
@@ -136,27 +150,54 @@ def plotted_members(sweep: Mapping[str, Any]) -> list[Run]:
     return [m for m in sweep["members"] if best_val_recon(m) is not None]
 
 
-def parcoords_figure(sweep: Mapping[str, Any]) -> go.Figure:
-    """Grid fields (seed last) → best val_recon, and F1 at the best checkpoint when every
-    plotted member has one; one line per member with a result, the sweep's best in red."""
+def parallel_figure(sweep: Mapping[str, Any]) -> go.Figure:
+    """Parallel coordinates: grid fields (seed last) → best val_recon, and F1 at the best
+    checkpoint when every plotted member has one; a line per member with a result, the
+    sweep's best in red and drawn on top.
+
+    Plain SVG lines on one x axis, not go.Parcoords: Parcoords draws only with WebGL, which
+    a browser without a GPU (the headless test browser among them) does not have, and the
+    dashboard's charts are SVG (docs/benchmarks.md). Each axis spans its own min..max.
+    """
     members = plotted_members(sweep)
     fields = grid_fields(sweep["members"])
-    dims = [_dimension(f, [(m.get("config") or {}).get(f) for m in members]) for f in fields]
+    axes = [_axis(f, [(m.get("config") or {}).get(f) for m in members]) for f in fields]
     if members:
-        dims.append(_result_dimension(RESULT_VAL_RECON, [best_val_recon(m) or 0.0
-                                                         for m in members]))
+        axes.append(_axis(RESULT_VAL_RECON, [best_val_recon(m) for m in members]))
         f1 = [m.get("f1_at_best") for m in members]
         if all(isinstance(v, int | float) for v in f1):
-            dims.append(_result_dimension(RESULT_F1, [float(v) for v in f1]))
+            axes.append(_axis(RESULT_F1, f1))
+    labels = [a["label"] + (" (log)" if a["log"] else "") for a in axes]
+    xs = list(range(len(axes)))
     best = sweep.get("best")
-    fig = go.Figure(go.Parcoords(
-        dimensions=dims,
-        line={"color": [1 if m["id"] == best else 0 for m in members],
-              "colorscale": [[0, OTHER_COLOR], [1, BEST_COLOR]], "cmin": 0, "cmax": 1},
-        meta={"members": [m["id"] for m in members], "best": best},
-    ))
-    fig.update_layout(height=380, margin={"l": 60, "r": 60, "t": 60, "b": 30},
-                      template="plotly_white", uirevision="keep")
+    fig = go.Figure()
+    for i in sorted(range(len(members)), key=lambda i: members[i]["id"] == best):
+        run, is_best = members[i], members[i]["id"] == best
+        fig.add_trace(go.Scatter(
+            x=xs, y=[a["y"][i] for a in axes], mode="lines+markers",
+            name=member_changes(run) + (" · best" if is_best else ""),
+            line={"color": BEST_COLOR if is_best else OTHER_COLOR,
+                  "width": 3.5 if is_best else 1.5},
+            marker={"size": 6 if is_best else 4},
+            text=[f"{a['label']} = {a['texts'][i]}" for a in axes], hovertemplate="%{text}",
+            meta={"run": run["id"], "best": is_best},
+        ))
+    fig.update_layout(
+        height=380, template="plotly_white", showlegend=False, hovermode="closest",
+        dragmode=False,  # nothing to zoom on axes of their own scales
+        margin={"l": 70, "r": 40, "t": 20, "b": 50},
+        xaxis={"tickvals": xs, "ticktext": labels, "range": [-0.6, len(axes) - 0.4],
+               "showgrid": False, "zeroline": False, "fixedrange": True},
+        yaxis={"visible": False, "range": [-0.06, 1.06], "fixedrange": True},
+        shapes=[{"type": "line", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                 "line": {"color": AXIS_COLOR, "width": 1}, "layer": "below"} for x in xs],
+        annotations=[{"x": x, "y": y, "text": text, "showarrow": False, "xanchor": "right",
+                      "xshift": -4, "font": {"size": 11, "color": AXIS_COLOR},
+                      "bgcolor": "rgba(255, 255, 255, 0.85)"}
+                     for x, a in zip(xs, axes, strict=True) for y, text in a["ticks"]],
+        meta={"axes": labels, "members": [m["id"] for m in members], "best": best},
+        uirevision="keep",
+    )
     return fig
 
 

@@ -16,11 +16,12 @@ from dashboard import client, ids
 from dashboard.client import BackendClient, BackendError
 from dashboard.components import status_badge
 from dashboard.sweep_view import (
+    BEST_ROW,
     all_ended,
     grid_fields,
     level_text,
     member_rows,
-    parcoords_figure,
+    parallel_figure,
     plotted_members,
 )
 
@@ -108,8 +109,8 @@ def _render(
             "The plot draws each member once it has finished with a best val_recon; "
             "none has yet.")
     note = (f"{plotted} of {total} members plotted (those with a best val_recon); "
-            "the best member's line is red. Drag along an axis to filter.")
-    return _table(rows, fields), parcoords_figure(sweep), SHOWN, note
+            "the best member's line is red. Hover a line for its member.")
+    return _table(rows, fields), parallel_figure(sweep), SHOWN, note
 
 
 def _table(rows: list[dict[str, Any]], fields: list[str]) -> html.Table:
@@ -126,22 +127,22 @@ def _table(rows: list[dict[str, Any]], fields: list[str]) -> html.Table:
         html.Th("scorecard level"),
         html.Th(""),
     ])
-    body = [
-        html.Tr([
+    body = []
+    for r in rows:
+        # On the cells: Bootstrap paints a table's cells, over any row background.
+        cell = {"style": BEST_ROW} if r["best"] else {}
+        body.append(html.Tr([
             html.Td(dcc.Link(r["changes"], href=f"/run/{quote(r['id'], safe='')}",
-                             title=r["id"])),
-            *[html.Td(r["fields"][f], className="sweep-field") for f in fields],
-            html.Td(status_badge(r["status"])),
-            html.Td(r["progress"]),
-            html.Td(r["best_val_recon"]),
-            html.Td(r["f1_at_best"]),
-            html.Td(r["max_f1_seen"]),
-            html.Td(r["level"], className="sweep-level"),
-            html.Td(dbc.Badge("best", color="danger") if r["best"] else ""),
-        ], className="table-warning sweep-best" if r["best"] else None,
-            **{"data-run": r["id"]})
-        for r in rows
-    ]
+                             title=r["id"]), **cell),
+            *[html.Td(r["fields"][f], className="sweep-field", **cell) for f in fields],
+            html.Td(status_badge(r["status"]), **cell),
+            html.Td(r["progress"], **cell),
+            html.Td(r["best_val_recon"], **cell),
+            html.Td(r["f1_at_best"], **cell),
+            html.Td(r["max_f1_seen"], **cell),
+            html.Td(r["level"], className="sweep-level", **cell),
+            html.Td(dbc.Badge("best", color="danger") if r["best"] else "", **cell),
+        ], className="sweep-best" if r["best"] else None, **{"data-run": r["id"]}))
     return html.Table([html.Thead(head), html.Tbody(body)],
                       className="table table-sm table-hover sweep-members")
 

@@ -14,7 +14,7 @@ from dashboard.sweep_view import (
     grid_fields,
     level_text,
     member_rows,
-    parcoords_figure,
+    parallel_figure,
     sweep_id_of,
     sweeps_summary,
 )
@@ -78,27 +78,46 @@ def test_the_level_is_the_highest_achieved(achieved: list[bool | None], text: st
     assert level_text(None) == "—"
 
 
-def test_the_parcoords_draws_fields_to_results_with_the_best_line_red() -> None:
-    fig = parcoords_figure(SWEEP)
-    trace = fig.data[0]
-    labels = [d["label"] for d in trace.dimensions]
-    assert labels == ["lambda_sparse", "sparsify_method", "seed", RESULT_VAL_RECON, RESULT_F1]
+def test_the_parallel_coordinates_draw_fields_to_results_with_the_best_on_top() -> None:
+    fig = parallel_figure(SWEEP)
+    assert fig.layout.meta["axes"] == [
+        "lambda_sparse", "sparsify_method", "seed", RESULT_VAL_RECON, RESULT_F1]
     # Only members with a result are lines; the running one has none yet.
-    assert trace.meta["members"] == ["r1", "r2"]
-    method = trace.dimensions[1]
-    assert list(method["ticktext"]) == ["topk", "sigmoid"]
-    assert list(method["values"]) == [0, 1]
-    lam = trace.dimensions[0]
-    assert list(lam["values"]) == [0.01, 0.05] and list(lam["ticktext"]) == ["0.01", "0.05"]
-    assert list(trace.line.color) == [0, 1]
-    assert trace.line.colorscale[-1][1] == BEST_COLOR
+    assert fig.layout.meta["members"] == ["r1", "r2"]
+    assert [t.meta["run"] for t in fig.data] == ["r1", "r2"]  # the best drawn last, on top
+    other, best = fig.data
+    assert best.line.color == BEST_COLOR and other.line.color != BEST_COLOR
+    # Each axis spans its own values: λ 0.01 at the bottom, 0.05 at the top; the lower
+    # val_recon (the best) at the bottom of its axis; a method name is a category.
+    assert list(other.y) == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert list(best.y) == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert "sparsify_method = sigmoid" in best.text and "best val_recon = 0.31" in best.text
+    ticks = {a.text for a in fig.layout.annotations}
+    assert {"0.01", "0.05", "topk", "sigmoid", "0.31", "0.52"} <= ticks
+    assert len(fig.layout.shapes) == 5  # one vertical line per axis
+
+
+def test_a_grid_spanning_decades_is_drawn_on_a_log_axis() -> None:
+    members = [_member(f"r{i}", lam, "topk", 0, recon=0.5 - i / 10, f1=0.3)
+               for i, lam in enumerate((0.001, 0.01, 0.1))]
+    fig = parallel_figure({"id": "ab12cd34", "best": "r2", "members": members})
+    assert fig.layout.meta["axes"][0] == "lambda_sparse (log)"
+    assert [t.y[0] for t in fig.data] == pytest.approx([0.0, 0.5, 1.0])
+    # A field every member shares sits mid-axis, not at an end.
+    assert {t.y[1] for t in fig.data} == {0.5}
 
 
 def test_no_f1_axis_when_a_plotted_member_has_no_f1() -> None:
     sweep = {**SWEEP, "members": [*SWEEP["members"][:1],
                                   _member("r4", 0.02, "topk", 0, recon=0.4, f1=None)]}
-    labels = [d["label"] for d in parcoords_figure(sweep).data[0].dimensions]
+    labels = parallel_figure(sweep).layout.meta["axes"]
     assert labels[-1] == RESULT_VAL_RECON and RESULT_F1 not in labels
+
+
+def test_a_sweep_without_results_draws_no_lines() -> None:
+    running = {"id": "ab12cd34", "best": None, "members": [SWEEP["members"][2]]}
+    fig = parallel_figure(running)
+    assert not fig.data and fig.layout.meta["members"] == []
 
 
 def test_polling_stops_only_once_every_member_ended() -> None:

@@ -8,20 +8,23 @@ from typing import Any
 from backend_server import BackendServer
 from dashboard_browser import DashboardPage
 
+from dashboard.sweep_view import BEST_COLOR
+
 TINY = {"epochs": 2, "synthetic_samples": 200}
 ROWS = """
 return Array.from(document.querySelectorAll('#sweep-table tbody tr')).map(tr => ({
   run: tr.getAttribute('data-run'), best: tr.classList.contains('sweep-best'),
+  bg: getComputedStyle(tr.cells[1]).backgroundColor,
   cells: Array.from(tr.cells).map(td => td.innerText.trim())}));
 """
-PARCOORDS = """
+PARALLEL = """
 const gd = document.querySelector('#sweep-plot .js-plotly-plot');
 if (!gd || !gd.data || !gd.data.length) return null;
-const t = gd.data[0];
-return {type: t.type, labels: t.dimensions.map(d => d.label), members: t.meta.members,
-        colors: Array.from(t.line.color), lines: gd.querySelectorAll('.foreground path').length};
+return {axes: gd.layout.meta.axes, members: gd.layout.meta.members,
+        lines: gd.data.map(t => ({run: t.meta.run, color: t.line.color})),
+        drawn: gd.querySelectorAll('.scatterlayer .trace path.js-line').length,
+        text: gd.innerText || ''};
 """
-
 
 def _sweep(stack: BackendServer) -> dict[str, Any]:
     resp = stack.client.post("/api/sweeps", json={
@@ -60,18 +63,21 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     rows = page.wait(marked, 30, f"the best member {best} marked, every member completed")
     best_row = next(r for r in rows if r["best"])
     assert best_row["cells"][-1] == "best"
+    # Marked so a reader sees it: the best row's cells are shaded, the others are not.
+    assert {r["bg"] for r in rows if not r["best"]} != {best_row["bg"]}, rows
     assert all("completed" in r["cells"][3].lower() for r in rows)
     # best val_recon, F1 at best, level: numbers by format.py, never "None".
     for r in rows:
         assert r["cells"][5] != "—" and "None" not in " ".join(r["cells"])
         assert r["cells"][8] == "none"  # two epochs: every level's epoch is missed
 
-    plot = page.wait(lambda: page.js(PARCOORDS), 20, "the parallel-coordinates figure")
-    assert plot["type"] == "parcoords"
-    assert plot["labels"][:2] == ["lambda_sparse", "seed"]
-    assert plot["labels"][2] == "best val_recon"
+    plot = page.wait(lambda: page.js(PARALLEL), 20, "the parallel-coordinates figure")
+    assert plot["axes"][:3] == ["lambda_sparse", "seed", "best val_recon"]
     assert plot["members"] == members
-    assert plot["colors"] == [1 if m == best else 0 for m in members]
+    # Drawn, not only sent: one SVG line per member, the best one red and last (on top).
+    assert plot["drawn"] == 2, plot
+    assert plot["lines"][-1] == {"run": best, "color": BEST_COLOR}
+    assert plot["lines"][0]["color"] != BEST_COLOR
     assert "2 of 2 members plotted" in page.text("#sweep-plot-note")
     page.assert_clean()
 

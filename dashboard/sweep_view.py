@@ -22,6 +22,7 @@ Run = Mapping[str, Any]
 # The backend's member name; ids are hex (secrets.token_hex), the changes follow the colon.
 MEMBER_NAME = re.compile(r"^sweep ([0-9a-f]{4,32}): (.*)$")
 FIELD_KEY = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
+POLL_MS = 2000  # members run for seconds to minutes: a light poll, stopped once all ended
 ENDED = frozenset({"completed", "stopped", "failed"})
 # Lines of the parallel-coordinates plot: the best member stands out, the rest recede.
 BEST_COLOR = "#e74c3c"

@@ -17,6 +17,7 @@ from dashboard.client import BackendClient, BackendError
 from dashboard.components import status_badge
 from dashboard.sweep_view import (
     BEST_ROW,
+    POLL_MS,
     all_ended,
     grid_fields,
     level_text,
@@ -27,7 +28,6 @@ from dashboard.sweep_view import (
 
 dash.register_page(__name__, path_template="/sweep/<sweep_id>", title="Sweep · causalwatch")
 
-REFRESH_MS = 2000  # members run for seconds to minutes: a light poll, stopped once all ended
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
 GRAPH_CONFIG = {"displaylogo": False}
@@ -57,7 +57,7 @@ def layout(sweep_id: str | None = None, **_query: Any) -> html.Div | dbc.Alert:
         html.Div(table, id=ids.SWEEP_TABLE),
         html.Div(note, id=ids.SWEEP_PLOT_NOTE, className="text-muted small mt-3"),
         dcc.Graph(id=ids.SWEEP_PLOT, figure=figure, style=style, config=GRAPH_CONFIG),
-        dcc.Interval(id=ids.SWEEP_TICK, interval=REFRESH_MS, disabled=all_ended(sweep["members"])),
+        dcc.Interval(id=ids.SWEEP_TICK, interval=POLL_MS, disabled=all_ended(sweep["members"])),
     ])
 
 

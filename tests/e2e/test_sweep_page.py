@@ -3,12 +3,13 @@ table filling in as they finish, the best member marked in the table and the plo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from backend_server import BackendServer
 from dashboard_browser import DashboardPage
 
-from dashboard.sweep_view import BEST_COLOR
+from dashboard.sweep_view import BEST_COLOR, POLL_MS
 
 TINY = {"epochs": 2, "synthetic_samples": 200}
 ROWS = """
@@ -16,6 +17,15 @@ return Array.from(document.querySelectorAll('#sweep-table tbody tr')).map(tr => 
   run: tr.getAttribute('data-run'), best: tr.classList.contains('sweep-best'),
   bg: getComputedStyle(tr.cells[1]).backgroundColor,
   cells: Array.from(tr.cells).map(td => td.innerText.trim())}));
+"""
+# Counts the page's refresh requests: Dash posts each callback with its inputs' ids.
+COUNT_POLLS = """
+window.__sweepPolls = 0;
+const send = window.fetch;
+window.fetch = function (url, options) {
+  if (options && String(options.body || '').includes('sweep-tick')) window.__sweepPolls++;
+  return send.apply(this, arguments);
+};
 """
 PARALLEL = """
 const gd = document.querySelector('#sweep-plot .js-plotly-plot');
@@ -42,6 +52,7 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     members = [m["id"] for m in sweep["members"]]
     # Opened at once: the members are queued or running, so the page has to poll.
     page.open(f"/sweep/{sweep['id']}")
+    page.js(COUNT_POLLS)
     rows = page.wait(lambda: page.js(ROWS), 20, "the member rows")
     assert [r["run"] for r in rows] == members
     header = page.texts("#sweep-table thead th")
@@ -79,6 +90,13 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     assert plot["lines"][-1] == {"run": best, "color": BEST_COLOR}
     assert plot["lines"][0]["color"] != BEST_COLOR
     assert "2 of 2 members plotted" in page.text("#sweep-plot-note")
+
+    # It polled while members ran, and stops once every member has ended.
+    assert page.js("return window.__sweepPolls") > 0
+    time.sleep(0.5)  # a poll already sent may still be answered
+    page.js("window.__sweepPolls = 0;")
+    time.sleep(3 * POLL_MS / 1000)
+    assert page.js("return window.__sweepPolls") == 0
     page.assert_clean()
 
 

@@ -208,7 +208,8 @@ def sweeps_summary(runs: Sequence[Run]) -> list[dict[str, Any]]:
     groups: dict[str, list[Run]] = {}
     for run in runs:
         sweep_id = sweep_id_of(run.get("name"))
-        if sweep_id is not None:
+        # A restarted member keeps the name's prefix but is a child, not a member.
+        if sweep_id is not None and not run.get("parent_id"):
             groups.setdefault(sweep_id, []).append(run)
     summary = [{
         "id": sweep_id,

@@ -80,8 +80,11 @@ def create_sweep(body: SweepCreate, services: ServicesDep) -> SweepPublic:
 def get_sweep(sweep_id: str, services: ServicesDep) -> SweepPublic:
     """The sweep's members in the order they were queued, and its best completed member."""
     runs = services.store.list_runs(kinds=(RunKind.run,), limit=5000)
-    members = sorted((r for r in runs if sweeps.is_member(r.name, sweep_id)),
-                     key=lambda r: (r.created_at, r.id))
+    # A restarted member keeps the name's prefix; it is the member's child, not a member.
+    members = sorted(
+        (r for r in runs if r.parent_id is None and sweeps.is_member(r.name, sweep_id)),
+        key=lambda r: (r.created_at, r.id),
+    )
     if not members:
         raise not_found(f"sweep {sweep_id!r}")
     return SweepPublic(id=sweep_id, members=members, best=_best(members))

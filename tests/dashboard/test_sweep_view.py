@@ -131,7 +131,9 @@ def test_sweeps_are_grouped_from_the_runs_list() -> None:
     newer = {**_member("r6", 0.1, "topk", 0, status="running"),
              "name": "sweep ffff0000: lambda_sparse=0.1 seed=0",
              "created_at": "2026-11-29T00:00:00"}
-    summary = sweeps_summary([*SWEEP["members"], other, newer])
+    restarted = {**SWEEP["members"][0], "id": "child-1", "parent_id": SWEEP["members"][0]["id"],
+                 "name": SWEEP["members"][0]["name"] + " · fix clip_high"}
+    summary = sweeps_summary([*SWEEP["members"], other, newer, restarted])
     assert [s["id"] for s in summary] == ["ffff0000", "ab12cd34"]
     assert summary[1]["members"] == 3 and summary[1]["ended"] == 2
     assert summary[1]["fields"] == ["lambda_sparse", "sparsify_method", "seed"]

@@ -28,9 +28,9 @@ from typing import Any
 
 from _common import DEFAULT_DATA, ROOT, Backend, drop_temp_dir, loadavg
 
-# The Ray head helper lives with the Ray tests (tests/ray/ray_head.py).
-sys.path.insert(0, str(ROOT / "tests" / "ray"))
-from ray_head import RayHead
+# The Ray head helper lives with the test helpers (tests/utils/ray_head.py).
+sys.path.insert(0, str(ROOT / "tests"))
+from utils.ray_head import RayHead
 
 SWEEP = {"preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-5",
          "overrides": {"epochs": 5, "synthetic_samples": 500}}

@@ -29,8 +29,8 @@ SEED_SECONDS = (300.0, 420.0)  # the seed's full UCI run: 5–7 minutes
 
 
 def _ingest_server():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT / "tests" / "trainer"))
-    from ws_ingest_server import IngestServer
+    sys.path.insert(0, str(ROOT / "tests"))  # the test helpers, tests/utils
+    from utils.ws_ingest_server import IngestServer
 
     return IngestServer().start()
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_server import PostgresServer, find_bin_dir
+from utils.pg_server import PostgresServer, find_bin_dir
 
 # The shared folder sits next to the project root (../shared/data); it is not shipped.
 SHARED_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"

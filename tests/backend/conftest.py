@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer, StartBackend
-from pg_server import PostgresServer
+from utils.backend_server import BackendServer, StartBackend
+from utils.pg_server import PostgresServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

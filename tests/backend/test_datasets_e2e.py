@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer
-from csv_files import CHAIN, write_csv, write_reference
+from utils.backend_server import BackendServer
+from utils.csv_files import CHAIN, write_csv, write_reference
 
 SHORT = {"dataset": "csv", "epochs": 2}
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from backend_server import BackendServer, StartBackend
+from utils.backend_server import BackendServer, StartBackend
 from websockets.sync.client import connect
 
 from backend.thresholds import PROBE_EPOCHS

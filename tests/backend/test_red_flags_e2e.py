@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from backend_server import BackendServer, StartBackend
+from utils.backend_server import BackendServer, StartBackend
 
 # (preset, overrides, rules that must fire). Each configuration is the documented one,
 # cut to the epochs that reach the rule's condition; patience 0 so early stopping cannot end

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_server import BackendServer
+from utils.backend_server import BackendServer
 from websockets.sync.client import connect
 
 from trainer.config import TrainConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_server import BackendServer
+from utils.backend_server import BackendServer
 from websockets.sync.client import ClientConnection, connect
 
 from backend.db import default_sqlite_url

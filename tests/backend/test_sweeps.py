@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from backend_server import BackendServer
+from utils.backend_server import BackendServer
 
 from backend.sweeps import MAX_MEMBERS, SweepError, expand, parse_grid, parse_seeds
 

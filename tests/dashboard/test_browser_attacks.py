@@ -20,12 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from utils.backend_server import BackendServer, free_port
 from websockets.sync.client import connect
 
 from dashboard.client import BackendClient, Endpoints
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
-from backend_server import BackendServer, free_port
 
 TOKEN = "dashboard-admin-token-for-the-tests-0123456789"
 COOKIE = "causalwatch_session"

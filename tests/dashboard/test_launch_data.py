@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from csv_files import write_csv
+from utils.backend_server import BackendServer
+from utils.csv_files import write_csv
 
 from dashboard.client import BackendClient, BackendError, Endpoints
 from dashboard.components import data_overrides, dataset_options, decode_upload
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
-from backend_server import BackendServer
 
 
 def test_dataset_options_split_csv_and_reference() -> None:

@@ -3,18 +3,14 @@ it, live charts run on tickets, downloads work, and the CSP refuses nothing the 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from backend_server import BackendServer, free_port
-from dashboard_browser import CHROMEDRIVER, CHROMIUM, DashboardPage, launch_chromium
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import CHROMEDRIVER, CHROMIUM, DashboardPage, launch_chromium
 
 TOKEN = "browser-admin-token-for-the-tests-0123456789"
 EVIL_NAME = "x](https://evil.example) [x *b* `c`"

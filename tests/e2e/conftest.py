@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
-
-# The backend-server helper lives beside the backend tests (no packages in tests/).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
-
-from backend_server import BackendServer, free_port
-from dashboard_browser import (
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import (
     CHROMEDRIVER,
     CHROMIUM,
     DashboardPage,

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from backend_server import BackendServer, free_port
-from dashboard_browser import DashboardPage, DashboardProcess, css_id, dict_id
 from selenium.webdriver.chrome.webdriver import WebDriver
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import DashboardPage, DashboardProcess, css_id, dict_id
 from websockets.sync.client import connect
 
 from trainer.protocol import EpochRecord

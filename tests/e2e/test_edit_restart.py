@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from backend_server import BackendServer
-from dashboard_browser import DashboardPage, css_id, dict_id
+from utils.backend_server import BackendServer
+from utils.dashboard_browser import DashboardPage, css_id, dict_id
 
 RUN_URL = re.compile(r"/run/([^/?#]+)$")
 PRESET_RADIO = "#_dbcprivate_radioitems_launch-preset_input_{}"

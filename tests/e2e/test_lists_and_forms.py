@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_server import BackendServer, free_port
-from dashboard_browser import DashboardPage, css_id, dict_id
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import DashboardPage, css_id, dict_id
 
 RUN_URL = re.compile(r"/run/([^/?#]+)$")
 LAPTOP_WIDTH = 1400

@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from backend_server import BackendServer
-from dashboard_browser import DashboardPage
+from utils.backend_server import BackendServer
+from utils.dashboard_browser import DashboardPage
 from websockets.sync.client import connect
 
 from trainer.protocol import EpochRecord

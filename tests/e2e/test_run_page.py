@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backend_server import BackendServer, free_port
-from dashboard_browser import DashboardPage
-from sdk_feed import feed as _feed
 from selenium.webdriver.chrome.webdriver import WebDriver
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import DashboardPage
+from utils.sdk_feed import feed as _feed
 
 from trainer.protocol import EpochRecord
 

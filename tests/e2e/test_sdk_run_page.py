@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend_server import BackendServer
-from dashboard_browser import DashboardPage
-from sdk_feed import feed as _feed
+from utils.backend_server import BackendServer
+from utils.dashboard_browser import DashboardPage
+from utils.sdk_feed import feed as _feed
 
 CUSTOM_KEYS = [f"probe/{i}" for i in range(10)]  # more than one chart shows apart: a picker
 SHOWN_AT_ONCE = 8

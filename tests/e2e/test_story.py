@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_server import BackendServer, free_port
-from dashboard_browser import DashboardPage
 from selenium.webdriver.chrome.webdriver import WebDriver
+from utils.backend_server import BackendServer, free_port
+from utils.dashboard_browser import DashboardPage
 
 pytestmark = pytest.mark.story
 

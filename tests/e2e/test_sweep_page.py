@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backend_server import BackendServer
-from dashboard_browser import DashboardPage
+from utils.backend_server import BackendServer
+from utils.dashboard_browser import DashboardPage
 
 from dashboard.sweep_view import BEST_COLOR, POLL_MS
 

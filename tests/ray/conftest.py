@@ -9,12 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray_head import RayHead, alive
-
-# backend_server.py lives beside the backend tests (tests/backend has no __init__.py).
-BACKEND_TESTS = str(Path(__file__).resolve().parents[1] / "backend")
-if BACKEND_TESTS not in sys.path:
-    sys.path.insert(0, BACKEND_TESTS)
+from utils.ray_head import RayHead, alive
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from typing import Any
 
 import psutil
 import pytest
-from backend_server import BackendServer
-from ray_head import RayHead
+from utils.backend_server import BackendServer
+from utils.ray_head import RayHead
 
 SHORT = {"epochs": 4, "synthetic_samples": 300}  # a few seconds of training
 LONG = {"epochs": 500, "synthetic_samples": 2000, "patience": 0}  # runs until stopped

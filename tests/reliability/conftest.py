@@ -15,13 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# backend_server.py lives beside the backend tests (tests/backend has no __init__.py).
-BACKEND_TESTS = str(Path(__file__).resolve().parents[1] / "backend")
-if BACKEND_TESTS not in sys.path:
-    sys.path.insert(0, BACKEND_TESTS)
-
-from backend_server import BackendServer  # noqa: E402
+from utils.backend_server import BackendServer
 
 IDLE_TRAINER = """\
 #!{python}

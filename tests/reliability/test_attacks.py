@@ -13,7 +13,6 @@ import contextlib
 import http.server
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,13 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-from backend_server import BackendServer, free_port
+from utils.backend_server import BackendServer, free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from trainer.protocol import EpochRecord
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 EVIL = "http://evil.example"
 
@@ -373,7 +370,7 @@ window.results.form = "submitted";
 def test_a_real_cross_site_page_can_neither_read_nor_write(
     server: BackendServer, tmp_path: Path
 ) -> None:
-    from dashboard_browser import CHROMEDRIVER, CHROMIUM, launch_chromium
+    from utils.dashboard_browser import CHROMEDRIVER, CHROMIUM, launch_chromium
 
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("browser tests need Debian's chromium and chromium-driver (make test)")

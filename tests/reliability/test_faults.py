@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer
+from utils.backend_server import BackendServer
 
 
 def report(name: str, expected: int, stored: int) -> None:
@@ -171,7 +171,7 @@ def test_a_dead_dashboard_takes_up_down_so_both_restart(
     tmp_path: Path, uci_csv_path: Path
 ) -> None:
     """Half a service must not look healthy: the API's health check would stay green."""
-    from backend_server import free_port
+    from utils.backend_server import free_port
 
     srv = BackendServer(tmp_path, uci_csv_path, dashboard_port=free_port()).start()
     try:

@@ -46,7 +46,6 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import schemathesis
-from backend_server import BackendServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -58,6 +57,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from utils.backend_server import BackendServer
 from websockets.sync.client import connect
 
 from trainer.protocol import EpochRecord

@@ -40,10 +40,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from backend_server import BackendServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from utils.backend_server import BackendServer
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from backend_server import BackendServer, free_port
+from utils.backend_server import BackendServer, free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

@@ -1,23 +1,16 @@
 """SDK test fixtures: a real `causalwatch up` (SQLite, API only) and the real CLI.
 
 The SDK is a client: what matters is what a real backend stores from it, so every test that
-streams runs against `causalwatch up` in a subprocess (tests/backend/backend_server.py).
+streams runs against `causalwatch up` in a subprocess (tests/utils/backend_server.py).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# backend_server.py lives beside the backend tests (tests/backend has no __init__.py).
-BACKEND_TESTS = str(Path(__file__).resolve().parents[1] / "backend")
-if BACKEND_TESTS not in sys.path:
-    sys.path.insert(0, BACKEND_TESTS)
-
-from backend_server import BackendServer  # noqa: E402
+from utils.backend_server import BackendServer
 
 
 @pytest.fixture(autouse=True)

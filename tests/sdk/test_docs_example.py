@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend_server import BackendServer
-from sdk_cli import cli_env
+from utils.backend_server import BackendServer
+from utils.sdk_cli import cli_env
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 MARKER = "<!-- sdk-example"

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer
-from sdk_cli import run_cli
+from utils.backend_server import BackendServer
+from utils.sdk_cli import run_cli
 
 from backend.cli import main
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from backend_server import BackendServer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
+from utils.backend_server import BackendServer
 
 import causalwatch as cw
 from causalwatch.lightning import CausalwatchLogger, CausalwatchWatch

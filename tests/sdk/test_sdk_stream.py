@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import stranger_loop
-from backend_server import BackendServer
+from utils.backend_server import BackendServer
 
 import causalwatch as cw
 from causalwatch.local import is_synced, read_messages

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from backend_server import BackendServer
-from sdk_cli import cli_argv, cli_env, run_cli
+from utils.backend_server import BackendServer
+from utils.sdk_cli import cli_argv, cli_env, run_cli
 
 import causalwatch as cw
 from causalwatch.local import RunInfo, is_synced, read_messages

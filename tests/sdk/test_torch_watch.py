@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from backend_server import BackendServer
 from torch import Tensor, nn
+from utils.backend_server import BackendServer
 
 import causalwatch as cw
 from causalwatch.local import read_messages

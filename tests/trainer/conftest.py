@@ -5,13 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-try:
-    # tests/ may become a package later; then the helper lives under it.
-    from .ws_ingest_server import IngestServer
-except ImportError:
-    # Without __init__.py files pytest puts this folder itself on sys.path.
-    from ws_ingest_server import IngestServer
+from utils.ws_ingest_server import IngestServer
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from csv_files import CHAIN, write_csv, write_reference
+from utils.csv_files import CHAIN, write_csv, write_reference
 
 from trainer.protocol import EpochRecord
 

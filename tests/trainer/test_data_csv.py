@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from csv_files import VARIABLES, chain_samples, write_csv, write_reference
+from utils.csv_files import VARIABLES, chain_samples, write_csv, write_reference
 
 from trainer.config import TrainConfig, build_config
 from trainer.data import DataError, load_dataset

@@ -16,7 +16,7 @@ import pytest
 from trainer.emitter import Emitter, ingest_url
 
 if TYPE_CHECKING:
-    from ws_ingest_server import IngestServer
+    from utils.ws_ingest_server import IngestServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Short backoff keeps reconnect-driven tests fast; the production default is 5 s.

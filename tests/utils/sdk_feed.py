@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backend_server import BackendServer
 from websockets.sync.client import connect
+
+from utils.backend_server import BackendServer
 
 
 def feed(stack: BackendServer, run_id: str, messages: list[tuple[str, dict[str, Any]]],

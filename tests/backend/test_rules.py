@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from utils.records import epoch_record
 
 from backend.rules import (
     RULE_NAMES,
@@ -24,46 +25,11 @@ EMPTY = {"edges_tuned": 0, "shd": UCI_REFERENCE_EDGES, "f1": 0.0, "precision": 0
 
 
 def make_record(epoch: int, **overrides: Any) -> dict[str, Any]:
-    """A healthy EpochRecord-shaped dict; even epochs are evaluation epochs."""
-    record: dict[str, Any] = {
-        "run_id": "run-1",
-        "epoch": epoch,
-        "step": 10 * epoch,
-        "time": 1.7e9 + epoch,
-        "lr": 1e-4,
-        "loss_total": 1.0,
-        "loss_recon": 0.9,
-        "loss_sparse": 0.05,
-        "loss_acyclic": 0.03,
-        "loss_disen": 0.02,
-        "share_recon": 90.0,
-        "share_sparse": 5.0,
-        "share_acyclic": 3.0,
-        "share_disen": 2.0,
-        "clip_pct": 0.0,
-        "grad_norm_mean": 0.2,
-        "grad_norm_max": 0.4,
-        "logit_mean": -1.0,
-        "logit_std": 1.0,
-        "edges_at_05": 12,
-        "threshold_tuned": 0.5,
-        "edges_tuned": 12,
-        "edges_topk": 13,
-        "epoch_seconds": 0.3,
-        "eta_seconds": 10.0,
-    }
-    if epoch % 2 == 0:
-        record |= {
-            "shd": 10,
-            "f1": min(0.2 + 0.005 * epoch, 0.95),  # rising: a healthy run is not stalled
-            "precision": 0.3,
-            "recall": 0.3,
-            "f1_skeleton": 0.4,
-            "val_recon": 0.5,
-        }
-    record |= overrides
-    # Keeps the factory honest: every record a rule sees could have come off the wire.
-    return EpochRecord.model_validate(record).model_dump()
+    """A healthy record; even epochs are evaluation epochs."""
+    evaluated = epoch % 2 == 0
+    # Rising: a healthy run is not stalled.
+    rising = {"f1": min(0.2 + 0.005 * epoch, 0.95)} if evaluated else {}
+    return epoch_record(epoch, evaluated=evaluated, **{**rising, **overrides})
 
 
 def make_history(epochs: Iterable[int], **overrides: Any) -> list[dict[str, Any]]:

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from utils.records import epoch_record
 
 from trainer.emitter import Emitter, ingest_url
 
@@ -23,17 +24,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FAST = 0.2
 
 
-def epoch_record(run_id: str, epoch: int) -> dict[str, Any]:
-    """A valid trainer.protocol.EpochRecord (the test server validates epoch messages)."""
-    return {
-        "run_id": run_id, "epoch": epoch, "step": epoch * 10, "time": 1700000000.0 + epoch,
-        "lr": 1e-4, "loss_total": 1.0 / epoch, "loss_recon": 0.9 / epoch,
-        "loss_sparse": 0.05, "loss_acyclic": 0.03, "loss_disen": 0.02,
-        "share_recon": 90.0, "share_sparse": 5.0, "share_acyclic": 3.0, "share_disen": 2.0,
-        "clip_pct": 0.0, "grad_norm_mean": 0.5, "grad_norm_max": 0.9,
-        "logit_mean": -1.0, "logit_std": 0.7, "edges_at_05": 4, "threshold_tuned": 0.4,
-        "edges_tuned": 5, "edges_topk": 6, "epoch_seconds": 0.01, "eta_seconds": 1.0,
-    }
+def streaming(server: IngestServer, run_id: str, epochs: Iterable[int] = ()) -> Emitter:
+    """A started emitter that has queued one epoch message per epoch of `epochs`."""
+    em = Emitter(server.url, run_id, max_backoff=FAST)
+    em.start()
+    send_epochs(em, run_id, epochs)
+    return em
+
+
+def send_epochs(em: Emitter, run_id: str, epochs: Iterable[int]) -> list[int]:
+    return [em.send("epoch", record=epoch_record(e, run_id)) for e in epochs]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -75,9 +75,8 @@ def test_ingest_url_quotes_the_run_id_and_rejects_bad_input() -> None:
 
 
 def test_200_messages_arrive_once_in_order(ingest_server: IngestServer) -> None:
-    em = Emitter(ingest_server.url, "run-a", max_backoff=FAST)
-    em.start()
-    seqs = [em.send("epoch", record=epoch_record("run-a", e)) for e in range(1, 201)]
+    em = streaming(ingest_server, "run-a")
+    seqs = send_epochs(em, "run-a", range(1, 201))
     assert seqs == list(range(200))
 
     t0 = time.monotonic()
@@ -99,9 +98,8 @@ def test_200_messages_arrive_once_in_order(ingest_server: IngestServer) -> None:
 def test_repeated_drops_lose_and_duplicate_nothing(ingest_server: IngestServer) -> None:
     ingest_server.drop_after = 37
     ingest_server.drop_every = True
-    em = Emitter(ingest_server.url, "run-b", max_backoff=FAST)
-    em.start()
-    sent = {em.send("epoch", record=epoch_record("run-b", e)): e for e in range(1, 201)}
+    em = streaming(ingest_server, "run-b")
+    sent = {em.send("epoch", record=epoch_record(e, "run-b")): e for e in range(1, 201)}
 
     stats = em.close(timeout=10.0)
     assert stats["unacked"] == 0 and stats["acked"] == 200
@@ -119,10 +117,7 @@ def test_connection_reset_mid_stream(ingest_server: IngestServer) -> None:
     # A reset also destroys acks the client has not read yet: more resends, still no loss.
     ingest_server.drop_after = 37
     ingest_server.drop_mode = "abort"
-    em = Emitter(ingest_server.url, "run-x", max_backoff=FAST)
-    em.start()
-    for e in range(1, 201):
-        em.send("epoch", record=epoch_record("run-x", e))
+    em = streaming(ingest_server, "run-x", range(1, 201))
 
     stats = em.close(timeout=10.0)
     assert (stats["acked"], stats["unacked"], stats["reconnects"]) == (200, 0, 1)
@@ -132,16 +127,12 @@ def test_connection_reset_mid_stream(ingest_server: IngestServer) -> None:
 
 
 def test_backend_restart_mid_run(ingest_server: IngestServer) -> None:
-    em = Emitter(ingest_server.url, "run-r", max_backoff=FAST)
-    em.start()
-    for e in range(1, 21):
-        em.send("epoch", record=epoch_record("run-r", e))
+    em = streaming(ingest_server, "run-r", range(1, 21))
     assert wait_until(lambda: em.stats["acked"] == 20)
 
     ingest_server.stop()
     assert wait_until(lambda: not em.stats["connected"])
-    for e in range(21, 41):
-        em.send("epoch", record=epoch_record("run-r", e))
+    send_epochs(em, "run-r", range(21, 41))
     assert em.stats["unacked"] == 20
     ingest_server.restart()
 
@@ -152,11 +143,11 @@ def test_backend_restart_mid_run(ingest_server: IngestServer) -> None:
 
 def test_backend_down_at_start_then_up(ingest_server: IngestServer) -> None:
     ingest_server.stop()  # nothing listens on the port now
-    em = Emitter(ingest_server.url, "run-c", max_backoff=FAST)
-    em.start()
+    em = streaming(ingest_server, "run-c")
     for e in range(1, 51):
+        record = epoch_record(e, "run-c")
         t0 = time.perf_counter()
-        em.send("epoch", record=epoch_record("run-c", e))
+        em.send("epoch", record=record)
         assert time.perf_counter() - t0 < 0.010
     assert em.stats["unacked"] == 50 and not em.stats["connected"]
 
@@ -168,10 +159,7 @@ def test_backend_down_at_start_then_up(ingest_server: IngestServer) -> None:
 
 def test_backend_never_up_close_is_bounded(ingest_server: IngestServer) -> None:
     ingest_server.stop()
-    em = Emitter(ingest_server.url, "run-d", max_backoff=FAST)
-    em.start()
-    for e in range(1, 11):
-        em.send("epoch", record=epoch_record("run-d", e))
+    em = streaming(ingest_server, "run-d", range(1, 11))
 
     t0 = time.monotonic()
     stats = em.close(timeout=0.5)
@@ -185,10 +173,7 @@ def test_backend_never_up_close_is_bounded(ingest_server: IngestServer) -> None:
 
 def test_error_frame_drops_and_counts_the_refused_message(ingest_server: IngestServer) -> None:
     ingest_server.refuse_seqs = {3}
-    em = Emitter(ingest_server.url, "run-e", max_backoff=FAST)
-    em.start()
-    for e in range(1, 7):
-        em.send("epoch", record=epoch_record("run-e", e))
+    em = streaming(ingest_server, "run-e", range(1, 7))
 
     stats = em.close(timeout=5.0)
     assert (stats["acked"], stats["refused"], stats["unacked"]) == (5, 1, 0)
@@ -200,21 +185,18 @@ def test_error_frame_drops_and_counts_the_refused_message(ingest_server: IngestS
 
 def test_unknown_and_duplicate_frames_are_harmless(ingest_server: IngestServer) -> None:
     ingest_server.noisy = True
-    em = Emitter(ingest_server.url, "run-n", max_backoff=FAST)
-    em.start()
-    for e in range(1, 11):
-        em.send("epoch", record=epoch_record("run-n", e))
+    em = streaming(ingest_server, "run-n", range(1, 11))
     stats = em.close(timeout=5.0)
     assert (stats["sent"], stats["acked"], stats["unacked"], stats["refused"]) == (10, 10, 0, 0)
 
 
 def test_slow_acks_never_slow_the_producer(ingest_server: IngestServer) -> None:
     ingest_server.ack_delay = 0.02
-    em = Emitter(ingest_server.url, "run-s", max_backoff=FAST)
-    em.start()
+    em = streaming(ingest_server, "run-s")
     for e in range(1, 21):
+        record = epoch_record(e, "run-s")
         t0 = time.perf_counter()
-        em.send("epoch", record=epoch_record("run-s", e))
+        em.send("epoch", record=record)
         assert time.perf_counter() - t0 < 0.010
     stats = em.close(timeout=5.0)
     assert stats["acked"] == 20

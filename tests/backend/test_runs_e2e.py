@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from utils.backend_server import BackendServer
+from utils.records import epoch_record, frame
 from websockets.sync.client import connect
 
 from trainer.config import TrainConfig
@@ -136,24 +137,6 @@ def _ingest(backend: BackendServer, run_id: str):  # type: ignore[no-untyped-def
     )
 
 
-def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
-    record.update(
-        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-4,
-        loss_total=2.0, loss_recon=2.0, share_recon=100.0, share_sparse=0.0,
-        share_acyclic=0.0, share_disen=0.0, clip_pct=0.0, logit_std=0.5,
-        edges_at_05=3, edges_tuned=3, edges_topk=13, threshold_tuned=0.5,
-        shd=None, f1=None, precision=None, recall=None, f1_skeleton=None, val_recon=None,
-        is_best=False, epoch_seconds=0.1, eta_seconds=1.0,
-    )
-    record.update(fields)
-    return EpochRecord.model_validate(record).model_dump()
-
-
-def _msg(run_id: str, seq: int, msg_type: str = "epoch", **payload: Any) -> str:
-    return json.dumps({"v": 1, "type": msg_type, "run_id": run_id, "seq": seq, **payload})
-
-
 def _queued_run(backend: BackendServer) -> str:
     """A run of kind sdk: no trainer of ours, the test feeds it by hand."""
     return str(backend.create_sdk("synthetic", epochs=50)["id"])
@@ -167,24 +150,24 @@ def test_malformed_frames_get_error_frames_and_the_connection_goes_on(
         "not json",
         b"\x00\x01binary",
         json.dumps([1, 2]),
-        _msg(run_id, 0).replace('"v": 1', '"v": 99'),
-        _msg(run_id, -1),
-        _msg("someone-else", 1),
-        _msg(run_id, 2, "gossip"),
-        _msg(run_id, 3, record={"epoch": 1}),
-        _msg(run_id, 4, record={**_record(run_id, 1), "loss_total": "big"}),
-        _msg(run_id, 5, record={**_record(run_id, 1), "clip_pct": 250.0}),
-        _msg(run_id, 6, record=_record(run_id, 1)).replace('"lr": 0.0001', '"lr": NaN'),
-        _msg(run_id, 7, record=_record(run_id, 51)),
+        frame(run_id, 0).replace('"v": 1', '"v": 99'),
+        frame(run_id, -1),
+        frame("someone-else", 1),
+        frame(run_id, 2, "gossip"),
+        frame(run_id, 3, record={"epoch": 1}),
+        frame(run_id, 4, record={**epoch_record(1, run_id), "loss_total": "big"}),
+        frame(run_id, 5, record={**epoch_record(1, run_id), "clip_pct": 250.0}),
+        frame(run_id, 6, record=epoch_record(1, run_id)).replace('"lr": 0.0001', '"lr": NaN'),
+        frame(run_id, 7, record=epoch_record(51, run_id)),
         "x" * 1_500_000,
     ]
     with _ingest(backend, run_id) as ws:
-        for frame in bad_frames:
-            ws.send(frame)
+        for bad in bad_frames:
+            ws.send(bad)
             reply = json.loads(ws.recv(timeout=10))
-            assert reply["type"] == "error", (str(frame)[:80], reply)
+            assert reply["type"] == "error", (str(bad)[:80], reply)
             assert reply["detail"]
-        ws.send(_msg(run_id, 8, record=_record(run_id, 1)))
+        ws.send(frame(run_id, 8, record=epoch_record(1, run_id)))
         assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "seq": 8}
     stored = backend.metrics(run_id)
     assert [r["epoch"] for r in stored] == [1]
@@ -196,7 +179,7 @@ def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServe
     order = [3, 1, 2, 2, 3, 5, 4, 1]
     with _ingest(backend, run_id) as ws:
         for seq, epoch in enumerate(order):
-            ws.send(_msg(run_id, seq, record=_record(run_id, epoch, loss_total=float(epoch))))
+            ws.send(frame(run_id, seq, record=epoch_record(epoch, run_id, loss_total=float(epoch))))
             assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "seq": seq}
         ws.send(json.dumps({"v": 1, "type": "finished", "run_id": run_id, "seq": len(order),
                             "summary": {"status": "completed", "reason": "fed by hand"}}))

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, inspect, text
+from utils.records import epoch_record
 
 from backend.db import default_sqlite_url, make_engine, migrate
 from backend.orm import Metric
 from backend.schemas import RunKind, RunStatus
 from backend.store import METRIC_FIELDS, Store, StoreError
-from trainer.protocol import EpochRecord, PartialEpochRecord
+from trainer.protocol import PartialEpochRecord
 
 CONFIG = {"epochs": 50, "learning_rate_init": 3e-6}
 
@@ -39,10 +40,9 @@ def store(any_db_url: str) -> Iterator[Store]:
 
 
 def make_record(run_id: str, epoch: int, **overrides: Any) -> dict[str, Any]:
-    """A valid EpochRecord dict with values that differ per field and epoch."""
+    """A valid EpochRecord dict with values that differ per field and epoch: a round trip
+    that swapped or rounded a column shows."""
     values: dict[str, Any] = {
-        "run_id": run_id,
-        "epoch": epoch,
         "step": epoch * 57,
         "time": 1_732_000_000.123456 + epoch,
         "lr": 3e-6 * epoch,
@@ -64,13 +64,6 @@ def make_record(run_id: str, epoch: int, **overrides: Any) -> dict[str, Any]:
         "threshold_tuned": 0.35,
         "edges_tuned": epoch % 5,
         "edges_topk": 13,
-        "shd": None,
-        "f1": None,
-        "precision": None,
-        "recall": None,
-        "f1_skeleton": None,
-        "val_recon": None,
-        "is_best": False,
         "epoch_seconds": 0.42,
         "eta_seconds": 0.5 * epoch,
         "grad_norm_recon": 0.6 * epoch,
@@ -83,7 +76,7 @@ def make_record(run_id: str, epoch: int, **overrides: Any) -> dict[str, Any]:
         values.update(shd=13 - epoch % 13, f1=0.1 * (epoch % 10), precision=0.5, recall=0.25)
         values.update(f1_skeleton=0.6, val_recon=0.0123)
     values.update(overrides)
-    return EpochRecord(**values).model_dump()
+    return epoch_record(epoch, run_id, **values)
 
 
 def new_run(store: Store, run_id: str, **kwargs: Any) -> None:

@@ -23,10 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from utils.backend_server import BackendServer, free_port
+from utils.records import epoch_record, frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
-
-from trainer.protocol import EpochRecord
 
 EVIL = "http://evil.example"
 
@@ -66,25 +65,6 @@ def close_code(ws: ClientConnection) -> int | None:
         for _ in range(5):
             ws.recv(timeout=10)
     return info.value.rcvd.code if info.value.rcvd is not None else None
-
-
-def frame(run_id: str, seq: int, msg_type: str, **payload: Any) -> str:
-    return json.dumps({"v": 1, "type": msg_type, "run_id": run_id, "seq": seq, **payload})
-
-
-def record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    """A valid epoch record (every field of the protocol's EpochRecord)."""
-    values: dict[str, Any] = dict.fromkeys(EpochRecord.model_fields, 0.0) | {"custom": None}
-    values.update(
-        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-3,
-        loss_total=1.0, loss_recon=1.0, share_recon=100.0, edges_at_05=3, edges_tuned=3,
-        edges_topk=5, shd=None, f1=None, precision=None, recall=None, f1_skeleton=None,
-        val_recon=None, is_best=False, grad_norm_p90=None, grad_norm_recon=None,
-        grad_norm_sparse=None, grad_norm_acyclic=None, grad_norm_disen=None,
-        update_ratio=None,
-    )
-    values.update(fields)
-    return EpochRecord.model_validate(values).model_dump()
 
 
 # --- DNS rebinding ---------------------------------------------------------------------------
@@ -172,7 +152,7 @@ def test_cross_site_writes_are_refused(server: BackendServer) -> None:
 
 def test_ingest_needs_the_runs_own_token_on_loopback_too(server: BackendServer) -> None:
     run = queued_run(server)
-    forged = frame(run["id"], 0, "epoch", record=record(run["id"], 1, loss_total=666.0))
+    forged = frame(run["id"], 0, "epoch", record=epoch_record(1, run["id"], loss_total=666.0))
     with connect(f"{server.ws_url}/ws/ingest/{run['id']}", open_timeout=10) as ws:
         with pytest.raises(ConnectionClosed) as info:
             ws.send(forged)
@@ -188,7 +168,7 @@ def test_ingest_needs_the_runs_own_token_on_loopback_too(server: BackendServer) 
 
 def test_a_stored_epoch_is_never_replaced(server: BackendServer) -> None:
     run = queued_run(server)
-    first = record(run["id"], 1, loss_total=1.0)
+    first = epoch_record(1, run["id"], loss_total=1.0)
     with connect(f"{server.ws_url}/ws/ingest/{run['id']}", open_timeout=10,
                  additional_headers=server.ingest_headers(run["id"])) as ws:
         ws.send(frame(run["id"], 0, "epoch", record=first))
@@ -209,11 +189,11 @@ def test_finished_runs_take_no_more_messages(server: BackendServer) -> None:
     headers = server.ingest_headers(run["id"])
     url = f"{server.ws_url}/ws/ingest/{run['id']}"
     with connect(url, open_timeout=10, additional_headers=headers) as ws:
-        ws.send(frame(run["id"], 0, "epoch", record=record(run["id"], 1)))
+        ws.send(frame(run["id"], 0, "epoch", record=epoch_record(1, run["id"])))
         assert json.loads(ws.recv(timeout=10))["type"] == "ack"
         ws.send(frame(run["id"], 1, "finished", summary={"status": "completed"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "ack"
-        ws.send(frame(run["id"], 2, "epoch", record=record(run["id"], 2)))
+        ws.send(frame(run["id"], 2, "epoch", record=epoch_record(2, run["id"])))
         late = json.loads(ws.recv(timeout=10))
         ws.send(frame(run["id"], 3, "graph", epoch=2, probabilities=[[0.0] * 5] * 5))
         late_graph = json.loads(ws.recv(timeout=10))
@@ -335,7 +315,7 @@ def test_ingest_stops_taking_records_when_the_disk_is_nearly_full(
         srv.start()
         with connect(f"{srv.ws_url}/ws/ingest/{run['id']}", open_timeout=10,
                      additional_headers=srv.ingest_headers(run["id"])) as ws:
-            ws.send(frame(run["id"], 0, "epoch", record=record(run["id"], 1)))
+            ws.send(frame(run["id"], 0, "epoch", record=epoch_record(1, run["id"])))
             assert close_code(ws) == 1013  # try again later: the trainer keeps it
         assert srv.metrics(run["id"]) == []
     finally:

@@ -58,9 +58,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from utils.backend_server import BackendServer
+from utils.records import epoch_record
 from websockets.sync.client import connect
-
-from trainer.protocol import EpochRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 30  # fuzzing-phase examples per operation (examples + coverage phases add theirs)
@@ -96,20 +95,6 @@ FAILURES: list[str] = []
 # --- the module's backend and its runs ---------------------------------------------------
 
 
-def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
-    record.update(
-        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-4,
-        loss_total=2.0, loss_recon=1.5, loss_sparse=0.5, share_recon=75.0, share_sparse=25.0,
-        share_acyclic=0.0, share_disen=0.0, clip_pct=20.0, logit_std=0.5, edges_at_05=3,
-        edges_tuned=3, edges_topk=13, threshold_tuned=0.5, shd=None, f1=None, precision=None,
-        recall=None, f1_skeleton=None, val_recon=None, is_best=False, epoch_seconds=0.1,
-        eta_seconds=1.0,
-    )
-    record.update(fields)
-    return EpochRecord.model_validate(record).model_dump()
-
-
 def _feed(server: BackendServer, run_id: str) -> None:
     """What a trainer would have sent: started (raw data → an alert), 4 epochs, 2 graphs."""
     variables = [f"X{i}" for i in range(5)]
@@ -125,7 +110,7 @@ def _feed(server: BackendServer, run_id: str) -> None:
         if epoch % 2 == 0:
             evaluation = {"shd": 2, "f1": 0.5, "precision": 0.5, "recall": 0.5,
                           "f1_skeleton": 0.6, "val_recon": 1.0, "is_best": True}
-        messages.append({"type": "epoch", "record": _record(run_id, epoch, **evaluation)})
+        messages.append({"type": "epoch", "record": epoch_record(epoch, run_id, **evaluation)})
         if epoch % 2 == 0:
             probabilities = [[0.0 if i == j else 0.1 * (i + j) / 8 for j in range(5)]
                              for i in range(5)]

@@ -44,6 +44,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from utils.backend_server import BackendServer
+from utils.records import epoch_record
+from utils.records import message as envelope
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -92,21 +94,8 @@ MODEL = Model()
 
 
 def valid_record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {name: 0.0 for name in RECORD_FIELDS}
-    record.update(
-        run_id=run_id, epoch=epoch, step=epoch * 10, time=1.7e9 + epoch, lr=1e-4,
-        loss_total=2.0, loss_recon=1.5, loss_sparse=0.5, share_recon=75.0, share_sparse=25.0,
-        share_acyclic=0.0, share_disen=0.0, clip_pct=20.0, logit_std=0.5, edges_at_05=3,
-        edges_tuned=3, edges_topk=13, threshold_tuned=0.5, shd=None, f1=None, precision=None,
-        recall=None, f1_skeleton=None, val_recon=None, is_best=False, epoch_seconds=0.1,
-        eta_seconds=1.0, custom=None,
-    )
-    record.update(fields)
-    return record
-
-
-def envelope(run_id: str, seq: Any, msg_type: str = "epoch", **payload: Any) -> dict[str, Any]:
-    return {"v": 1, "type": msg_type, "run_id": run_id, "seq": seq, **payload}
+    """A valid record, unless `fields` make it otherwise (unvalidated here, on purpose)."""
+    return {**epoch_record(epoch, run_id), **fields}
 
 
 def _int_seq(seq: Any) -> bool:

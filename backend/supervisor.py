@@ -24,7 +24,6 @@ from typing import Any
 
 from backend.datasets import DatasetError, trainer_file_args
 from backend.executors import (
-    LOG_FILE,
     OUTPUT_FILE,
     REQUEST_FILE,
     Ended,
@@ -36,11 +35,17 @@ from backend.executors import (
 from backend.schemas import RunKind, RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
-from trainer.protocol import EpochRecord
+from trainer.protocol import LOG_FILE, METRICS_FILE, OUTCOME_FILE, EpochRecord, Outcome
 
 logger = logging.getLogger("causalwatch.supervisor")
 
-
+# The trainer's outcome (trainer/protocol.py Outcome) as a run status.
+OUTCOME_STATUS = {
+    "completed": RunStatus.completed,
+    "early_stopped": RunStatus.completed,
+    "stopped": RunStatus.stopped,
+    "failed": RunStatus.failed,
+}
 
 @dataclass
 class TrainerProcess:
@@ -64,6 +69,25 @@ def describe_exit(code: int) -> str:
     if code == -1:
         return "trainer ended while the backend was away; exit code unknown"
     return f"trainer exited with code {code}"
+
+
+def read_outcome(run_dir: Path) -> Outcome | None:
+    """How the trainer says its run ended, from the run folder; None when it wrote nothing.
+
+    Run folders from before outcome.json have only their log's last words
+    (`COMPLETED: <reason>`), read as the same outcome.
+    """
+    try:
+        return Outcome.model_validate_json((run_dir / OUTCOME_FILE).read_text("utf-8"))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        return None
+    for line in reversed(tail(run_dir / LOG_FILE, 5)):
+        word, sep, why = line.partition(": ")
+        if sep and word.lower() in OUTCOME_STATUS:
+            return Outcome(status=word.lower(), reason=why)  # type: ignore[arg-type]
+    return None
 
 
 def tail(path: Path, lines: int) -> list[str]:
@@ -154,28 +178,21 @@ class Supervisor:
 
     def _recover_from_files(self, run_id: str) -> tuple[RunStatus, str]:
         """A trainer that ended while no backend listened left its own record: store the
-        epochs its metrics.jsonl holds (idempotent) and take the outcome from its log."""
+        epochs its metrics.jsonl holds (idempotent) and take the outcome it wrote."""
         self._import_metrics_file(run_id)
-        run_dir = self.runs_dir / run_id
-        outcome = next(
-            (line for line in reversed(tail(run_dir / LOG_FILE, 5))
-             if line.split(":")[0] in ("COMPLETED", "EARLY_STOPPED", "STOPPED", "FAILED")),
-            None,
-        )
+        outcome = read_outcome(self.runs_dir / run_id)
         if outcome is None:
             return RunStatus.failed, "backend restarted; its trainer was gone"
-        word, _, why = outcome.partition(": ")
-        status = {
-            "COMPLETED": RunStatus.completed, "EARLY_STOPPED": RunStatus.completed,
-            "STOPPED": RunStatus.stopped,
-        }.get(word, RunStatus.failed)
-        return status, f"{why} (ended while the backend was away; recovered from its files)"
+        return (
+            OUTCOME_STATUS[outcome.status],
+            f"{outcome.reason} (ended while the backend was away; recovered from its files)",
+        )
 
     def _import_metrics_file(self, run_id: str) -> None:
         """Store the epochs a trainer's metrics.jsonl holds (idempotent: stored epochs stay)."""
         records = []
         try:
-            path = self.runs_dir / run_id / "metrics.jsonl"
+            path = self.runs_dir / run_id / METRICS_FILE
             for line in path.read_text("utf-8").splitlines():
                 try:
                     records.append(EpochRecord.model_validate_json(line).model_dump())
@@ -235,10 +252,6 @@ class Supervisor:
     @property
     def active(self) -> int:
         return len(self._procs)
-
-    def pid_of(self, run_id: str) -> int | None:
-        tp = self._procs.get(run_id)
-        return tp.handle.pid if tp else None
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -358,11 +371,24 @@ class Supervisor:
                 self.notify(updated)
             self._wake.set()
 
+    def _trainer_word(self, run_id: str) -> Outcome | None:
+        """How the trainer says its run ended: its `finished` / `failed` message, else the
+        outcome file it wrote (the message may have been lost with a backend restart)."""
+        reports = self._reports.pop(run_id, {})
+        if "failed" in reports:
+            return Outcome(status="failed", reason=str(reports["failed"].get("reason") or ""))
+        if "finished" in reports:
+            summary = reports["finished"]
+            status = summary.get("status")
+            return Outcome(
+                status=status if status in OUTCOME_STATUS and status != "failed" else "completed",
+                reason=str(summary.get("reason") or "trainer exited normally"),
+            )
+        return read_outcome(self.runs_dir / run_id)
+
     def _outcome(self, tp: TrainerProcess, ended: Ended) -> tuple[RunStatus, str]:
         code = ended.code
-        reports = self._reports.pop(tp.run_id, {})
-        finished = reports.get("finished")
-        failed = reports.get("failed")
+        said = self._trainer_word(tp.run_id)
         if tp.stop_requested_at is not None:
             how = "killed after the stop timeout" if tp.killed else "stopped"
             if tp.kind is RunKind.probe and self._shutting_down:
@@ -371,12 +397,12 @@ class Supervisor:
                 "backend shut down" if self._shutting_down else "stop requested"
             )
             return RunStatus.stopped, f"{why}; trainer {how}"
-        if code == 0 or (code == -1 and finished is not None):
-            if finished and finished.get("status") == "stopped":
-                return RunStatus.stopped, finished.get("reason") or "stopped"
-            reason = (finished or {}).get("reason") or "trainer exited normally"
-            return RunStatus.completed, reason
-        reason = (failed or {}).get("reason") or ended.reason or describe_exit(code)
+        if said is None and code == 0:
+            return RunStatus.completed, "trainer exited normally"
+        if said is not None and said.status != "failed" and code in (0, -1):
+            return OUTCOME_STATUS[said.status], said.reason
+        failed = said.reason if said is not None and said.status == "failed" else None
+        reason = failed or ended.reason or describe_exit(code)
         lines = tail(self.runs_dir / tp.run_id / OUTPUT_FILE, self.settings.log_tail_lines)
         if not lines:
             lines = tail(self.runs_dir / tp.run_id / LOG_FILE, self.settings.log_tail_lines)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The data checks' bounds: the trainer warns with them too, so they live in its contract.
+from trainer.protocol import NEAR_DETERMINISTIC_R2, VARIANCE_RATIO_MAX
+
 LEVELS: tuple[str, ...] = ("Minimum", "Good", "Excellent")
 # The epoch from which a level is judged (docs/rules.md, The scorecard).
 LEVEL_EPOCH: dict[str, int] = {"Minimum": 20, "Good": 30, "Excellent": 50}
@@ -39,8 +42,6 @@ RECON_LOW_EPOCHS = 3  # consecutive epochs, so one noisy warmup epoch does not f
 REGULARIZERS_SILENT_PCT = 1.0  # regularizers_silent: sparse + acyclic + disen shares below
 REGULARIZERS_SILENT_EPOCHS = 3  # ... on this many consecutive epochs
 F1_STALL_EPOCHS = 20  # f1_stalled: epochs without a better F1
-VARIANCE_RATIO_MAX = 10.0  # raw_variance: largest / smallest raw column variance
-NEAR_DETERMINISTIC_R2 = 0.999  # the trainer lists columns with R² from the others ≥ this
 
 # --- what the fixes aim at --------------------------------------------------------------
 # The seed's healthy loss breakdown (DESIGN.md): % of the summed weighted terms.

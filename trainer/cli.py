@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import PATCHES, PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
+from trainer.protocol import (
+    NEAR_DETERMINISTIC_R2,
+    RUN_ID_PATTERN,
+    RUN_ID_RULE,
+    VARIANCE_RATIO_MAX,
+    Outcome,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
 def build_parser(prog: str = "causalwatch train") -> argparse.ArgumentParser:
@@ -112,7 +118,7 @@ def _data_warnings(stats: dict[str, Any], standardized: bool) -> list[str]:
     """The start-of-run data checks a user must see before trusting the curves."""
     warnings = []
     ratio = stats.get("variance_ratio")
-    if not standardized and ratio is not None and ratio > 10:
+    if not standardized and ratio is not None and ratio > VARIANCE_RATIO_MAX:
         warnings.append(
             f"raw column variances differ by {ratio:.3g}x and standardize is off: "
             "gradients will be dominated by the largest columns (try --set standardize=true)"
@@ -120,7 +126,8 @@ def _data_warnings(stats: dict[str, Any], standardized: bool) -> list[str]:
     for item in stats.get("near_deterministic", []):
         warnings.append(
             f"{item['column']} is near-deterministic from the other columns "
-            f"(R^2 = {item['r2']:.5f}): consider dropping or merging it"
+            f"(R^2 = {item['r2']:.5f} >= {NEAR_DETERMINISTIC_R2}): consider dropping or "
+            "merging it"
         )
     return warnings
 
@@ -151,12 +158,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"causalwatch: invalid config: {err}", file=sys.stderr)
         return EXIT_USAGE
     run_id = args.run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}-{secrets.token_hex(2)}"
-    if not RUN_ID_PATTERN.match(run_id):
-        print(
-            f"causalwatch: invalid --run-id {run_id!r}: use letters, digits, '.', '_' or '-' "
-            "(at most 80, starting with a letter or digit)",
-            file=sys.stderr,
-        )
+    if not re.match(RUN_ID_PATTERN, run_id):
+        print(f"causalwatch: invalid --run-id {run_id!r}: use {RUN_ID_RULE}", file=sys.stderr)
         return EXIT_USAGE
     if args.backend:
         from trainer.emitter import ingest_url
@@ -217,7 +220,6 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
         emitter.start()
         emitter.send(
             "started",
-            preset=args.preset,
             config=config_dump,
             data={
                 "name": data.name,
@@ -272,6 +274,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
     summary = result.summary()
     files.log(f"{result.status.upper()}: {result.reason}")
     files.log("summary " + json.dumps(summary))
+    files.write_outcome(Outcome(status=result.status, reason=result.reason))
     files.close()
     if emitter is not None:
         if result.status == "failed":
@@ -283,7 +286,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
         if stats["unacked"]:
             print(
                 f"warning: {stats['unacked']} messages not acknowledged by {args.backend}; "
-                f"all records are in {run_dir / 'metrics.jsonl'}",
+                f"all records are in {files.metrics_path}",
                 file=sys.stderr,
             )
 

@@ -18,18 +18,18 @@ import logging
 import random
 import threading
 from types import TracebackType
-from typing import Any, Self, get_args
+from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from trainer.protocol import MessageType, make_message
+from trainer.protocol import MESSAGE_TYPES, MessageType, make_message
 
 logger = logging.getLogger("causalwatch.emitter")
 
 _SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
-_MESSAGE_TYPES: frozenset[str] = frozenset(get_args(MessageType))
+_MESSAGE_TYPES: frozenset[str] = frozenset(MESSAGE_TYPES)
 _FIRST_BACKOFF = 0.1
 # Refusals are rare and each detail names a bug; the first ones are the useful ones.
 _MAX_ERRORS_KEPT = 100

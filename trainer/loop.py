@@ -16,13 +16,12 @@ from trainer import graph_metrics, health
 from trainer.config import TrainConfig
 from trainer.losses import LossBreakdown, structure_loss
 from trainer.model import CausalStructureModel
-from trainer.protocol import LOSS_TERMS
+from trainer.protocol import EVAL_FIELDS, LOSS_TERMS
 from trainer.schedule import acyclic_start_epoch, acyclic_weight, get_lr
 
 if TYPE_CHECKING:
     from trainer.data import Dataset
 
-EVAL_FIELDS = ("shd", "f1", "precision", "recall", "f1_skeleton", "val_recon")
 # Per-term gradient norms are measured on every TERM_NORM_EVERY-th step of an epoch (its
 # first included): each costs one extra pass through the encoders (the disentanglement
 # term's own backward), 1.5× an epoch when measured on every step.

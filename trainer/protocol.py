@@ -10,9 +10,11 @@ Message types:
 - ``epoch``    ``{"record": EpochRecord}`` once per epoch;
 - ``graph``    ``{"epoch": n, "probabilities": [[...]]}`` edge probabilities P (d × d,
   P[i][j] = edge i → j) on evaluation epochs, for the adjacency heatmap;
-- ``alert``    ``{"alert": {...}}`` data checks the trainer makes at start;
 - ``finished`` ``{"summary": {...}}`` the run ended normally (completed or early-stopped);
 - ``failed``   ``{"reason": "..."}`` the run stopped on an error (e.g. non-finite loss).
+
+Beside the messages, the run folder a trainer writes (`RUN_FILES`, trainer/runlog.py) is
+part of the contract: a backend that was away reads a run's records and its outcome there.
 
 No torch here: the backend imports this module to validate what it receives.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
 from pydantic.fields import FieldInfo
@@ -34,12 +36,24 @@ NO_REFERENCE_KIND = "none"
 MAX_INT = 2**31 - 1
 # The four weighted terms of the objective, in the order records and charts list them.
 LOSS_TERMS = ("recon", "sparse", "acyclic", "disen")
-MessageType = Literal["started", "epoch", "graph", "alert", "finished", "failed"]
+MessageType = Literal["started", "epoch", "graph", "finished", "failed"]
+MESSAGE_TYPES: tuple[str, ...] = get_args(MessageType)
+# A run's id names its folder and travels in URLs: a safe file name, 80 characters at most.
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+RUN_ID_RULE = "letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)"
+# The files a trainer writes in its run folder (<runs dir>/<run id>/).
+METRICS_FILE = "metrics.jsonl"  # one EpochRecord per line
+LOG_FILE = "train.log"  # the human-readable log, one line per epoch
+OUTCOME_FILE = "outcome.json"  # an Outcome, written once, when the run has ended
 # A record's `custom` holds a training loop's own numbers (the SDK's keys that are not
 # EpochRecord fields): bounded, so a loop logging a dict per parameter cannot flood a row.
 CUSTOM_KEY_PATTERN = r"^[A-Za-z0-9_./-]{1,64}$"
 MAX_CUSTOM_KEYS = 100
 _CUSTOM_KEY = re.compile(CUSTOM_KEY_PATTERN)
+
+
+# Marks the fields measured on evaluation epochs only (null on the others): EVAL_FIELDS.
+_EVAL: dict[str, Any] = {"eval_only": True}
 
 
 class EpochRecord(BaseModel):
@@ -72,12 +86,12 @@ class EpochRecord(BaseModel):
     threshold_tuned: float
     edges_tuned: int = Field(ge=0, le=MAX_INT)
     edges_topk: int = Field(ge=0, le=MAX_INT)
-    shd: int | None = Field(None, ge=0, le=MAX_INT)
-    f1: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    f1_skeleton: float | None = None
-    val_recon: float | None = None
+    shd: int | None = Field(None, ge=0, le=MAX_INT, json_schema_extra=_EVAL)
+    f1: float | None = Field(None, json_schema_extra=_EVAL)
+    precision: float | None = Field(None, json_schema_extra=_EVAL)
+    recall: float | None = Field(None, json_schema_extra=_EVAL)
+    f1_skeleton: float | None = Field(None, json_schema_extra=_EVAL)
+    val_recon: float | None = Field(None, json_schema_extra=_EVAL)
     is_best: bool = False
     epoch_seconds: float = Field(ge=0)
     eta_seconds: float = Field(ge=0)
@@ -113,6 +127,15 @@ class EpochRecord(BaseModel):
             if not math.isfinite(number):
                 raise ValueError(f"key {key!r}: must be a finite number")
         return value
+
+
+# Every record field, in the order records and CSV downloads list them.
+RECORD_FIELDS: tuple[str, ...] = tuple(EpochRecord.model_fields)
+# Measured on evaluation epochs only (config `eval_every`, and the last epoch).
+EVAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, field in EpochRecord.model_fields.items()
+    if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("eval_only")
+)
 
 
 def _optional(field: FieldInfo) -> Any:
@@ -166,6 +189,12 @@ class ColumnFit(BaseModel):
     r2: FiniteFloat
 
 
+# The data checks made at run start on what DataStats holds: the trainer warns, the backend
+# raises the data red flags (backend/rules.py), with these bounds.
+VARIANCE_RATIO_MAX = 10.0  # largest / smallest raw column variance, with standardize off
+NEAR_DETERMINISTIC_R2 = 0.999  # R² of a column from the others at or above this
+
+
 class DataStats(BaseModel):
     """What the trainer measured on the raw data; the data red-flag rules read these.
 
@@ -194,6 +223,16 @@ class StartedData(BaseModel):
     reference_edges: list[tuple[str, str]] | None = None
     standardized: StrictBool = False
     stats: DataStats | None = None
+
+
+class Outcome(BaseModel):
+    """How a run ended, as the trainer writes it to OUTCOME_FILE: what a backend that was
+    away (or missed the `finished` / `failed` message) reads instead of the log's prose."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["completed", "early_stopped", "stopped", "failed"]
+    reason: str
 
 
 def make_message(msg_type: MessageType, run_id: str, seq: int, **payload: Any) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""A run's own files: metrics.jsonl (one record per line) and train.log (one line per epoch).
+"""A run's own files: metrics.jsonl (one record per line), train.log (one line per epoch)
+and, once it has ended, outcome.json (how). Their names are the contract in
+trainer/protocol.py: a backend reads them when it missed the messages.
 
 The trainer writes these whether or not a backend listens, so a run is never lost.
 Each line is flushed as it is written: a killed trainer leaves every finished epoch on disk.
@@ -7,11 +9,12 @@ Each line is flushed as it is written: a killed trainer leaves every finished ep
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, TextIO
 
-METRICS_FILE = "metrics.jsonl"
-LOG_FILE = "train.log"
+from trainer.protocol import LOG_FILE, LOSS_TERMS, METRICS_FILE, OUTCOME_FILE, Outcome
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "best.pt"
 
@@ -21,12 +24,7 @@ def format_epoch_line(record: dict[str, Any], epochs: int) -> str:
     parts = [
         f"epoch {record['epoch']:>4}/{epochs}",
         f"loss {record['loss_total']:.4e}",
-        "recon {:.1f}% sparse {:.1f}% acyc {:.1f}% disen {:.1f}%".format(
-            record["share_recon"],
-            record["share_sparse"],
-            record["share_acyclic"],
-            record["share_disen"],
-        ),
+        " ".join(f"{term} {record[f'share_{term}']:.1f}%" for term in LOSS_TERMS),
         f"clip {record['clip_pct']:5.1f}%",
         f"lr {record['lr']:.2e}",
         f"logit std {record['logit_std']:.4f}",
@@ -68,6 +66,16 @@ class RunFiles:
         self._metrics.write(json.dumps(record, allow_nan=False) + "\n")
         self._metrics.flush()
         self.log(format_epoch_line(record, self.epochs))
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    def write_outcome(self, outcome: Outcome) -> None:
+        """How the run ended, written whole or not at all: a reader never sees half a file."""
+        tmp = self.run_dir / (OUTCOME_FILE + ".tmp")
+        tmp.write_text(outcome.model_dump_json() + "\n", "utf-8")
+        os.replace(tmp, self.run_dir / OUTCOME_FILE)
 
     def close(self) -> None:
         self._metrics.close()

@@ -9,8 +9,7 @@ from fastapi import Depends, Path, Request
 from backend.errors import not_found
 from backend.schemas import RunPublic
 from backend.services import Services
-
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+from trainer.protocol import RUN_ID_PATTERN
 
 
 def get_services(request: Request) -> Services:

@@ -33,7 +33,7 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.store import METRIC_FIELDS
 from trainer.config import ConfigError, TrainConfig, build_config
-from trainer.protocol import NO_REFERENCE_KIND
+from trainer.protocol import LOG_FILE, NO_REFERENCE_KIND
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
 # A route taking a run id answers 404 for an unknown run.
@@ -281,11 +281,11 @@ def get_scorecard(run: RunDep, services: ServicesDep) -> dict[str, Any]:
 def get_log(run: RunDep, services: ServicesDep) -> FileResponse:
     """The run's plain-text log, as a download."""
     runs_dir = services.settings.runs_dir.resolve()
-    path = (runs_dir / run.id / "train.log").resolve()
+    path = (runs_dir / run.id / LOG_FILE).resolve()
     # The id is pattern-checked and known to the database; this guards the join anyway.
     if not path.is_relative_to(runs_dir) or not path.is_file():
         raise not_found(f"log of run {run.id!r}")
-    return FileResponse(path, media_type="text/plain", filename=f"{run.id}-train.log")
+    return FileResponse(path, media_type="text/plain", filename=f"{run.id}-{LOG_FILE}")
 
 
 @router.post("/{run_id}/stop", response_model=RunPublic, responses=error_responses(404, 409))

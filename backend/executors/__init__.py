@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 REQUEST_FILE = "request.json"  # the run's whole config, written by the supervisor
 OUTPUT_FILE = "trainer.out"  # the trainer's stdout and stderr
-LOG_FILE = "train.log"  # the trainer's own log (trainer/runlog.py)
 
 
 class LaunchError(Exception):

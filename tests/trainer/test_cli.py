@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.protocol import EpochRecord
+from trainer.protocol import OUTCOME_FILE, EpochRecord, Outcome
 
 pytestmark = pytest.mark.cli
 
@@ -51,6 +51,9 @@ def check_run_folder(run_dir: Path, epochs: int, eval_every: int = 2) -> list[di
     assert [i + 1 for i, line in enumerate(epoch_lines) if line.endswith("BEST")] == best
     config = json.loads((run_dir / "config.json").read_text())
     assert config["epochs"] == epochs
+    outcome = Outcome.model_validate_json((run_dir / OUTCOME_FILE).read_text())
+    assert outcome.status == "completed", outcome
+    assert f"ran all {epochs} epochs" == outcome.reason
     return records
 
 
@@ -132,6 +135,8 @@ def test_non_finite_loss_stops_the_run_with_a_reason(tmp_path: Path, uci_csv_pat
     assert proc.returncode == 1
     assert "non-finite loss_acyclic" in proc.stdout
     assert "FAILED: non-finite" in (tmp_path / "nan" / "train.log").read_text()
+    outcome = Outcome.model_validate_json((tmp_path / "nan" / OUTCOME_FILE).read_text())
+    assert outcome.status == "failed" and "non-finite loss_acyclic" in outcome.reason
 
 
 def test_relative_paths_resolve_against_the_start_dir(tmp_path: Path, uci_csv_path: Path) -> None:

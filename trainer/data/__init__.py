@@ -21,13 +21,10 @@ from trainer.data.csv import load_csv, read_reference
 from trainer.data.reference import UCI_VARIABLES, reference_adjacency
 from trainer.data.synthetic import simulate_er_dag, simulate_sem
 from trainer.data.uci import DataError, load_uci, split_sizes
-from trainer.protocol import NO_REFERENCE_KIND
+from trainer.protocol import NEAR_DETERMINISTIC_R2, NO_REFERENCE_KIND
 
 __all__ = ["DataError", "Dataset", "load_dataset"]
 
-# R^2 from the other columns at or above this: the column is (almost) a function of them,
-# which lets a model drive its reconstruction error and noise variance to ~0.
-NEAR_DETERMINISTIC_R2 = 0.999
 # reference_kind of a CSV run: its own graph is whatever the user believes, not known truth.
 CSV_REFERENCE_KIND = "user reference graph"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,21 +113,30 @@ def labels(finding: Finding) -> list[str]:
 # --- the catalogue -----------------------------------------------------------------------
 
 
+# The API's rule names and their severities, as a client reads them (plain strings).
+SEVERITIES = {
+    "clip_high": "warning",
+    "logit_collapse": "warning",
+    "recon_share_low": "warning",
+    "regularizers_silent": "warning",
+    "threshold_tuning_broken": "warning",
+    "f1_stalled": "info",
+    "non_finite": "critical",
+    "empty_graph_collapse": "critical",
+    "raw_variance": "warning",
+    "near_deterministic": "info",
+}
+RULES_DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+
+
 def test_rule_names_and_severities_are_the_api() -> None:
-    assert RULE_NAMES == tuple(r.name for r in RULES)
-    assert {r.name: r.severity for r in RULES} == {
-        "clip_high": Severity.WARNING,
-        "logit_collapse": Severity.WARNING,
-        "recon_share_low": Severity.WARNING,
-        "regularizers_silent": Severity.WARNING,
-        "threshold_tuning_broken": Severity.WARNING,
-        "f1_stalled": Severity.INFO,
-        "non_finite": Severity.CRITICAL,
-        "empty_graph_collapse": Severity.CRITICAL,
-        "raw_variance": Severity.WARNING,
-        "near_deterministic": Severity.INFO,
-    }
-    assert all(r.description for r in RULES)
+    assert {r.name: str(r.severity) for r in RULES} == SEVERITIES
+
+
+def test_docs_table_lists_every_rule_with_its_severity() -> None:
+    section = RULES_DOC.read_text().split("## The rules", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\| (\w+) \|", section, flags=re.MULTILINE)
+    assert dict(rows) == SEVERITIES
 
 
 def test_a_healthy_run_raises_nothing() -> None:
@@ -176,10 +187,9 @@ def test_every_rule_fires_once_and_its_patch_validates(
     expected -= {"raw_variance"} if standardized else set()
     assert sorted(f.rule for f in findings) == sorted(expected)
     for finding in findings:
-        assert finding.severity == next(r.severity for r in RULES if r.name == finding.rule)
         assert finding.message and finding.cause and finding.evidence
         assert_patch_applies(preset, overrides, finding)
-        assert finding.as_dict()["severity"] == str(finding.severity)
+        assert finding.as_dict()["severity"] == SEVERITIES[finding.rule]
 
 
 def test_already_fired_rules_are_skipped() -> None:
@@ -621,7 +631,7 @@ def test_f1_stalled_silent_once_the_reference_is_recovered_exactly() -> None:
 
 def test_the_slimmed_history_ingest_keeps_gives_the_same_findings() -> None:
     """Ingest keeps whole records for the last FULL_HISTORY epochs only (bounded memory)."""
-    from backend.ingest import _slimmed
+    from backend.rule_window import slimmed
     from backend.rules import FULL_HISTORY
 
     # F1 peaks early then stalls for a long run; everything else breaks late.
@@ -633,9 +643,9 @@ def test_the_slimmed_history_ingest_keeps_gives_the_same_findings() -> None:
     full = make_context(history=history)
     expected = [evaluate(RunContext(full.config, history[:n]), set())
                 for n in range(1, len(history) + 1)]
-    slim = [evaluate(RunContext(full.config, _slimmed([dict(r) for r in history[:n]])), set())
+    slim = [evaluate(RunContext(full.config, slimmed([dict(r) for r in history[:n]])), set())
             for n in range(1, len(history) + 1)]
     assert slim == expected
     assert any(f.rule == "f1_stalled" for found in expected for f in found)
-    kept = _slimmed([dict(r) for r in history])
+    kept = slimmed([dict(r) for r in history])
     assert all(len(r) == 2 for r in kept[:-FULL_HISTORY])

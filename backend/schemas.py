@@ -240,7 +240,8 @@ class FieldInfo(BaseModel):
     name: str
     type: str
     default: Any
-    allowed: str
+    allowed: str  # in words, for people
+    choices: list[Any] | None = None  # the values of a field that is one of a fixed few
     description: str | None
 
 

@@ -259,10 +259,9 @@ def field_input(info: Mapping[str, Any], value: Any) -> dbc.Col:
     elif kind == "bool | None":
         shown = "default" if value is None else str(bool(value)).lower()
         control = dbc.Select(id=field_id, options=TRISTATE, value=shown)
-    elif allowed.startswith("one of "):
-        options = [o.strip().strip("'") for o in allowed.removeprefix("one of ").split(",")]
-        control = dbc.Select(id=field_id, options=[{"label": o, "value": o} for o in options],
-                             value=value)
+    elif info.get("choices"):
+        control = dbc.Select(id=field_id, value=value,
+                             options=[{"label": str(o), "value": o} for o in info["choices"]])
     else:
         control = dbc.Input(id=field_id, value="" if value is None else str(value), type="text",
                             debounce=False, placeholder="default" if value is None else None)

@@ -9,7 +9,14 @@ from fastapi import APIRouter
 from backend import thresholds
 from backend.errors import error_responses, not_found
 from backend.schemas import FieldInfo, Preset
-from trainer.config import PATCHES, PRESETS, TrainConfig, build_config, describe_field
+from trainer.config import (
+    PATCHES,
+    PRESETS,
+    TrainConfig,
+    build_config,
+    describe_field,
+    field_choices,
+)
 
 router = APIRouter(prefix="/api", tags=["presets"])
 
@@ -51,6 +58,7 @@ def config_schema() -> list[FieldInfo]:
                 type=getattr(field.annotation, "__name__", str(field.annotation)),
                 default=field.default,
                 allowed=describe_field(name),
+                choices=field_choices(name),
                 description=field.description,
             )
         )

@@ -7,7 +7,6 @@ restarts that run with the form's values (a child linked to it) instead of creat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +27,7 @@ from dashboard.components import (
     parse_field,
     preset_note,
 )
+from dashboard.links import RUN_ID
 
 dash.register_page(__name__, path="/new", title="New run · causalwatch", name="New run")
 
@@ -41,8 +41,6 @@ DATASETS = {
 # Fields that only mean something for one dataset, by name prefix: hidden for the others.
 DATASET_FIELDS = {"synthetic_": "synthetic", "csv_": "csv"}
 HIDDEN = {"display": "none"}
-# What a run id can look like: anything else is no run, and never becomes part of an API path.
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.\-]*")
 # RestartRequest's limit on `name`: a default name must not be refused for its length.
 NAME_MAX = 200
 
@@ -107,7 +105,8 @@ def layout(preset: str = "standard", **query: Any) -> html.Div | dbc.Alert:
 
 def edit_source(run_id: Any) -> dict[str, Any] | dbc.Alert:
     """What an edit form copies from run `run_id`; an alert instead of the form without it."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+    # Anything but a run id is no run, and never becomes part of an API path.
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return missing_run(run_id)
     try:
         run = client.get().run(run_id)

@@ -2,7 +2,16 @@
 
 import pytest
 
-from trainer.config import PATCHES, PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
+from trainer.config import (
+    PATCHES,
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    build_config,
+    describe_field,
+    field_choices,
+    parse_overrides,
+)
 
 
 def test_presets_match_the_design() -> None:
@@ -81,3 +90,16 @@ def test_parse_overrides_parses_json_values_and_rejects_unknown_keys() -> None:
         parse_overrides(["lr=1"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["epochs"])
+
+
+def test_synthetic_preset_is_standard_on_synthetic_data() -> None:
+    std, syn = build_config("standard").model_dump(), build_config("synthetic").model_dump()
+    assert {k for k in std if std[k] != syn[k]} == {"dataset"}
+
+
+def test_choices_are_data_and_their_words_follow_them() -> None:
+    assert field_choices("sparsify_method") == ["topk", "sigmoid"]
+    assert field_choices("dataset") == ["uci", "synthetic", "csv"]
+    assert field_choices("epochs") is None and field_choices("standardize") is None
+    assert describe_field("sparsify_method") == "one of 'topk', 'sigmoid'"
+    assert describe_field("epochs") == "integer >= 1 and <= 100000"

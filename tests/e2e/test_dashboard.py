@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import time
@@ -20,9 +19,8 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from utils.backend_server import BackendServer, free_port
 from utils.dashboard_browser import DashboardPage, DashboardProcess, css_id, dict_id
-from websockets.sync.client import connect
-
-from trainer.protocol import EpochRecord
+from utils.records import epoch_record
+from utils.sdk_feed import feed_records
 
 # `make screenshots` sets this to docs/img; otherwise the pictures go to the test's temp
 # dir, so the suite never writes into the source tree.
@@ -325,29 +323,12 @@ def test_the_banner_shows_while_the_backend_is_away(
 def _hand_fed_run(stack: BackendServer, epochs: int, **fields_at: dict[str, float]) -> str:
     """A run of kind sdk with `epochs` records sent by hand, then stopped."""
     run_id = str(stack.create_sdk("synthetic", epochs=epochs)["id"])
-    frames = []
-    for epoch in range(1, epochs + 1):
-        record = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
-        record.update(
-            run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
-            loss_recon=2.0, share_recon=100.0, clip_pct=10.0 + epoch % 7,
-            logit_std=0.5 + (epoch % 11) / 100, edges_at_05=3, edges_tuned=3, edges_topk=13,
-            threshold_tuned=0.5, shd=None, f1=None, precision=None, recall=None,
-            f1_skeleton=None, val_recon=None, is_best=False, epoch_seconds=0.1,
-            eta_seconds=1.0, lr=1e-4,
-        )
-        record.update(fields_at.get(str(epoch), {}))
-        frames.append(json.dumps({"v": 1, "type": "epoch", "run_id": run_id,
-                                  "seq": epoch, "record": record}))
-    with connect(f"{stack.ws_url}/ws/ingest/{run_id}", open_timeout=10,
-                 additional_headers=stack.ingest_headers(run_id)) as ws:
-        for start in range(0, len(frames), 50):  # the backend takes 64 in flight
-            batch = frames[start:start + 50]
-            for frame in batch:
-                ws.send(frame)
-            for _ in batch:
-                reply = json.loads(ws.recv(timeout=30))
-                assert reply["type"] == "ack", reply
+    feed_records(stack, run_id, [
+        epoch_record(epoch, run_id, **{"clip_pct": 10.0 + epoch % 7,
+                                       "logit_std": 0.5 + (epoch % 11) / 100,
+                                       **fields_at.get(str(epoch), {})})
+        for epoch in range(1, epochs + 1)
+    ])
     assert stack.client.post(f"/api/runs/{run_id}/stop").status_code == 200
     return run_id
 

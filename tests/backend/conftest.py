@@ -1,8 +1,11 @@
 """Backend test fixtures: a real backend server, a real database, real trainers.
 
-Every end-to-end backend test runs twice: on the default SQLite file under the runs dir and
-on a real PostgreSQL server the tests start themselves (`DATABASE_URL`, as a team would
-configure it). Where PostgreSQL is not installed the `postgresql` variants skip.
+End-to-end backend tests run on the default SQLite file under the runs dir. Those where the
+database itself is the point (streaming a run to completion, duplicates, a killed backend,
+concurrent writers) are marked `postgresql` and run a second time on a real PostgreSQL
+server the tests start themselves (`DATABASE_URL`, as a team would configure it); where
+PostgreSQL is not installed those variants skip. The store suite (test_store.py) runs every
+query on both.
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ from utils.backend_server import BackendServer, StartBackend
 from utils.pg_server import PostgresServer
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "postgresql"
+    ):
+        metafunc.parametrize("backend_db", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
 def backend_db(request: pytest.FixtureRequest) -> str | None:
     """The database a test's backend uses: None is the SQLite default, as users get it."""
-    if request.param == "sqlite":
+    if getattr(request, "param", "sqlite") == "sqlite":
         return None
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()

@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
 from utils.backend_server import BackendServer, StartBackend
 from websockets.sync.client import connect
 
@@ -57,7 +56,6 @@ def wait_verification(backend: BackendServer, run_id: str, rule: str) -> dict[st
     return alert_of(backend, run_id, rule)
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite"], indirect=True)
 def test_an_alert_is_probed_judged_and_its_verified_fix_applied(
     start_backend: StartBackend,
 ) -> None:
@@ -153,7 +151,6 @@ def test_an_alert_is_probed_judged_and_its_verified_fix_applied(
         backend.client.post(f"/api/runs/{run_id}/stop")
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite"], indirect=True)
 def test_stopping_the_parent_cancels_its_probes_and_probes_take_no_user_slot(
     start_backend: StartBackend,
 ) -> None:

@@ -59,6 +59,7 @@ def test_documented_configurations_raise_their_red_flags(busy_backend: BackendSe
     assert clip["epoch"] == 11 and "100" in clip["message"]
 
 
+@pytest.mark.postgresql
 def test_ten_concurrent_runs_store_every_epoch_once(start_backend: StartBackend) -> None:
     server = start_backend(max_runs=10)
     ids = [server.create("synthetic", epochs=5, synthetic_samples=200, seed=i)["id"]

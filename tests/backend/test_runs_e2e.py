@@ -26,6 +26,7 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.postgresql
 def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> None:
     run = backend.create("synthetic", **SHORT)
     assert run["status"] == "queued" and run["epochs_total"] == 4
@@ -174,6 +175,7 @@ def test_malformed_frames_get_error_frames_and_the_connection_goes_on(
     assert stored[0]["lr"] == 1e-4
 
 
+@pytest.mark.postgresql
 def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServer) -> None:
     run_id = _queued_run(backend)
     order = [3, 1, 2, 2, 3, 5, 4, 1]
@@ -258,6 +260,7 @@ def test_stop_ends_a_running_run_gracefully(backend: BackendServer) -> None:
     assert backend.client.post(f"/api/runs/{run['id']}/stop").status_code == 409
 
 
+@pytest.mark.postgresql
 def test_backend_killed_mid_run_restarts_and_reconciles(backend: BackendServer) -> None:
     alive = backend.create("synthetic", epochs=40, synthetic_samples=2000, patience=0)
     doomed = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)

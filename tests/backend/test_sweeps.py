@@ -54,7 +54,6 @@ def test_bad_sweeps_are_refused_naming_the_option(call, field: str) -> None:  # 
     assert err.value.field == field
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite"], indirect=True)
 def test_a_sweep_queues_its_members_as_one_named_group(backend: BackendServer) -> None:
     resp = backend.client.post("/api/sweeps", json={
         "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-1",
@@ -77,7 +76,6 @@ def test_a_sweep_queues_its_members_as_one_named_group(backend: BackendServer) -
     assert again["best"] == best["id"]
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite"], indirect=True)
 def test_a_bad_member_refuses_the_whole_sweep_naming_the_field(backend: BackendServer) -> None:
     bad = backend.client.post("/api/sweeps", json={
         "preset": "synthetic", "grid": {"lambda_sparse": [0.01, -1]}, "overrides": TINY})
@@ -93,7 +91,6 @@ def test_a_bad_member_refuses_the_whole_sweep_naming_the_field(backend: BackendS
     assert backend.client.get("/api/sweeps/feedf00d").status_code == 404
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite"], indirect=True)
 def test_the_cli_queues_a_sweep_and_waits_for_its_results(backend: BackendServer) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "backend.cli", "sweep", "--preset", "synthetic",

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from backend.scorecard import reference_size
 from backend.thresholds import (
     ADJ_LR_SCALE_FACTOR,
     CLIP_AFTER_EPOCH,
@@ -678,14 +679,10 @@ def _non_finite(ctx: RunContext) -> Signal | None:
     )
 
 
-def _reference_size(ctx: RunContext) -> int | None:
-    edges = (ctx.data or {}).get("reference_edges")
-    return len(edges) if isinstance(edges, list) else None
-
-
 def _empty_graph_collapse(ctx: RunContext) -> Signal | None:
     rec = ctx.latest
-    ref = _reference_size(ctx)
+    # Only against the reference the trainer reported, never the config's expectation.
+    ref = reference_size(ctx.config, ctx.data) if ctx.data else None
     if rec is None or ref is None or rec.get("shd") is None:
         return None
     if rec["edges_tuned"] != 0 or rec["shd"] != ref:

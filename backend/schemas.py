@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from backend.rules import RULES_BY_NAME
+from backend.scorecard import has_reference, reference_size
 
 
 class RunStatus(StrEnum):
@@ -146,6 +147,23 @@ class RunPublic(BaseModel):
     @property
     def restartable(self) -> bool:
         return self.preset != SDK_PRESET
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="whether the run is scored against a reference graph (its records carry "
+        "SHD and F1)"
+    )
+    @property
+    def has_reference(self) -> bool:
+        return has_reference(self.config, self.data)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the reference graph's edge count (the empty graph's SHD); null without "
+        "a reference graph or while its size is unknown. Before the trainer reports its data: "
+        "13 for uci, the configured synthetic_edges (an expectation) for synthetic"
+    )
+    @property
+    def reference_size(self) -> int | None:
+        return reference_size(self.config, self.data)
 
     # Clients written before f1_at_best existed read these; they always meant the scores at
     # the best checkpoint, which their old name let readers take for the maximum F1.

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from backend.thresholds import LEVEL_EPOCH, LEVEL_TARGETS, LEVELS
 from trainer.config import TrainConfig
+from trainer.protocol import NO_REFERENCE_KIND, UCI_REFERENCE_SIZE
 
 Status = Literal["met", "missed", "pending", "n/a"]
 
@@ -33,6 +34,40 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _WORDS = {"<=": "at most", ">=": "at least", "<": "below"}
 # The criteria scored against the reference graph: not applicable without one.
 REFERENCE_METRICS = frozenset({"f1", "shd"})
+# The record fields a criterion reads: its metric, and edges_tuned beside SHD.
+SCORED_METRICS: tuple[str, ...] = tuple(LEVEL_TARGETS)
+READ_FIELDS: tuple[str, ...] = ("epoch", *SCORED_METRICS, "edges_tuned")
+# The newest record carrying each scored metric: all a scorecard needs of a run's history.
+Latest = Mapping[str, Mapping[str, Any]]
+
+
+def has_reference(config: Mapping[str, Any], data: Mapping[str, Any] | None) -> bool:
+    """Whether the run is scored against a reference graph (its records carry SHD and F1):
+    as its trainer reported, or before the report, as its config says (a CSV run without a
+    reference_file has none)."""
+    if data and data.get("reference_kind") is not None:
+        return data["reference_kind"] != NO_REFERENCE_KIND
+    return not (config.get("dataset") == "csv" and not config.get("reference_file"))
+
+
+def reference_size(config: Mapping[str, Any], data: Mapping[str, Any] | None) -> int | None:
+    """The reference graph's edge count; None without a reference graph, or while its size
+    is unknown (a CSV's own reference before the trainer reads it).
+
+    The trainer's `started` data gives the edges. Before it, a uci run has the UCI reference
+    and a synthetic one the edge count its config asks the generator for (an expectation:
+    the ER graph drawn may differ by a few edges).
+    """
+    if not has_reference(config, data):
+        return None
+    edges = (data or {}).get("reference_edges")
+    if isinstance(edges, list):
+        return len(edges)
+    dataset = config.get("dataset")
+    if dataset == "synthetic":
+        default = TrainConfig.model_fields["synthetic_edges"].default
+        return int(config.get("synthetic_edges", default))
+    return UCI_REFERENCE_SIZE if dataset == "uci" else None
 
 
 @dataclass(frozen=True)
@@ -63,14 +98,30 @@ CRITERIA: tuple[Criterion, ...] = tuple(
 )
 
 
-def _judged_record(history: Sequence[dict[str, Any]], c: Criterion) -> dict[str, Any] | None:
-    """The newest record at or after `c.by_epoch` that has the criterion's metric."""
+def metrics_to_read(reference_edges: int | None) -> tuple[str, ...]:
+    """The metrics whose newest record a scorecard judges: without a reference graph, F1 and
+    SHD are n/a (and a search for a record carrying them would read the whole run)."""
+    return tuple(
+        m for m in SCORED_METRICS if reference_edges is not None or m not in REFERENCE_METRICS
+    )
+
+
+def latest_records(history: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Per scored metric, the newest record of `history` (ordered by epoch) that has it."""
+    latest: dict[str, Mapping[str, Any]] = {}
     for rec in reversed(history):
-        if rec["epoch"] < c.by_epoch:
-            return None
-        if rec.get(c.name) is not None:
-            return rec
-    return None
+        for metric in SCORED_METRICS:
+            if metric not in latest and rec.get(metric) is not None:
+                latest[metric] = rec
+        if len(latest) == len(SCORED_METRICS):
+            break
+    return latest
+
+
+def _judged_record(latest: Latest, c: Criterion) -> Mapping[str, Any] | None:
+    """The newest record that has the criterion's metric, if it is at or after `by_epoch`."""
+    rec = latest.get(c.name)
+    return rec if rec is not None and rec["epoch"] >= c.by_epoch else None
 
 
 def _not_applicable(c: Criterion) -> dict[str, Any]:
@@ -87,7 +138,7 @@ def _not_applicable(c: Criterion) -> dict[str, Any]:
 
 def _judge(
     c: Criterion,
-    history: Sequence[dict[str, Any]],
+    latest: Latest,
     reference_edges: int | None,
     finished: bool,
     planned_epochs: int | None,
@@ -99,7 +150,7 @@ def _judge(
     else:
         assert reference_edges is not None  # only the SHD criteria lack a threshold
         threshold = float(reference_edges)
-    rec = _judged_record(history, c)
+    rec = _judged_record(latest, c)
     observed: Any = None
     if rec is None:
         # A run planned shorter than by_epoch can never decide it: missed, not pending.
@@ -147,11 +198,22 @@ def evaluate_scorecard(
     While the run is live a met criterion can become missed (and back): it is judged on
     the newest record.
     """
+    return score(config, latest_records(history), reference_edges, finished)
+
+
+def score(
+    config: Mapping[str, Any],
+    latest: Latest,
+    reference_edges: int | None,
+    finished: bool,
+) -> dict[str, Any]:
+    """`evaluate_scorecard` from the newest record carrying each metric (`latest`, keyed by
+    metric; the store reads exactly these rows), not from the whole history."""
     planned_epochs = _planned_epochs(config)
     levels = []
     for level in LEVELS:
         criteria = [
-            _judge(c, history, reference_edges, finished, planned_epochs)
+            _judge(c, latest, reference_edges, finished, planned_epochs)
             for c in CRITERIA
             if c.level == level
         ]

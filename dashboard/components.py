@@ -37,25 +37,19 @@ NO_REFERENCE_KIND = "none"
 
 def has_reference(run: dict[str, Any]) -> bool:
     """False for a run scored against nothing: its records carry no SHD or F1."""
-    data = run.get("data") or {}
-    if data:
-        return data.get("reference_kind") != NO_REFERENCE_KIND
-    # Not started yet: a CSV run without a reference file will have none.
-    config = run["config"]
-    return not (config.get("dataset") == "csv" and not config.get("reference_file"))
+    return bool(run.get("has_reference", True))
 
 
 def run_reference(run: dict[str, Any]) -> tuple[int | None, str]:
-    """The reference graph's edge count (None without one) and its kind."""
+    """The reference graph's edge count as the API serves it (None without one, or while
+    unknown) and its kind, in words until the trainer names it."""
     if not has_reference(run):
         return None, NO_REFERENCE_KIND
-    data = run.get("data") or {}
-    edges = data.get("reference_edges")
-    if isinstance(edges, list):
-        return len(edges), data.get("reference_kind") or "reference"
-    if run["config"].get("dataset") == "synthetic":
-        return int(run["config"].get("synthetic_edges", 13)), "ground truth"
-    return 13, "plausibility reference"
+    kind = (run.get("data") or {}).get("reference_kind")
+    if not kind:
+        synthetic = run["config"].get("dataset") == "synthetic"
+        kind = "ground truth" if synthetic else "plausibility reference"
+    return run.get("reference_size"), kind
 
 
 def status_badge(status: str, badge_id: str | None = None) -> dbc.Badge:

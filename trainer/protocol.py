@@ -32,6 +32,9 @@ PROTOCOL_VERSION = 1
 # `reference_kind` of a run with no reference graph (a CSV given without one): its records'
 # shd, f1, precision, recall and f1_skeleton are null, and `reference_edges` is null.
 NO_REFERENCE_KIND = "none"
+# The edge count of the UCI reference graph (trainer/data/reference.py): what a uci run is
+# scored against before its `started` message reports the edges themselves.
+UCI_REFERENCE_SIZE = 13
 # Counts and epochs fit a 32-bit SQL INTEGER (SQLite, PostgreSQL): larger is corruption.
 MAX_INT = 2**31 - 1
 # The four weighted terms of the objective, in the order records and charts list them.

@@ -33,7 +33,7 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.store import METRIC_FIELDS
 from trainer.config import ConfigError, TrainConfig, build_config
-from trainer.protocol import LOG_FILE, NO_REFERENCE_KIND
+from trainer.protocol import LOG_FILE
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
 # A route taking a run id answers 404 for an unknown run.
@@ -271,10 +271,13 @@ def get_events(run: RunDep, services: ServicesDep) -> list[StatusEventPublic]:
 
 @router.get("/{run_id}/scorecard", responses=RUN)
 def get_scorecard(run: RunDep, services: ServicesDep) -> dict[str, Any]:
-    history = services.store.get_metrics(run.id)
-    return scorecard.evaluate_scorecard(
-        run.config, history, _reference_edges(run), run.status.finished
+    # The newest record of each judged metric, not the history: a live run's page asks on
+    # every epoch, and reading every row each time cost O(epochs²) over the run.
+    reference = run.reference_size
+    latest = services.store.latest_with(
+        run.id, scorecard.metrics_to_read(reference), scorecard.READ_FIELDS
     )
+    return scorecard.score(run.config, latest, reference, run.status.finished)
 
 
 @router.get("/{run_id}/log", response_class=FileResponse, responses=RUN)
@@ -364,17 +367,3 @@ def _attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
-def _reference_edges(run: RunPublic) -> int | None:
-    """The reference graph's edge count, None when the run has no reference graph."""
-    data = run.data or {}
-    edges = data.get("reference_edges")
-    if isinstance(edges, list):
-        return len(edges)
-    if data.get("reference_kind") == NO_REFERENCE_KIND:
-        return None
-    config = run.config
-    if config.get("dataset") == "csv" and not config.get("reference_file"):
-        return None  # not started yet, but a CSV without a reference file has none
-    if config.get("dataset") == "synthetic":
-        return int(config.get("synthetic_edges", 0))
-    return 13

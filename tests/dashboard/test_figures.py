@@ -155,16 +155,17 @@ def test_adjacency_without_a_reference_draws_the_learned_graph_alone() -> None:
     assert not waiting.data and "waiting" in waiting.layout.annotations[0].text
 
 
-def test_a_run_knows_it_has_no_reference_before_and_after_it_starts() -> None:
+def test_a_run_reference_is_what_the_api_serves() -> None:
+    # The size comes from the run's reference_size (backend/scorecard.py decides it).
     csv_config = {"dataset": "csv", "data_file": "x.csv", "reference_file": None}
-    assert run_reference({"config": csv_config, "data": None}) == (None, "none")
-    started = {"reference_kind": "none", "reference_edges": None, "variables": ["a", "b"]}
-    assert run_reference({"config": csv_config, "data": started}) == (None, "none")
+    no_reference = {"config": csv_config, "data": None, "has_reference": False,
+                    "reference_size": None}
+    assert run_reference(no_reference) == (None, "none")
     user = {"reference_kind": "user reference graph", "reference_edges": [["a", "b"]]}
-    assert run_reference({"config": {**csv_config, "reference_file": "g.json"},
-                          "data": user}) == (1, "user reference graph")
-    assert run_reference({"config": {"dataset": "uci"}, "data": None}) == (
-        13, "plausibility reference")
+    assert run_reference({"config": csv_config, "data": user, "has_reference": True,
+                          "reference_size": 1}) == (1, "user reference graph")
+    assert run_reference({"config": {"dataset": "uci"}, "data": None, "has_reference": True,
+                          "reference_size": 13}) == (13, "plausibility reference")
 
 
 def test_scorecard_shows_not_applicable_criteria() -> None:

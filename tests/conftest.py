@@ -1,4 +1,5 @@
-"""Shared test fixtures: the data files that live beside the project, never inside it."""
+"""Shared test fixtures: the data files that live beside the project (never inside it), a
+PostgreSQL server, the idle stand-in trainer and the in-process backend app."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from utils.app_client import AppBackend
+from utils.idle_trainer import write_idle_trainer
 from utils.pg_server import PostgresServer, find_bin_dir
 
 # The shared folder sits next to the project root (../shared/data); it is not shipped.
@@ -54,3 +57,21 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'runs' / 'causalwatch.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+@pytest.fixture(scope="session")
+def idle_trainer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An interpreter for `CAUSALWATCH_PYTHON` whose trainers sleep until signalled."""
+    return write_idle_trainer(tmp_path_factory.mktemp("idle-trainer"))
+
+
+@pytest.fixture
+def app_backend(
+    tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
+) -> Iterator[AppBackend]:
+    """The backend app in this process (SQLite, idle trainers): for the API's answers."""
+    backend = AppBackend(tmp_path, uci_csv_path, idle_trainer_python).start()
+    try:
+        yield backend
+    finally:
+        backend.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from utils.app_client import AppBackend
 from utils.backend_server import BackendServer
 from utils.records import epoch_record, frame
 from websockets.sync.client import connect
@@ -81,7 +82,8 @@ def test_create_stream_complete_and_downloads_match(backend: BackendServer) -> N
     assert [lvl["level"] for lvl in card["levels"]] == ["Minimum", "Good", "Excellent"]
 
 
-def test_presets_and_healthz(backend: BackendServer) -> None:
+def test_presets_and_healthz(app_backend: AppBackend) -> None:
+    backend = app_backend
     names = [p["name"] for p in backend.client.get("/api/presets").json()]
     assert names == ["standard", "synthetic", "uci", "healthy"]
     uci = backend.client.get("/api/presets/uci").json()
@@ -108,7 +110,8 @@ def _bad_values(name: str) -> list[Any]:
     return bad
 
 
-def test_every_bad_config_field_is_named_in_a_422(backend: BackendServer) -> None:
+def test_every_bad_config_field_is_named_in_a_422(app_backend: AppBackend) -> None:
+    backend = app_backend
     tried = 0
     for name in TrainConfig.model_fields:
         for value in _bad_values(name):
@@ -311,7 +314,8 @@ def test_restart_with_fix_links_runs_and_applies_the_patch(backend: BackendServe
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "alert_id"
 
 
-def test_log_download_is_safe_against_path_tricks(backend: BackendServer) -> None:
+def test_log_download_is_safe_against_path_tricks(app_backend: AppBackend) -> None:
+    backend = app_backend
     for path in ["/api/runs/..%2F..%2Fetc%2Fpasswd/log", "/api/runs/../../etc/passwd/log",
                  "/api/runs/%2Fetc%2Fpasswd/log", "/api/runs/no-such-run/log"]:
         resp = backend.client.get(path)

@@ -1,37 +1,19 @@
 """Reliability fixtures: one real backend per test module, with idle stand-in trainers.
 
 The fuzzers need runs, not training: a `POST /api/runs` the fuzzer gets right would otherwise
-start a real trainer (torch on every core) for the rest of the module. `causalwatch up` runs
-trainers with `CAUSALWATCH_PYTHON` (Settings.python, "the interpreter that runs
-`-m trainer`"); here that is a script which sleeps until it is signalled. Everything else is
+start a real trainer (torch on every core) for the rest of the module. Here trainers are the
+idle stand-in (utils/idle_trainer.py, fixture `idle_trainer_python`). Everything else is
 the real thing: the `causalwatch up` subprocess, uvicorn, a SQLite file, the supervisor that
 spawns, stops and reaps those processes.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from utils.backend_server import BackendServer
-
-IDLE_TRAINER = """\
-#!{python}
-# Stand-in for `python -m trainer ...`: keeps its argv (so kill_leftover_trainers finds it),
-# trains nothing, ends on SIGTERM like a trainer asked to stop.
-import time
-time.sleep(3600)
-"""
-
-
-@pytest.fixture(scope="session")
-def idle_trainer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("idle-trainer") / "idle_python"
-    path.write_text(IDLE_TRAINER.format(python=sys.executable))
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture(scope="module")

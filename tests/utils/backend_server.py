@@ -24,7 +24,94 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class BackendServer:
+class BackendClient:
+    """What the tests do with a backend over its API, however it is served.
+
+    `client` is an httpx client on the API; `runs_dir` and `db_url` are the backend's own.
+    """
+
+    runs_dir: Path
+    db_url: str | None
+    client: httpx.Client
+    _engine: Engine | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.runs_dir / "causalwatch.db"
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Read the backend's database directly (SQLite or PostgreSQL), behind its back."""
+        if self._engine is None:
+            self._engine = create_engine(self.database_url, poolclass=NullPool)
+        with self._engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+
+    def create(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
+        resp = self.client.post("/api/runs", json={"preset": preset, "overrides": overrides})
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def create_sdk(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
+        """A run of kind sdk: running at once, fed by the test itself (`ingest_headers`)."""
+        resp = self.client.post(
+            "/api/runs", json={"preset": preset, "overrides": overrides, "kind": "sdk"}
+        )
+        assert resp.status_code == 201, resp.text
+        run = resp.json()
+        assert run["status"] == "running" and run["ingest_token"], run
+        return run
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        resp = self.client.get(f"/api/runs/{run_id}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait_for(
+        self, run_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 120
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        run = self.run(run_id)
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if until(run):
+                return run
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting on {run_id}: {json.dumps(run)[:2000]}")
+
+    def wait_finished(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
+        return self.wait_for(
+            run_id, lambda r: r["status"] in ("completed", "stopped", "failed"), timeout
+        )
+
+    def ingest_token(self, run_id: str) -> str:
+        """The run's own ingest token, read behind the API's back (it never serves it)."""
+        ((token,),) = self.query("select ingest_token from runs where id = :id", id=run_id)
+        return str(token)
+
+    def ingest_headers(self, run_id: str) -> dict[str, str]:
+        """What a trainer presents on `WS /ws/ingest/{run_id}`."""
+        return {"Authorization": f"Bearer {self.ingest_token(run_id)}"}
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        resp = self.client.get(f"/api/runs/{run_id}/metrics")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def dispose_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class BackendServer(BackendClient):
     """Start, kill -9 and restart a backend on the same port, runs dir and database.
 
     API only by default (`--no-dashboard`): a dashboard on the fixed default port 8050 would
@@ -59,7 +146,6 @@ class BackendServer:
         self.dashboard_port = dashboard_port
         # None: the default SQLite file under the runs dir, as a user gets it.
         self.db_url = db_url
-        self._engine: Engine | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         # As any script would: the header says "not a cross-site form" (backend/origins.py).
@@ -72,25 +158,6 @@ class BackendServer:
         if self.dashboard_port is None:
             return None
         return f"http://127.0.0.1:{self.dashboard_port}"
-
-    @property
-    def db_path(self) -> Path:
-        return self.runs_dir / "causalwatch.db"
-
-    @property
-    def database_url(self) -> str:
-        return self.db_url or f"sqlite:///{self.db_path}"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Read the backend's database directly (SQLite or PostgreSQL), behind its back."""
-        if self._engine is None:
-            self._engine = create_engine(self.database_url, poolclass=NullPool)
-        with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]
 
     def start(self) -> BackendServer:
         self.starts += 1
@@ -162,67 +229,13 @@ class BackendServer:
                 self.process.wait(10)
         for proc in self.dashboard_processes():
             proc.kill()
-        if self._engine is not None:
-            self._engine.dispose()
+        self.dispose_engine()
 
     def close(self) -> None:
         """End of a test: stop the backend and every trainer it left running."""
         self.stop()
         self.client.close()
         kill_leftover_trainers(self.runs_dir)
-
-    # --- helpers the tests share ---------------------------------------------------------
-
-    def create(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
-        resp = self.client.post("/api/runs", json={"preset": preset, "overrides": overrides})
-        assert resp.status_code == 201, resp.text
-        return resp.json()
-
-    def create_sdk(self, preset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
-        """A run of kind sdk: running at once, fed by the test itself (`ingest_headers`)."""
-        resp = self.client.post(
-            "/api/runs", json={"preset": preset, "overrides": overrides, "kind": "sdk"}
-        )
-        assert resp.status_code == 201, resp.text
-        run = resp.json()
-        assert run["status"] == "running" and run["ingest_token"], run
-        return run
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        resp = self.client.get(f"/api/runs/{run_id}")
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    def wait_for(
-        self, run_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 120
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        run = self.run(run_id)
-        while time.monotonic() < deadline:
-            run = self.run(run_id)
-            if until(run):
-                return run
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting on {run_id}: {json.dumps(run)[:2000]}")
-
-    def wait_finished(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
-        return self.wait_for(
-            run_id, lambda r: r["status"] in ("completed", "stopped", "failed"), timeout
-        )
-
-    def ingest_token(self, run_id: str) -> str:
-        """The run's own ingest token, read behind the API's back (it never serves it)."""
-        ((token,),) = self.query("select ingest_token from runs where id = :id", id=run_id)
-        return str(token)
-
-    def ingest_headers(self, run_id: str) -> dict[str, str]:
-        """What a trainer presents on `WS /ws/ingest/{run_id}`."""
-        return {"Authorization": f"Bearer {self.ingest_token(run_id)}"}
-
-    def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        resp = self.client.get(f"/api/runs/{run_id}/metrics")
-        assert resp.status_code == 200, resp.text
-        return resp.json()
 
 
 # A fixture's factory: start a backend with these options, stopped when the test ends.

@@ -26,7 +26,7 @@ from backend.schemas import (
     RunStatus,
     StatusEventPublic,
 )
-from trainer.protocol import EpochRecord
+from trainer.protocol import RECORD_FIELDS
 
 __all__ = ["METRIC_FIELDS", "Store", "StoreError"]
 
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The record's field names, in its order: downloads list exactly what was streamed.
-METRIC_FIELDS: tuple[str, ...] = tuple(EpochRecord.model_fields)
+METRIC_FIELDS: tuple[str, ...] = RECORD_FIELDS
 _METRICS: Table = Metric.__table__  # type: ignore[assignment]
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 _GRAPHS: Table = Graph.__table__  # type: ignore[assignment]

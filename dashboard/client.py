@@ -52,6 +52,7 @@ class BackendClient:
             headers["Authorization"] = f"Bearer {endpoints.token}"
         self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout, headers=headers)
         self._thresholds: dict[str, Any] | None = None
+        self._record_fields: dict[str, list[str]] | None = None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -80,6 +81,13 @@ class BackendClient:
         if self._thresholds is None:
             self._thresholds = self._request("GET", "/api/thresholds")
         return self._thresholds
+
+    def record_fields(self) -> dict[str, list[str]]:
+        """The record's fields, its evaluation-only ones and the loss terms; fixed for a
+        backend's life, so kept."""
+        if self._record_fields is None:
+            self._record_fields = self._request("GET", "/api/record-fields")
+        return self._record_fields
 
     def config_schema(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/config-schema")  # type: ignore[no-any-return]

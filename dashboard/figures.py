@@ -20,14 +20,15 @@ from dashboard import format as fmt
 Record = Mapping[str, Any]
 
 COLORS = {
-    "recon": "#2c3e50",
-    "sparse": "#18bc9c",
-    "acyclic": "#f39c12",
-    "disen": "#3498db",
+    "navy": "#2c3e50",
+    "teal": "#18bc9c",
+    "orange": "#f39c12",
+    "blue": "#3498db",
     "guide": "#95a5a6",
     "bad": "#e74c3c",
 }
-SHARES = ("recon", "sparse", "acyclic", "disen")
+# The loss terms' lines, in the order GET /api/record-fields lists the terms.
+TERM_COLORS = (COLORS["navy"], COLORS["teal"], COLORS["orange"], COLORS["blue"])
 COMPARE_METRICS = {
     "clip_pct": "clip %",
     "loss_total": "total loss",
@@ -48,12 +49,11 @@ COMPARE_METRICS = {
     "update_ratio": "update ratio ‖Δθ‖/‖θ‖",
 }
 # Spanning orders of magnitude: compared on a log axis.
-LOG_METRICS = {"loss_total", "lr", "val_recon", "update_ratio", "grad_norm_mean",
-               *(f"grad_norm_{term}" for term in SHARES)}
+LOG_METRICS = {"loss_total", "lr", "val_recon", "update_ratio",
+               *(m for m in COMPARE_METRICS if m.startswith("grad_norm_"))}
 # F1 and its kin live on [0, 1]: fixed nice ticks, not ticks synced to another axis's.
 SCORE_AXIS = {"range": [0, 1.05], "tickmode": "linear", "tick0": 0, "dtick": 0.2,
               "tickformat": ".1f"}
-EVAL_FIELDS = {"shd", "f1", "precision", "recall", "f1_skeleton", "val_recon"}
 
 
 # Plotly's toolbar (modebar) floats over the figure's top ~30 px: the title sits in a strip
@@ -172,7 +172,11 @@ def clip_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Fig
     return fig
 
 
-def loss_shares_figure(records: Sequence[Record]) -> go.Figure:
+def _term_color(i: int) -> str:
+    return TERM_COLORS[i % len(TERM_COLORS)]
+
+
+def loss_shares_figure(records: Sequence[Record], terms: Sequence[str]) -> go.Figure:
     """Each term's share of the summed weighted terms, one line per term on a log axis.
 
     Not a stacked area: when recon takes 99.99999% the regularizers' 1e-8% is the finding
@@ -180,28 +184,30 @@ def loss_shares_figure(records: Sequence[Record]) -> go.Figure:
     solid block of recon. On a log axis 1e-8% sits eight decades below 1%, where the healthy
     shares (2–20%) are. A share of exactly 0 (a term switched off) shows as a gap."""
     fig = _base("Loss breakdown (% of the summed terms, log axis)", "% of loss", log_y=True)
-    for term in SHARES:
-        fig.add_trace(_line(records, f"share_{term}", term, line={"color": COLORS[term]}))
+    for i, term in enumerate(terms):
+        fig.add_trace(_line(records, f"share_{term}", term, line={"color": _term_color(i)}))
     fig.update_yaxes(hoverformat=".2~g", ticksuffix="%")
     return fig
 
 
-def loss_total_figure(records: Sequence[Record]) -> go.Figure:
+def loss_total_figure(records: Sequence[Record], terms: Sequence[str]) -> go.Figure:
     fig = _base("Loss (weighted terms, log axis)", "loss", log_y=True)
     fig.add_trace(_line(records, "loss_total", "total", line={"color": "black", "width": 2}))
-    for term in SHARES:
-        fig.add_trace(_line(records, f"loss_{term}", term, line={"color": COLORS[term]}))
+    for i, term in enumerate(terms):
+        fig.add_trace(_line(records, f"loss_{term}", term, line={"color": _term_color(i)}))
     return fig
 
 
 def logit_std_figure(records: Sequence[Record], guides: Guides = NO_GUIDES) -> go.Figure:
     fig = _base("Adjacency logit spread", "std of logits")
-    fig.add_trace(_line(records, "logit_std", "logit std", line={"color": COLORS["recon"]}))
+    fig.add_trace(_line(records, "logit_std", "logit std", line={"color": COLORS["navy"]}))
     _level_lines(fig, guides, "logit_std")
     return fig
 
 
-def grad_terms_figure(records: Sequence[Record], clip_norm: float | None) -> go.Figure:
+def grad_terms_figure(
+    records: Sequence[Record], clip_norm: float | None, terms: Sequence[str]
+) -> go.Figure:
     """Each weighted term's own gradient norm: which term the clip (on the total) answers to.
 
     Records from before these fields existed have no value: those points are left out, never
@@ -209,8 +215,9 @@ def grad_terms_figure(records: Sequence[Record], clip_norm: float | None) -> go.
     no place on a log axis and shows as a gap.
     """
     fig = _base("Gradient norm per term (pre-clip, log axis)", "‖∇ weighted term‖", log_y=True)
-    for term in SHARES:
-        fig.add_trace(_line(records, f"grad_norm_{term}", term, line={"color": COLORS[term]}))
+    for i, term in enumerate(terms):
+        fig.add_trace(_line(records, f"grad_norm_{term}", term,
+                            line={"color": _term_color(i)}))
     if clip_norm is not None and clip_norm > 0:
         fig.add_hline(y=clip_norm, line={"dash": "dash", "color": COLORS["bad"], "width": 1})
         # Annotations, unlike shapes, take log10 coordinates on a log axis (plotly.js #1258).
@@ -226,7 +233,7 @@ def update_ratio_figure(records: Sequence[Record]) -> go.Figure:
     """‖θ_end − θ_start‖ / ‖θ_start‖ per epoch: the step size the learning rate really gives."""
     fig = _base("Update ratio ‖Δθ‖/‖θ‖ per epoch (log axis)", "‖Δθ‖ / ‖θ‖", log_y=True)
     fig.add_trace(_line(records, "update_ratio", "update ratio",
-                        line={"color": COLORS["disen"]}))
+                        line={"color": COLORS["blue"]}))
     return fig
 
 
@@ -235,16 +242,16 @@ def lr_figure(records: Sequence[Record]) -> go.Figure:
     the cosine's shape read directly, where a log axis over its one or two decades labelled
     every digit between them. Runs with different learning rates compare on a log axis."""
     fig = _base("Learning rate (SEM weights)", "lr")
-    fig.add_trace(_line(records, "lr", "lr", line={"color": COLORS["disen"]}))
+    fig.add_trace(_line(records, "lr", "lr", line={"color": COLORS["blue"]}))
     fig.update_yaxes(rangemode="tozero", exponentformat="power", nticks=5)
     return fig
 
 
 def edges_figure(records: Sequence[Record]) -> go.Figure:
     fig = _base("Edges", "edge count")
-    fig.add_trace(_line(records, "edges_at_05", "p > 0.5", line={"color": COLORS["recon"]}))
+    fig.add_trace(_line(records, "edges_at_05", "p > 0.5", line={"color": COLORS["navy"]}))
     fig.add_trace(
-        _line(records, "edges_tuned", "tuned threshold", line={"color": COLORS["sparse"]})
+        _line(records, "edges_tuned", "tuned threshold", line={"color": COLORS["teal"]})
     )
     fig.add_trace(_line(records, "edges_topk", "top-k", line={"color": COLORS["guide"]}))
     return fig
@@ -272,10 +279,10 @@ def accuracy_figure(
     fig.update_layout(_layout(f"SHD and F1 vs the {reference_kind}", "SHD", right=55))
     fig.add_trace(_line(records, "shd", "SHD", markers=True, line={"color": COLORS["bad"]}),
                   secondary_y=False)
-    fig.add_trace(_line(records, "f1", "F1", markers=True, line={"color": COLORS["sparse"]}),
+    fig.add_trace(_line(records, "f1", "F1", markers=True, line={"color": COLORS["teal"]}),
                   secondary_y=True)
     fig.add_trace(_line(records, "f1_skeleton", "skeleton F1", markers=True,
-                        line={"color": COLORS["disen"], "dash": "dash"}), secondary_y=True)
+                        line={"color": COLORS["blue"], "dash": "dash"}), secondary_y=True)
     # The SHD axis keeps the grid; a second grid on F1's ticks would cross it.
     fig.update_yaxes(title_text="F1", showgrid=False, secondary_y=True, **SCORE_AXIS)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
@@ -301,11 +308,13 @@ def empty_live_figures(
     reference_kind: str,
     clip_norm: float | None = None,
     guides: Guides = NO_GUIDES,
+    *,
+    terms: tuple[str, ...],
 ) -> dict[str, dict[str, Any]]:
     """The run page's charts before any record, as plain dicts: the same for every run with
     this reference (None: none) and clip threshold, so built once (figure construction is
     the slow part of a page load)."""
-    figs = live_figures([], reference_edges, reference_kind, clip_norm, guides)
+    figs = live_figures([], reference_edges, reference_kind, clip_norm, guides, terms=terms)
     return {name: fig.to_plotly_json() for name, fig in figs.items()}
 
 
@@ -315,18 +324,21 @@ def live_figures(
     reference_kind: str,
     clip_norm: float | None = None,
     guides: Guides = NO_GUIDES,
+    *,
+    terms: Sequence[str],
 ) -> dict[str, go.Figure]:
     """Every live chart of the run page, keyed by its name in `ids.LIVE_GRAPHS`;
-    `reference_edges` is None for a run without a reference graph."""
+    `reference_edges` is None for a run without a reference graph; `terms` are the loss
+    terms (GET /api/record-fields), one line each in the loss and gradient charts."""
     return {
         "clip": clip_figure(records, guides),
-        "loss-shares": loss_shares_figure(records),
-        "loss-total": loss_total_figure(records),
+        "loss-shares": loss_shares_figure(records, terms),
+        "loss-total": loss_total_figure(records, terms),
         "logit-std": logit_std_figure(records, guides),
         "lr": lr_figure(records),
         "edges": edges_figure(records),
         "accuracy": accuracy_figure(records, reference_edges, reference_kind, guides),
-        "grad-terms": grad_terms_figure(records, clip_norm),
+        "grad-terms": grad_terms_figure(records, clip_norm, terms),
         "update-ratio": update_ratio_figure(records),
     }
 
@@ -384,16 +396,22 @@ def compare_figure(runs: Mapping[str, Sequence[Record]], metric: str) -> go.Figu
     label = COMPARE_METRICS.get(metric, metric)
     fig = _base(f"{label} by run", label, log_y=metric in LOG_METRICS)
     series = {name: _series(records, metric) for name, records in runs.items()}
-    # Markers show where evaluations happened; past a few hundred points they only cost:
-    # every marker is an SVG node to redraw on zoom (~0.46 s for 5,000, lines ~50 ms).
+    # Markers show where a sparse series (an evaluation-only metric) has its points; past a
+    # few hundred points they only cost: every marker is an SVG node to redraw on zoom
+    # (~0.46 s for 5,000, lines ~50 ms).
     points = sum(len(x) for x, _ in series.values())
-    markers = metric in EVAL_FIELDS and points <= COMPARE_MARKER_LIMIT
+    markers = points <= COMPARE_MARKER_LIMIT and any(_skips_epochs(x) for x, _ in series.values())
     for name, (x, y) in series.items():
         fig.add_trace({"type": "scatter", "x": x, "y": y, "name": name,
                        "mode": "lines+markers" if markers else "lines",
                        "marker": {"size": 4}, "meta": {"field": metric}})
     fig.update_layout(height=460, legend={"orientation": "v", "y": 1, "x": 1.02})
     return fig
+
+
+def _skips_epochs(epochs: Sequence[int]) -> bool:
+    """Whether a series leaves epochs out between its first and last point."""
+    return len(epochs) > 1 and epochs[-1] - epochs[0] + 1 > len(epochs)
 
 
 def _short(name: str) -> str:

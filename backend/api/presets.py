@@ -1,4 +1,5 @@
-"""REST: the presets, the config schema the launch form is built from, the thresholds."""
+"""REST: the presets, the config schema the launch form is built from, the record's
+fields and the thresholds."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from trainer.config import (
     describe_field,
     field_choices,
 )
+from trainer.protocol import EVAL_FIELDS, LOSS_TERMS, RECORD_FIELDS
 
 router = APIRouter(prefix="/api", tags=["presets"])
 
@@ -63,6 +65,18 @@ def config_schema() -> list[FieldInfo]:
             )
         )
     return out
+
+
+@router.get("/record-fields")
+def record_fields() -> dict[str, list[str]]:
+    """The per-epoch record's fields in order, those measured on evaluation epochs only
+    (null on the others), and the objective's loss terms: each term has its `loss_<term>`,
+    `share_<term>` and `grad_norm_<term>` field."""
+    return {
+        "fields": list(RECORD_FIELDS),
+        "eval_fields": list(EVAL_FIELDS),
+        "loss_terms": list(LOSS_TERMS),
+    }
 
 
 @router.get("/thresholds")

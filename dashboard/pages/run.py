@@ -51,6 +51,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
         # the page, not after a callback that waits for the browser to draw the charts.
         view = read_view(api, run_id)
         guides = level_guides(api.thresholds())
+        terms = tuple(api.record_fields()["loss_terms"])
     except BackendError as err:
         return dbc.Alert(f"Cannot show run {run_id}: {err.message}.", color="danger",
                          className="mt-3")
@@ -61,7 +62,7 @@ def layout(run_id: str | None = None, **_query: Any) -> html.Div:
     state = panels.state
     ref_size, ref_kind = run_reference(run)
     # Charts start empty: every point, history included, arrives through the live channel.
-    figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides)
+    figures = empty_live_figures(ref_size, ref_kind, _clip_norm(run), guides, terms=terms)
     # The dashboard's own routes: they redirect to the backend with a fresh ticket on click.
     downloads = dbc.ButtonGroup([
         dbc.Button(label, href=download_path(run_id, what), external_link=True,

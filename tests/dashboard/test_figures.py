@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import httpx
 
-from dashboard import ids
+from dashboard import figures, ids
 from dashboard.client import _error_from
 from dashboard.components import (
     best_checkpoint_text,
@@ -20,18 +21,20 @@ from dashboard.components import (
     scorecard_table,
 )
 from dashboard.figures import (
-    EVAL_FIELDS,
     LIVE_MARKER_LIMIT,
     MODEBAR_PX,
     NO_REFERENCE_NOTE,
-    SHARES,
     TITLE_PX,
     adjacency_figure,
     compare_figure,
-    empty_live_figures,
     level_guides,
-    live_figures,
 )
+from trainer.protocol import EVAL_FIELDS
+from trainer.protocol import LOSS_TERMS as SHARES
+
+# The run page passes the loss terms GET /api/record-fields serves: the protocol's.
+live_figures = partial(figures.live_figures, terms=SHARES)
+empty_live_figures = partial(figures.empty_live_figures, terms=SHARES)
 
 # Optional record fields: records of older trainers lack them (here: the first two epochs).
 HEALTH_FIELDS = ("grad_norm_recon", "grad_norm_sparse", "grad_norm_acyclic", "grad_norm_disen",

@@ -27,5 +27,6 @@ def test_each_chart_names_the_fields_it_waits_for() -> None:
         "waiting for clip_pct: not logged by your training loop yet")
     many = ["share_recon", "share_sparse", "share_acyclic", "share_disen"]
     assert waiting_line(many, "run") == "waiting for share_recon, share_sparse, share_acyclic, …"
-    box = str(chart("edges", empty_live_figures(13, "reference")["edges"], "sdk"))
+    edges = empty_live_figures(13, "reference", terms=("recon",))["edges"]
+    box = str(chart("edges", edges, "sdk"))
     assert "waiting for edges_at_05, edges_tuned, edges_topk" in box

@@ -75,9 +75,13 @@ LIVE_GRAPHS = (
     "update-ratio",
 )
 
+# the pages that list runs follow WS /ws/runs (dashboard/runs_feed.py, assets/runs_feed.js)
+RUNS_FEED = "runs-feed"  # bumped when a run the page shows changed: re-read then
+RUNS_FEED_SCOPE = "runs-feed-scope"  # which runs' events count: runs_feed.scope
+RUNS_FEED_BOX = "runs-feed-box"  # in the DOM while a page with a feed is shown
+
 # runs page
 RUNS_TABLE = "runs-table"
-RUNS_TICK = "runs-tick"
 RUNS_COMPARE = "runs-compare"
 RUNS_STOP = "runs-stop"
 RUNS_MESSAGE = "runs-message"
@@ -95,7 +99,6 @@ SWEEP_SUMMARY = "sweep-summary"
 SWEEP_TABLE = "sweep-table"
 SWEEP_PLOT = "sweep-plot"
 SWEEP_PLOT_NOTE = "sweep-plot-note"
-SWEEP_TICK = "sweep-tick"
 SWEEP_LEVELS = "sweep-levels"  # scorecard levels kept per member: {id: [status, epoch, level]}
 SWEEP_SHOWN = "sweep-shown"  # what the page shows now: redraw only when it changes
 SWEEPS_TABLE = "sweeps-table"  # the list of sweeps

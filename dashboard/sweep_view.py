@@ -20,9 +20,12 @@ from dashboard import format as fmt
 Run = Mapping[str, Any]
 
 # The backend's member name; ids are hex (secrets.token_hex), the changes follow the colon.
-MEMBER_NAME = re.compile(r"^sweep ([0-9a-f]{4,32}): (.*)$")
+MEMBER_PREFIX = "sweep "
+MEMBER_NAME = re.compile(rf"^{MEMBER_PREFIX}([0-9a-f]{{4,32}}): (.*)$")
 FIELD_KEY = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
-POLL_MS = 2000  # members run for seconds to minutes: a light poll, stopped once all ended
+# The least time between two re-reads of a sweep while members train: one costs a scorecard
+# read per member that moved.
+REFRESH_MS = 2000
 ENDED = frozenset({"completed", "stopped", "failed"})
 # Lines of the parallel-coordinates plot: the best member stands out, the rest recede.
 BEST_COLOR = "#e74c3c"
@@ -39,6 +42,11 @@ def sweep_id_of(name: str | None) -> str | None:
     """The sweep a run belongs to, read from its name; None for any other run."""
     match = MEMBER_NAME.match(name or "")
     return match.group(1) if match else None
+
+
+def member_prefix(sweep_id: str) -> str:
+    """How the names of a sweep's members begin."""
+    return f"{MEMBER_PREFIX}{sweep_id}: "
 
 
 def member_changes(run: Run) -> str:
@@ -85,10 +93,6 @@ def level_text(card: Mapping[str, Any] | None) -> str:
             return "pending" if level.get("achieved") is None else "none"
         break
     return str(reached)
-
-
-def all_ended(members: Sequence[Run]) -> bool:
-    return bool(members) and all(m["status"] in ENDED for m in members)
 
 
 def member_rows(

@@ -126,17 +126,9 @@
 
   // --- the socket ----------------------------------------------------------------------
 
-  /* A fresh read-only ticket for each (re)connect, from the dashboard (which holds the
-   * session, never the page): null when the backend has no token. Tickets expire within
-   * minutes, so none is kept for the next reconnect. */
+  /* A fresh read-only ticket for each (re)connect: assets/ticket.js. */
   function fetchTicket() {
-    if (!live.ticketUrl) return Promise.resolve(null);
-    return fetch(live.ticketUrl, { credentials: "same-origin", cache: "no-store" })
-      .then(function (resp) {
-        if (!resp.ok) throw new Error("ticket: HTTP " + resp.status);
-        return resp.json();
-      })
-      .then(function (body) { return body.token || null; });
+    return window.causalwatchTicket(live.ticketUrl);
   }
 
   function retry(attempt) {

@@ -7,7 +7,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html
+from dash import ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import client, ids
@@ -21,10 +21,11 @@ from dashboard.components import (
 )
 from dashboard.figures import COMPARE_METRICS, compare_figure
 from dashboard.labels import lineage_labels
+from dashboard.runs_feed import feed
 
 dash.register_page(__name__, path="/compare", title="Compare · causalwatch", name="Compare")
 
-REFRESH_MS = 1000
+REFRESH_MS = 1000  # the least time between two redraws while a compared run trains
 HIDDEN = {"display": "none"}
 
 Run = Mapping[str, Any]
@@ -55,7 +56,8 @@ def layout(runs: str = "", metric: str | None = None, **_query: Any) -> html.Div
         ], className="mb-2"),
         dcc.Graph(id=ids.COMPARE_GRAPH, config={"displaylogo": False}, style=HIDDEN),
         html.Div(id=ids.COMPARE_CONFIG),
-        dcc.Interval(id="compare-tick", interval=REFRESH_MS),
+        # Every run's status (the picker's labels), the compared runs' records.
+        feed(spacing_ms=REFRESH_MS, runs=chosen),
         dcc.Store(id="compare-signature"),
     ])
 
@@ -68,6 +70,16 @@ def _options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
             for r in runs]
 
 
+# The feed follows the records of the picked runs only.
+dash.clientside_callback(
+    ClientsideFunction(namespace="causalwatchFeed", function_name="focus"),
+    Output(ids.RUNS_FEED_SCOPE, "data"),
+    Input(ids.COMPARE_RUNS, "value"),
+    State(ids.RUNS_FEED_SCOPE, "data"),
+    prevent_initial_call=True,
+)
+
+
 @dash.callback(
     Output(ids.COMPARE_GRAPH, "figure"),
     Output(ids.COMPARE_GRAPH, "style"),
@@ -76,11 +88,12 @@ def _options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
     Output(ids.COMPARE_RUNS, "options"),
     Input(ids.COMPARE_RUNS, "value"),
     Input(ids.COMPARE_METRIC, "value"),
-    Input("compare-tick", "n_intervals"),
+    Input(ids.RUNS_FEED, "data"),
     State("compare-signature", "data"),
 )
 def overlay(
-    run_ids: list[str] | None, metric: str, _tick: int | None, shown: list[Any] | None
+    run_ids: list[str] | None, metric: str, _changed: dict[str, Any] | None,
+    shown: list[Any] | None,
 ) -> tuple[Any, ...]:
     api = client.get()
     try:
@@ -89,7 +102,7 @@ def overlay(
         labels = lineage_labels(all_runs)
         runs = [by_id[r] for r in run_ids or [] if r in by_id]
         # Redraw only when a compared run moved on, or a run's status (the options' labels)
-        # changed: finished runs cost nothing per tick.
+        # changed: another run's records cost a list read, no metrics read.
         signature = [metric, [[r["id"], r["status"]] for r in all_runs],
                      [[r["id"], r.get("last_epoch")] for r in runs]]
         if signature == shown:

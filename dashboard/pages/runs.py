@@ -13,6 +13,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import client, ids
 from dashboard.client import BackendError
 from dashboard.components import runs_table_rows
+from dashboard.runs_feed import feed
 
 dash.register_page(__name__, path="/", title="Runs · causalwatch", name="Runs")
 
@@ -35,6 +36,8 @@ COLUMNS = [
 WIDE_COLUMNS = ("run", "parent")
 # The story's first step: the preset that fails on raw UCI, so its red flags show at once.
 STORY_PRESET = "standard"
+# The least time between two re-reads of the list while runs train (a record an epoch each).
+REFRESH_MS = 1500
 
 
 def layout(**_query: Any) -> html.Div:
@@ -86,7 +89,7 @@ def layout(**_query: Any) -> html.Div:
                  "color": "#f39c12", "fontWeight": "bold"},
             ],
         ),
-        dcc.Interval(id=ids.RUNS_TICK, interval=1500),
+        feed(spacing_ms=REFRESH_MS),
         dcc.Location(id="runs-redirect", refresh=True),
     ])
 
@@ -108,11 +111,11 @@ def empty_hint() -> dbc.Alert:
     Output(ids.RUNS_TABLE, "tooltip_data"),
     Output(ids.RUNS_EMPTY, "is_open"),
     Output(ids.RUNS_TABLE, "style_table"),
-    Input(ids.RUNS_TICK, "n_intervals"),
+    Input(ids.RUNS_FEED, "data"),
     State(ids.RUNS_TABLE, "style_table"),
 )
 def refresh(
-    _tick: int | None, style: dict[str, Any] | None
+    _changed: dict[str, Any] | None, style: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool, dict[str, Any]]:
     try:
         rows = runs_table_rows(client.get().runs())

@@ -15,12 +15,13 @@ from dash.exceptions import PreventUpdate
 from dashboard import client, ids
 from dashboard.client import BackendClient, BackendError
 from dashboard.components import status_badge
+from dashboard.runs_feed import feed
 from dashboard.sweep_view import (
     BEST_ROW,
-    POLL_MS,
-    all_ended,
+    REFRESH_MS,
     grid_fields,
     level_text,
+    member_prefix,
     member_rows,
     parallel_figure,
     plotted_members,
@@ -31,7 +32,7 @@ dash.register_page(__name__, path_template="/sweep/<sweep_id>", title="Sweep · 
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
 GRAPH_CONFIG = {"displaylogo": False}
-# Levels per member, kept between polls: {run id: [status, last epoch, level text]}.
+# Levels per member, kept between re-reads: {run id: [status, last epoch, level text]}.
 Levels = dict[str, list[Any]]
 
 
@@ -57,13 +58,14 @@ def layout(sweep_id: str | None = None, **_query: Any) -> html.Div | dbc.Alert:
         html.Div(table, id=ids.SWEEP_TABLE),
         html.Div(note, id=ids.SWEEP_PLOT_NOTE, className="text-muted small mt-3"),
         dcc.Graph(id=ids.SWEEP_PLOT, figure=figure, style=style, config=GRAPH_CONFIG),
-        dcc.Interval(id=ids.SWEEP_TICK, interval=POLL_MS, disabled=all_ended(sweep["members"])),
+        # Its members' changes only: a sweep whose members all ended reads nothing more.
+        feed(spacing_ms=REFRESH_MS, prefix=member_prefix(sweep_id)),
     ])
 
 
 def _levels(api: BackendClient, sweep: Mapping[str, Any], kept: Levels) -> Levels:
     """Each member's scorecard level, read again only when its status or epoch moved: a
-    finished sweep of 60 members costs no scorecard reads per poll."""
+    finished sweep of 60 members costs no scorecard reads per re-read."""
     levels: Levels = {}
     for run in sweep["members"]:
         key = [run["status"], run.get("last_epoch")]
@@ -155,15 +157,14 @@ def _table(rows: list[dict[str, Any]], fields: list[str]) -> html.Table:
     Output(ids.SWEEP_SUMMARY, "children"),
     Output(ids.SWEEP_LEVELS, "data"),
     Output(ids.SWEEP_SHOWN, "data"),
-    Output(ids.SWEEP_TICK, "disabled"),
-    Input(ids.SWEEP_TICK, "n_intervals"),
+    Input(ids.RUNS_FEED, "data"),
     State(ids.SWEEP_ID, "data"),
     State(ids.SWEEP_LEVELS, "data"),
     State(ids.SWEEP_SHOWN, "data"),
     prevent_initial_call=True,
 )
 def refresh(
-    _tick: int | None, sweep_id: str, kept: Levels | None, shown: list[Any] | None
+    _changed: dict[str, Any] | None, sweep_id: str, kept: Levels | None, shown: list[Any] | None
 ) -> tuple[Any, ...]:
     api = client.get()
     try:
@@ -175,5 +176,4 @@ def refresh(
         raise PreventUpdate
     levels = _levels(api, sweep, kept or {})
     table, figure, style, note = _render(sweep, levels)
-    return (table, figure, style, note, _summary(sweep), levels, signature,
-            all_ended(sweep["members"]))
+    return table, figure, style, note, _summary(sweep), levels, signature

@@ -17,11 +17,12 @@ from dash.exceptions import PreventUpdate
 from dashboard import client, ids
 from dashboard import format as fmt
 from dashboard.client import BackendError
-from dashboard.sweep_view import sweeps_summary
+from dashboard.runs_feed import feed
+from dashboard.sweep_view import MEMBER_PREFIX, sweeps_summary
 
 dash.register_page(__name__, path="/sweeps", title="Sweeps · causalwatch", name="Sweeps")
 
-REFRESH_MS = 3000
+REFRESH_MS = 3000  # the least time between two re-reads while sweeps change
 HOW_TO = ("Start one with `causalwatch sweep --preset healthy --grid lambda_sparse=0.01,0.02 "
           "--seeds 0-2`, or POST /api/sweeps.")
 
@@ -30,7 +31,8 @@ def layout(**_query: Any) -> html.Div:
     return html.Div([
         html.H3("Sweeps", className="mt-3"),
         html.Div(_content(), id=ids.SWEEPS_TABLE),
-        dcc.Interval(id="sweeps-tick", interval=REFRESH_MS),
+        # Members' status changes only: the list counts them, it shows no epochs.
+        feed(spacing_ms=REFRESH_MS, prefix=MEMBER_PREFIX, runs=[]),
     ])
 
 
@@ -62,10 +64,10 @@ def _content() -> Any:
 
 @dash.callback(
     Output(ids.SWEEPS_TABLE, "children"),
-    Input("sweeps-tick", "n_intervals"),
+    Input(ids.RUNS_FEED, "data"),
     prevent_initial_call=True,
 )
-def refresh(_tick: int | None) -> Any:
+def refresh(_changed: dict[str, Any] | None) -> Any:
     content = _content()
     if isinstance(content, dbc.Alert) and content.color == "danger":
         raise PreventUpdate  # keep the last list; the shell's banner says the backend is down

@@ -10,9 +10,9 @@ from dashboard.sweep_view import (
     BEST_COLOR,
     RESULT_F1,
     RESULT_VAL_RECON,
-    all_ended,
     grid_fields,
     level_text,
+    member_prefix,
     member_rows,
     parallel_figure,
     sweep_id_of,
@@ -120,10 +120,10 @@ def test_a_sweep_without_results_draws_no_lines() -> None:
     assert not fig.data and fig.layout.meta["members"] == []
 
 
-def test_polling_stops_only_once_every_member_ended() -> None:
-    assert not all_ended(SWEEP["members"])
-    assert all_ended(SWEEP["members"][:2])
-    assert not all_ended([])
+def test_the_feed_prefix_is_how_the_members_names_begin() -> None:
+    # The sweep page follows the runs named with this prefix: the same names it parses.
+    assert sweep_id_of(member_prefix("ab12cd34") + "lambda_sparse=0.01 seed=0") == "ab12cd34"
+    assert sweep_id_of(member_prefix("ab12cd35")[:-1] + "x=1") is None
 
 
 def test_sweeps_are_grouped_from_the_runs_list() -> None:

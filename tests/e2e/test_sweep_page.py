@@ -9,7 +9,7 @@ from typing import Any
 from utils.backend_server import BackendServer
 from utils.dashboard_browser import DashboardPage
 
-from dashboard.sweep_view import BEST_COLOR, POLL_MS
+from dashboard.sweep_view import BEST_COLOR, REFRESH_MS
 
 TINY = {"epochs": 2, "synthetic_samples": 200}
 ROWS = """
@@ -18,12 +18,13 @@ return Array.from(document.querySelectorAll('#sweep-table tbody tr')).map(tr => 
   bg: getComputedStyle(tr.cells[1]).backgroundColor,
   cells: Array.from(tr.cells).map(td => td.innerText.trim())}));
 """
-# Counts the page's refresh requests: Dash posts each callback with its inputs' ids.
+# Counts the page's re-reads: Dash posts each callback with its inputs' ids, and the page
+# re-reads when its runs feed (WS /ws/runs) is bumped.
 COUNT_POLLS = """
 window.__sweepPolls = 0;
 const send = window.fetch;
 window.fetch = function (url, options) {
-  if (options && String(options.body || '').includes('sweep-tick')) window.__sweepPolls++;
+  if (options && String(options.body || '').includes('runs-feed')) window.__sweepPolls++;
   return send.apply(this, arguments);
 };
 """
@@ -50,7 +51,7 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
 ) -> None:
     sweep = _sweep(stack)
     members = [m["id"] for m in sweep["members"]]
-    # Opened at once: the members are queued or running, so the page has to poll.
+    # Opened at once: the members are queued or running, so the page has to follow them.
     page.open(f"/sweep/{sweep['id']}")
     page.js(COUNT_POLLS)
     rows = page.wait(lambda: page.js(ROWS), 20, "the member rows")
@@ -91,11 +92,14 @@ def test_the_sweep_page_fills_in_and_marks_the_best_member(
     assert plot["lines"][0]["color"] != BEST_COLOR
     assert "2 of 2 members plotted" in page.text("#sweep-plot-note")
 
-    # It polled while members ran, and stops once every member has ended.
+    # It re-read while members ran, pushed over the feed, and reads nothing once every
+    # member has ended: no poll, and no slow fallback either (the socket is up).
     assert page.js("return window.__sweepPolls") > 0
-    time.sleep(0.5)  # a poll already sent may still be answered
+    assert page.js("return window.causalwatchRunsFeed.state.connected") is True
+    time.sleep(REFRESH_MS / 1000 + 0.5)  # a trailing re-read may still be due
     page.js("window.__sweepPolls = 0;")
-    time.sleep(3 * POLL_MS / 1000)
+    time.sleep(max(3 * REFRESH_MS, page.js("return window.causalwatchRunsFeed.fallbackMs")
+                   + 1000) / 1000)
     assert page.js("return window.__sweepPolls") == 0
     page.assert_clean()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from backend.db import StoreError
+from backend.json_safe import json_safe
 
 # StoreError codes → HTTP: a busy or unreachable database is worth retrying, the rest is not.
 STORE_STATUS = {"integrity": 409, "busy": 503, "unavailable": 503, "database": 500}
@@ -83,25 +83,13 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):  # a body that was not JSON
-        return value.decode(errors="replace")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI echoes the offending input; a NaN or Infinity there would make the error
         # response itself fail to render (a 500 instead of the 422).
         detail = [
-            {**{k: v for k, v in e.items() if k != "ctx"}, "input": _json_safe(e.get("input")),
+            {**{k: v for k, v in e.items() if k != "ctx"}, "input": json_safe(e.get("input")),
              "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None}
             for e in exc.errors()
         ]

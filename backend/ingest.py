@@ -1,9 +1,10 @@
-"""Trainer messages in: validate, store once (batched commits), evaluate red flags, publish.
+"""Trainer messages in: check, store once, evaluate red flags, publish, answer.
 
-Every acknowledgement follows the commit of its record: an acked epoch is on disk. Records
-from all connected trainers share one writer task, which commits whatever arrived while
-the previous commit ran in one transaction — SQLite has a single writer anyway, and one
-commit per batch instead of per record is what makes thousands of records/s possible.
+Each message type takes one path. An epoch record is checked, queued for the shared writer's
+next commit (backend/ingest_writer.py), and after its commit — in arrival order within its
+run — added to the run's rule window (backend/rule_window.py), published to browsers and
+judged by the rules; its ack follows the commit, so an acked epoch is on disk. Every other
+message is handled whole under its run's lock.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from backend import rules
 from backend.db import StoreError
 from backend.hub import Hub
+from backend.ingest_writer import IngestWriter
+from backend.json_safe import json_safe
+from backend.rule_window import RuleWindow
 from backend.schemas import SDK_PRESET, AlertPublic, RunKind, RunPublic
 from backend.store import Store
 from trainer.config import TrainConfig
@@ -27,21 +31,32 @@ from trainer.protocol import (
     PROTOCOL_VERSION,
     EpochRecord,
     GraphSnapshot,
+    MessageType,
     PartialEpochRecord,
     StartedData,
 )
 
 logger = logging.getLogger("causalwatch.ingest")
 
-MAX_BATCH = 500
+MESSAGE_TYPES: frozenset[str] = frozenset(get_args(MessageType))
+
+
+def _protocol_types(*names: str) -> tuple[str, ...]:
+    """The protocol's message types this module handles, refused at import if it has none
+    of that name: a renamed type must not turn into "unknown message type" at run time."""
+    missing = [n for n in names if n not in MESSAGE_TYPES]
+    if missing:
+        raise ImportError(f"trainer.protocol.MessageType lacks {missing}")
+    return names
+
+
+STARTED, EPOCH, GRAPH, FINISHED, FAILED = _protocol_types(
+    "started", "epoch", "graph", "finished", "failed"
+)
 
 
 class MessageError(ValueError):
     """A message we refuse; the detail goes back to the trainer in an error frame."""
-
-
-class _NotLoaded(Exception):
-    """The run's state is not in memory yet (see Ingest._check_open)."""
 
 
 class StorageUnavailable(RuntimeError):
@@ -57,78 +72,20 @@ class RunState:
     """What rule evaluation needs of a run, kept in memory after its first message."""
 
     config: dict[str, Any]
-    history: list[dict[str, Any]]
+    window: RuleWindow
     fired: set[str]
     data: dict[str, Any] | None = None
     failure: str | None = None
-    epochs: set[int] = field(default_factory=set)
     closed: bool = False  # its trainer said finished/failed: nothing more is taken
 
 
-class IngestWriter:
-    """One task committing queued records in batches; `submit` resolves after the commit."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ingest-writer")
-
-    def enqueue(self, record: dict[str, Any]) -> asyncio.Future[bool]:
-        """Queue a record for the next commit; the future says True if stored now, False if
-        it was already stored (a resend). Never blocks: callers bound what they have in flight.
-        """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((record, future))
-        return future
-
-    async def _run(self) -> None:
-        while True:
-            waiting = [await self._queue.get()]
-            while not self._queue.empty():
-                waiting.append(self._queue.get_nowait())
-            # Take runs in turn so one trainer's backlog cannot delay everyone else's records.
-            for batch in _fair_batches(waiting, MAX_BATCH):
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
-        try:
-            inserted = await asyncio.to_thread(self.store.add_metrics, [r for r, _ in batch])
-        except StoreError as err:
-            if err.code == "integrity" and len(batch) > 1:
-                # One bad record must not hold the others hostage: commit one by one.
-                for item in batch:
-                    await self._commit([item])
-                return
-            logger.warning("storing %d records failed: %s", len(batch), err)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(err)
-            return
-        except Exception as err:  # resolve every waiter, whatever happened
-            logger.exception("storing %d records failed", len(batch))
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(err)
-            return
-        for (_, fut), ok in zip(batch, inserted, strict=True):
-            if not fut.done():
-                fut.set_result(ok)
-
-    async def close(self) -> None:
-        """Let queued records commit, then stop."""
-        for _ in range(200):
-            if self._queue.empty():
-                break
-            await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
+Handler = Callable[[RunPublic, RunState, dict[str, Any]], Awaitable[None]]
+# A record queued for the commit and the future its commit resolves (IngestWriter.enqueue).
+Admitted = tuple[dict[str, Any], asyncio.Future[bool]]
 
 
 class Ingest:
-    """Handles one decoded message of one run; returns the frame to answer with."""
+    """Handles one decoded message of one run; `begin` gives the frame to answer with."""
 
     def __init__(
         self,
@@ -141,155 +98,66 @@ class Ingest:
         has_room: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.store = store
-        # None while the runs directory has room; otherwise why not (min_free_mb).
-        self.has_room = has_room
         self.writer = writer
         self.hub = hub
         self.on_report = on_report
         self.on_alert = on_alert
+        # None while the runs directory has room; otherwise why not (min_free_mb).
+        self.has_room = has_room
         self._states: dict[str, RunState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._others_in_flight: dict[str, int] = {}  # non-epoch messages being handled
+        # A type the protocol defines and no handler here stores anything of is acked.
+        self._handlers: dict[str, Handler] = {
+            STARTED: self._started, GRAPH: self._graph, FINISHED: self._ended, FAILED: self._ended,
+        }
 
     def begin(self, run: RunPublic, message: Any) -> asyncio.Future[dict[str, Any]]:
-        """Start handling one message; the future resolves to its ack or error frame.
-
-        Epoch records are validated now and queued for the shared commit at once, so a
-        connection can have many records in flight and one commit covers them all; the work
-        after the commit (history, live event, rules) runs in arrival order per run. While
-        another message of the run is being handled (`started`, `finished`, ...), records
-        queue behind it instead: a record sent after `finished` must meet a closed run.
-        """
-        is_epoch = isinstance(message, dict) and message.get("type") == "epoch"
-        if is_epoch and not self._others_in_flight.get(run.id):
-            seq = message.get("seq")
-            try:
-                self._check_envelope(run.id, message)
-                self._check_open(run)
-                record = self._validate_record(run, message.get("record"))
-            except MessageError as err:
-                return _done(self._refusal(run, seq, err))
-            except _NotLoaded:
-                return asyncio.ensure_future(self.handle(run, message))
-            full = self.has_room()
-            if full is not None:
-                return _failed(StorageUnavailable(full))
-            committed = self.writer.enqueue(record)
-            return asyncio.ensure_future(self._after_commit(run, seq, record, committed))
-        handled = asyncio.ensure_future(self.handle(run, message))
-        if not is_epoch:
-            self._others_in_flight[run.id] = self._others_in_flight.get(run.id, 0) + 1
-            handled.add_done_callback(lambda _: self._other_done(run.id))
-        return handled
-
-    def _other_done(self, run_id: str) -> None:
-        left = self._others_in_flight.pop(run_id, 1) - 1
-        if left > 0:
-            self._others_in_flight[run_id] = left
-
-    @staticmethod
-    def _refusal(run: RunPublic, seq: Any, err: MessageError) -> dict[str, Any]:
-        logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
-        return {"type": "error", "seq": seq, "detail": str(err)}
-
-    async def handle(self, run: RunPublic, message: Any) -> dict[str, Any]:
+        """Start handling one message; the future resolves to its ack or error frame, or
+        fails with StorageUnavailable."""
         seq = message.get("seq") if isinstance(message, dict) else None
         try:
-            msg_type = self._check_envelope(run.id, message)
-            async with self._locks.setdefault(run.id, asyncio.Lock()):
-                try:
-                    await self._dispatch(run, msg_type, message)
-                except StoreError as err:
-                    if err.code == "integrity":
-                        raise MessageError(f"refused by the database: {err.message}") from None
-                    raise StorageUnavailable(err.message) from None
+            msg_type = _check_envelope(run.id, message)
         except MessageError as err:
-            return self._refusal(run, seq, err)
-        return {"type": "ack", "seq": seq}
+            return answered(_refusal(run, seq, err))
+        if msg_type == EPOCH:
+            return self._begin_epoch(run, seq, message)
+        handled = asyncio.ensure_future(self._reply(run, seq, self._other(run, message)))
+        self._others_in_flight[run.id] = self._others_in_flight.get(run.id, 0) + 1
+        handled.add_done_callback(lambda _: self._other_done(run.id))
+        return handled
 
-    def _check_open(self, run: RunPublic) -> None:
+    def _begin_epoch(
+        self, run: RunPublic, seq: int, message: dict[str, Any]
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Queue the record for the shared commit at once when nothing of its run is ahead
+        of it, so a connection has many records in flight and one commit covers them all.
+
+        Otherwise — the run's state is not loaded yet (whether it has ended is not known),
+        or another message of the run is being handled (a record sent after `finished`
+        must meet a closed run) — the same checks run once the record's turn comes.
+        """
+        admitted: Admitted | None = None
         state = self._states.get(run.id)
-        if state is None:
-            # Whether the run has ended is known once its state is loaded: take the slow
-            # path, which loads it before storing anything.
-            raise _NotLoaded
+        if state is not None and not self._others_in_flight.get(run.id):
+            try:
+                admitted = self._admit(run, state, message)
+            except MessageError as err:
+                return answered(_refusal(run, seq, err))
+            except StorageUnavailable as err:
+                return _failed(err)
+        return asyncio.ensure_future(self._reply(run, seq, self._epoch(run, message, admitted)))
+
+    def _admit(self, run: RunPublic, state: RunState, message: dict[str, Any]) -> Admitted:
         if state.closed:
             raise _finished(run)
-
-    @staticmethod
-    def _check_envelope(run_id: str, message: Any) -> str:
-        if not isinstance(message, dict):
-            raise MessageError("a message must be a JSON object")
-        if message.get("v") != PROTOCOL_VERSION:
-            raise MessageError(f"v: unsupported protocol version {message.get('v')!r}")
-        seq = message.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise MessageError(f"seq: must be a non-negative integer, got {seq!r}")
-        if message.get("run_id") != run_id:
-            raise MessageError(f"run_id: {message.get('run_id')!r} does not match the URL")
-        msg_type = message.get("type")
-        if msg_type not in ("started", "epoch", "graph", "alert", "finished", "failed"):
-            raise MessageError(f"type: unknown message type {msg_type!r}")
-        return str(msg_type)
-
-    async def _state(self, run: RunPublic) -> RunState:
-        state = self._states.get(run.id)
-        if state is None:
-            history = await asyncio.to_thread(self.store.get_metrics, run.id)
-            fired = await asyncio.to_thread(self.store.fired_rules, run.id)
-            current = await asyncio.to_thread(self.store.get_run, run.id)
-            state = RunState(rules.config_of(run.config), _slimmed(history), fired, run.data)
-            state.epochs = {r["epoch"] for r in history}
-            state.closed = current is None or current.status.finished
-            self._states[run.id] = state
-        return state
-
-    async def _dispatch(self, run: RunPublic, msg_type: str, message: dict[str, Any]) -> None:
-        state = await self._state(run)
-        if state.closed:
-            raise _finished(run)
-        if msg_type in ("epoch", "graph"):
-            full = self.has_room()
-            if full is not None:
-                raise StorageUnavailable(full)
-        if msg_type == "epoch":  # reached only through handle(); begin() pipelines epochs
-            record = self._validate_record(run, message.get("record"))
-            await self._record_committed(run, state, record, self.writer.enqueue(record))
-        elif msg_type == "graph":
-            await self._graph(run, state, message)
-        elif msg_type == "started":
-            data = self._validate_started(message.get("data"))
-            state.data = data
-            await asyncio.to_thread(self.store.set_run_data, run.id, data)
-            await self._evaluate(run, state)
-        elif msg_type in ("finished", "failed"):
-            summary = message.get("summary") if isinstance(message.get("summary"), dict) else {}
-            if msg_type == "failed":
-                reason = message.get("reason")
-                if not isinstance(reason, str):
-                    raise MessageError("reason: the failed message needs a reason string")
-                state.failure = reason
-                self.on_report(run.id, "failed", {"reason": reason, **summary})
-                await self._evaluate(run, state)
-            else:
-                self.on_report(run.id, "finished", summary)
-            await asyncio.to_thread(self.store.set_summary, run.id, summary)
-            state.closed = True
-        # "alert" messages are reserved for trainer-side checks; accepted and ignored.
-
-    @staticmethod
-    def _validate_started(raw: Any) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise MessageError("data: the started message needs a data object")
-        try:
-            data = StartedData.model_validate(raw)
-        except ValidationError as err:
-            raise _refusal_of(err, prefix="data.") from None
-        # As sent (no defaults added), with the checked fields in their validated types.
-        return data.model_dump(exclude_unset=True)
+        record = self._validate_record(run, message.get("record"))
+        self._check_room()
+        return record, self.writer.enqueue(record)
 
     @staticmethod
     def _validate_record(run: RunPublic, raw: Any) -> dict[str, Any]:
+        """An epoch message's record as stored, or the MessageError refusing it."""
         if not isinstance(raw, dict):
             raise MessageError("record: an epoch message needs a record object")
         # Our trainer measures every field; the caller's own loop (kind sdk) what it can.
@@ -307,59 +175,108 @@ class Ingest:
             )
         return record
 
-    async def _after_commit(
-        self, run: RunPublic, seq: Any, record: dict[str, Any], committed: asyncio.Future[bool]
+    async def _epoch(
+        self, run: RunPublic, message: dict[str, Any], admitted: Admitted | None
+    ) -> None:
+        async with self._lock(run.id):
+            state = await self._state(run)
+            record, committed = admitted or self._admit(run, state, message)
+            try:
+                inserted = await committed
+            except StoreError as err:
+                raise _store_failure(err, "record ") from None
+            except Exception as err:
+                raise StorageUnavailable(type(err).__name__) from None
+            if not inserted:
+                await self._check_resend(run, record)
+                return
+            # The window may have been loaded after this commit and hold the record already.
+            state.window.add(record)
+            self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
+            await self._evaluate(run, state)
+
+    async def _check_resend(self, run: RunPublic, record: dict[str, Any]) -> None:
+        """A resend is acked again; a different record for a stored epoch is a forgery or a
+        bug, and the first one stays: refused, and said so in the log."""
+        stored = await asyncio.to_thread(self.store.get_metric, run.id, record["epoch"])
+        if stored is not None and not _same_record(stored, record):
+            logger.warning(
+                "refused a different record for stored epoch %s of %s", record["epoch"], run.id
+            )
+            raise MessageError(
+                f"record.epoch: epoch {record['epoch']} is already stored with other "
+                "values; a stored epoch is never replaced"
+            )
+
+    async def _other(self, run: RunPublic, message: dict[str, Any]) -> None:
+        async with self._lock(run.id):
+            state = await self._state(run)
+            if state.closed:
+                raise _finished(run)
+            handler = self._handlers.get(message["type"])
+            if handler is not None:
+                await handler(run, state, message)
+
+    def _other_done(self, run_id: str) -> None:
+        left = self._others_in_flight.pop(run_id, 1) - 1
+        if left > 0:
+            self._others_in_flight[run_id] = left
+
+    @staticmethod
+    async def _reply(
+        run: RunPublic, seq: int, work: Coroutine[Any, Any, None]
     ) -> dict[str, Any]:
+        """The frame answering a message once `work` (its handling) is done."""
         try:
-            async with self._locks.setdefault(run.id, asyncio.Lock()):
-                state = await self._state(run)
-                try:
-                    await self._record_committed(run, state, record, committed)
-                except StoreError as err:  # from the rules' alert writes
-                    if err.code == "integrity":
-                        raise MessageError(f"refused by the database: {err.message}") from None
-                    raise StorageUnavailable(err.message) from None
+            try:
+                await work
+            except StoreError as err:  # the rules' alert writes, the started/graph writes
+                raise _store_failure(err) from None
         except MessageError as err:
-            return self._refusal(run, seq, err)
+            return _refusal(run, seq, err)
         return {"type": "ack", "seq": seq}
 
-    async def _record_committed(
-        self,
-        run: RunPublic,
-        state: RunState,
-        record: dict[str, Any],
-        committed: asyncio.Future[bool],
-    ) -> None:
-        try:
-            inserted = await committed
-        except StoreError as err:
-            if err.code == "integrity":
-                raise MessageError(f"record refused by the database: {err.message}") from None
-            raise StorageUnavailable(err.message) from None
-        except Exception as err:
-            raise StorageUnavailable(type(err).__name__) from None
-        if not inserted:
-            # A resend is acked again; a different record for a stored epoch is a forgery or
-            # a bug, and the first one stays: refused, and said so in the log.
-            stored = await asyncio.to_thread(self.store.get_metric, run.id, record["epoch"])
-            if stored is not None and not _same_record(stored, record):
-                logger.warning(
-                    "refused a different record for stored epoch %s of %s",
-                    record["epoch"], run.id,
-                )
-                raise MessageError(
-                    f"record.epoch: epoch {record['epoch']} is already stored with other "
-                    "values; a stored epoch is never replaced"
-                )
-            return
-        # The state may have been loaded after this commit and hold the record already.
-        if record["epoch"] not in state.epochs:
-            state.epochs.add(record["epoch"])
-            _insert_sorted(state.history, record)
-        self.hub.publish({"type": "metric", "run_id": run.id, "record": record})
+    def _lock(self, run_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(run_id, asyncio.Lock())
+
+    def _check_room(self) -> None:
+        full = self.has_room()
+        if full is not None:
+            raise StorageUnavailable(full)
+
+    async def _state(self, run: RunPublic) -> RunState:
+        state = self._states.get(run.id)
+        if state is None:
+            history = await asyncio.to_thread(self.store.get_metrics, run.id)
+            fired = await asyncio.to_thread(self.store.fired_rules, run.id)
+            current = await asyncio.to_thread(self.store.get_run, run.id)
+            state = RunState(rules.config_of(run.config), RuleWindow(history), fired, run.data)
+            state.closed = current is None or current.status.finished
+            self._states[run.id] = state
+        return state
+
+    async def _started(self, run: RunPublic, state: RunState, message: dict[str, Any]) -> None:
+        data = _validate_started(message.get("data"))
+        state.data = data
+        await asyncio.to_thread(self.store.set_run_data, run.id, data)
         await self._evaluate(run, state)
 
+    async def _ended(self, run: RunPublic, state: RunState, message: dict[str, Any]) -> None:
+        summary = message.get("summary") if isinstance(message.get("summary"), dict) else {}
+        if message["type"] == FAILED:
+            reason = message.get("reason")
+            if not isinstance(reason, str):
+                raise MessageError("reason: the failed message needs a reason string")
+            state.failure = reason
+            self.on_report(run.id, FAILED, {"reason": reason, **summary})
+            await self._evaluate(run, state)
+        else:
+            self.on_report(run.id, FINISHED, summary)
+        await asyncio.to_thread(self.store.set_summary, run.id, summary)
+        state.closed = True
+
     async def _graph(self, run: RunPublic, state: RunState, message: dict[str, Any]) -> None:
+        self._check_room()
         try:
             graph = GraphSnapshot.model_validate(
                 {"epoch": message.get("epoch"), "probabilities": message.get("probabilities")}
@@ -396,7 +313,8 @@ class Ingest:
 
     async def _evaluate(self, run: RunPublic, state: RunState) -> None:
         ctx = rules.RunContext(
-            config=state.config, history=state.history, data=state.data, failure=state.failure
+            config=state.config, history=state.window.records, data=state.data,
+            failure=state.failure,
         )
         for finding in rules.evaluate(ctx, state.fired):
             state.fired.add(finding.rule)
@@ -409,7 +327,7 @@ class Ingest:
                 message=finding.message,
                 cause=finding.cause,
                 suggested_changes=finding.suggested_changes,
-                evidence=_json_safe(finding.evidence),
+                evidence=json_safe(finding.evidence),
                 candidates=[c.as_dict() for c in finding.candidates],
             )
             if alert is not None:
@@ -428,45 +346,69 @@ class Ingest:
         self._locks.pop(run_id, None)
 
 
+def error_frame(seq: Any, detail: str) -> dict[str, Any]:
+    """The answer refusing a message (`seq` None when the frame had none to read)."""
+    return {"type": "error", "seq": seq, "detail": detail}
+
+
+def answered(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+    """A reply known at once, in the form of one still being worked out."""
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future.set_result(reply)
+    return future
+
+
+def _failed(err: Exception) -> asyncio.Future[dict[str, Any]]:
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future.set_exception(err)
+    return future
+
+
+def _refusal(run: RunPublic, seq: Any, err: MessageError) -> dict[str, Any]:
+    logger.warning("refused message seq=%s of %s: %s", seq, run.id, err)
+    return error_frame(seq, str(err))
+
+
+def _store_failure(err: StoreError, subject: str = "") -> MessageError | StorageUnavailable:
+    """A database error as ingest answers it: a record it refuses (integrity) can never be
+    stored, so it is refused; anything else (busy, down) passes, so the trainer resends."""
+    if err.code == "integrity":
+        return MessageError(f"{subject}refused by the database: {err.message}")
+    return StorageUnavailable(err.message)
+
+
+def _check_envelope(run_id: str, message: Any) -> str:
+    if not isinstance(message, dict):
+        raise MessageError("a message must be a JSON object")
+    if message.get("v") != PROTOCOL_VERSION:
+        raise MessageError(f"v: unsupported protocol version {message.get('v')!r}")
+    seq = message.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise MessageError(f"seq: must be a non-negative integer, got {seq!r}")
+    if message.get("run_id") != run_id:
+        raise MessageError(f"run_id: {message.get('run_id')!r} does not match the URL")
+    msg_type = message.get("type")
+    if msg_type not in MESSAGE_TYPES:
+        raise MessageError(f"type: unknown message type {msg_type!r}")
+    return str(msg_type)
+
+
+def _validate_started(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise MessageError("data: the started message needs a data object")
+    try:
+        data = StartedData.model_validate(raw)
+    except ValidationError as err:
+        raise _refusal_of(err, prefix="data.") from None
+    # As sent (no defaults added), with the checked fields in their validated types.
+    return data.model_dump(exclude_unset=True)
+
+
 def _refusal_of(err: ValidationError, *, prefix: str = "", whole: str = "") -> MessageError:
     """The first validation error, named by its field (`whole` when it is the object)."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or whole
     return MessageError(f"{prefix}{loc}: {first['msg']}")
-
-
-def _insert_sorted(history: list[dict[str, Any]], record: dict[str, Any]) -> None:
-    """Keep history in epoch order even when a resend arrives out of order."""
-    if not history or history[-1]["epoch"] < record["epoch"]:
-        history.append(record)
-    else:
-        index = next(i for i, r in enumerate(history) if r["epoch"] > record["epoch"])
-        history.insert(index, record)
-    if len(history) > rules.FULL_HISTORY:
-        _slim(history, len(history) - rules.FULL_HISTORY - 1)
-
-
-def _slim(history: list[dict[str, Any]], index: int) -> None:
-    """Cut one record to the fields rules read that far back: ~30 bytes instead of ~2 KB."""
-    record = history[index]
-    if len(record) > len(rules.HISTORY_KEPT_FIELDS):
-        history[index] = {k: record.get(k) for k in rules.HISTORY_KEPT_FIELDS}
-
-
-def _slimmed(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for index in range(len(history) - rules.FULL_HISTORY):
-        _slim(history, index)
-    return history
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _finished(run: RunPublic) -> MessageError:
@@ -483,30 +425,3 @@ def _same_record(stored: dict[str, Any], record: dict[str, Any]) -> bool:
         elif value != other:
             return False
     return True
-
-
-def _failed(err: Exception) -> asyncio.Future[dict[str, Any]]:
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    future.set_exception(err)
-    return future
-
-
-def _done(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    future.set_result(reply)
-    return future
-
-
-def _fair_batches(
-    items: list[tuple[dict[str, Any], asyncio.Future[bool]]], size: int
-) -> list[list[tuple[dict[str, Any], asyncio.Future[bool]]]]:
-    """Batches of at most `size`, interleaving runs round-robin (order kept within a run)."""
-    per_run: dict[str, list[tuple[dict[str, Any], asyncio.Future[bool]]]] = {}
-    for item in items:
-        per_run.setdefault(item[0]["run_id"], []).append(item)
-    interleaved = []
-    queues = list(per_run.values())
-    depth = max(len(q) for q in queues)
-    for i in range(depth):
-        interleaved.extend(q[i] for q in queues if i < len(q))
-    return [interleaved[i : i + size] for i in range(0, len(interleaved), size)]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.hub import Hub
-from backend.ingest import Ingest, IngestWriter
+from backend.ingest import Ingest
+from backend.ingest_writer import IngestWriter
 from backend.probes import Prober
 from backend.schemas import AlertPublic, RunPublic
 from backend.settings import Settings

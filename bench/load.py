@@ -88,6 +88,8 @@ from _common import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from backend.json_safe import json_safe
+
 CONNECT_TIMEOUT = 15.0  # seconds for one websocket handshake
 START_TIMEOUT = 120.0  # seconds for every worker to have all its sockets open
 DRAIN_TIMEOUT = 30.0  # after the duration: seconds a stream waits for its last acks
@@ -782,17 +784,6 @@ def _fmt(lat: dict[str, Any]) -> str:
             f"(n={lat['n']:,})")
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN is not JSON: null instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def analyse(
     args: argparse.Namespace, m: Measured, out: Outcome, v: ExactlyOnce
 ) -> dict[str, Any]:
@@ -1058,7 +1049,7 @@ def main() -> int:
     m.wall = time.monotonic() - started
     rep = analyse(args, m, outcome, v)
     print(table(rep))
-    text = json.dumps(_json_safe(rep), indent=1)
+    text = json.dumps(json_safe(rep), indent=1)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

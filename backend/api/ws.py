@@ -8,10 +8,11 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.status import WS_1013_TRY_AGAIN_LATER
 
 from backend.auth import allow_websocket
 from backend.hub import ALL_RUNS, Event, Subscription
-from backend.ingest import StorageUnavailable
+from backend.ingest import StorageUnavailable, answered, error_frame
 from backend.services import Services
 
 router = APIRouter(tags=["websockets"])
@@ -22,7 +23,6 @@ MAX_IN_FLIGHT = 64  # messages of one connection being stored at once
 UNKNOWN_RUN = 4404
 RUN_FINISHED = 4409
 NO_TOKEN = ""  # matches nothing: the socket needs a token that does not exist
-TRY_AGAIN_LATER = 1013
 
 
 def _services(ws: WebSocket) -> Services:
@@ -92,14 +92,14 @@ def _ingest_frame(
 ) -> asyncio.Future[dict[str, Any]]:
     text = frame.get("text")
     if text is None:
-        return _answered({"type": "error", "seq": None, "detail": "frames must be text"})
+        return answered(error_frame(None, "frames must be text"))
     if len(text) > MAX_FRAME_BYTES:
         detail = f"frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}"
-        return _answered({"type": "error", "seq": None, "detail": detail})
+        return answered(error_frame(None, detail))
     try:
         message: Any = json.loads(text)
     except ValueError:
-        return _answered({"type": "error", "seq": None, "detail": "frame is not JSON"})
+        return answered(error_frame(None, "frame is not JSON"))
     return services.ingest.begin(run, message)
 
 
@@ -113,29 +113,32 @@ async def _answer(
                 reply = await pending
             except StorageUnavailable as err:
                 logger.warning("database unavailable (%s): %s must resend", err, run_id)
-                await ws.close(code=TRY_AGAIN_LATER, reason="database busy; resend")
+                await ws.close(code=WS_1013_TRY_AGAIN_LATER, reason="database busy; resend")
                 return
             except Exception:  # a bug must cost one message, never the connection
                 logger.exception("handling a message of %s failed", run_id)
-                reply = {"type": "error", "seq": None, "detail": "internal error handling it"}
+                reply = error_frame(None, "internal error handling it")
             await ws.send_json(reply)
     except (WebSocketDisconnect, RuntimeError):
         return
 
 
-def _answered(reply: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    future.set_result(reply)
-    return future
+async def _accept_browser(ws: WebSocket) -> Services | None:
+    """The app's services once a browser's socket is accepted and allowed (the admin token
+    or a ticket for it); None when it was refused and closed."""
+    services = _services(ws)
+    await ws.accept()
+    token = services.settings.token
+    if not await allow_websocket(ws, token, also=token, tickets=True):
+        return None
+    return services
 
 
 @router.websocket("/ws/runs/{run_id}")
 async def run_stream(ws: WebSocket, run_id: str) -> None:
     """A snapshot of the run (metrics, alerts, status), then every new event."""
-    services = _services(ws)
-    await ws.accept()
-    token = services.settings.token
-    if not await allow_websocket(ws, token, also=token, tickets=True):
+    services = await _accept_browser(ws)
+    if services is None:
         return
     async with services.hub.subscribe(run_id) as sub:
         run = await asyncio.to_thread(services.store.get_run, run_id)
@@ -177,10 +180,8 @@ async def run_stream(ws: WebSocket, run_id: str) -> None:
 @router.websocket("/ws/runs")
 async def all_runs_stream(ws: WebSocket) -> None:
     """The run list, then status changes, metrics and alerts of every run."""
-    services = _services(ws)
-    await ws.accept()
-    token = services.settings.token
-    if not await allow_websocket(ws, token, also=token, tickets=True):
+    services = await _accept_browser(ws)
+    if services is None:
         return
     async with services.hub.subscribe(ALL_RUNS) as sub:
         runs = await asyncio.to_thread(services.store.list_runs)
@@ -207,7 +208,8 @@ async def _pump(ws: WebSocket, sub: Subscription, keep: Any) -> None:
                 events.append(sub.queue.get_nowait())
             for event in events:
                 if event is None:
-                    await ws.close(code=1013, reason="client too slow; reconnect to catch up")
+                    reason = "client too slow; reconnect to catch up"
+                    await ws.close(code=WS_1013_TRY_AGAIN_LATER, reason=reason)
                     return
                 if keep(event.payload):
                     await ws.send_text(event.text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.ingest import _fair_batches
+from backend.ingest_writer import fair_batches
 
 
 def item(run: str, epoch: int) -> tuple[dict[str, Any], Any]:
@@ -14,7 +14,7 @@ def item(run: str, epoch: int) -> tuple[dict[str, Any], Any]:
 def test_a_backlog_does_not_starve_a_light_run() -> None:
     heavy = [item("heavy", e) for e in range(1, 101)]
     light = [item("light", 1)]
-    batches = _fair_batches(heavy + light, size=10)
+    batches = fair_batches(heavy + light, size=10)
     assert ("light", 1) in [(r["run_id"], r["epoch"]) for r, _ in batches[0]]
     flat = [(r["run_id"], r["epoch"]) for b in batches for r, _ in b]
     assert [e for run, e in flat if run == "heavy"] == list(range(1, 101))

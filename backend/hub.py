@@ -71,7 +71,3 @@ class Hub:
                     # Make room for the end marker so the reader wakes up and closes.
                     sub.queue.get_nowait()
                     sub.queue.put_nowait(None)
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subs.values())

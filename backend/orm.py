@@ -80,6 +80,16 @@ class Base(DeclarativeBase):
     }
 
 
+class RunRow:
+    """A row belonging to one run, with an id of its own; deleting the run deletes it."""
+
+    # First, as the migrations create them.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-2)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE"), sort_order=-1
+    )
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
@@ -124,7 +134,7 @@ class Run(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
 
 
-class Metric(Base):
+class Metric(RunRow, Base):
     """One EpochRecord, one typed column per field (trainer/protocol.py), run_id as the key.
 
     Every metric may be NULL: an SDK run's loop logs the subset it measures. Our trainer's
@@ -138,10 +148,6 @@ class Metric(Base):
     __tablename__ = "metrics"
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_metrics_run_id_epoch"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(
-        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
-    )
     epoch: Mapped[int]
     step: Mapped[int | None]
     time: Mapped[float | None]
@@ -184,16 +190,12 @@ class Metric(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Alert(Base):
+class Alert(RunRow, Base):
     """A red flag; raised once per rule per run (UNIQUE (run_id, rule), race-safe)."""
 
     __tablename__ = "alerts"
     __table_args__ = (UniqueConstraint("run_id", "rule", name="uq_alerts_run_id_rule"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(
-        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
-    )
     rule: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
     epoch: Mapped[int | None]
@@ -207,29 +209,21 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Graph(Base):
+class Graph(RunRow, Base):
     """The learned edge probabilities at one evaluation epoch (d × d, P[i][j] = i → j)."""
 
     __tablename__ = "graphs"
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_graphs_run_id_epoch"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(
-        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
-    )
     epoch: Mapped[int]
     probabilities: Mapped[list[list[float]]] = mapped_column(JSON())
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class StatusEvent(Base):
+class StatusEvent(RunRow, Base):
     __tablename__ = "status_events"
     __table_args__ = (Index("ix_status_events_run_id", "run_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(
-        String(RUN_ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
-    )
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -566,36 +566,25 @@ def _load_runs(session: Session, stmt: Any) -> list[RunPublic]:
     return [_run_public(run, children=children[run.id], open_alerts=n) for run, n in rows]
 
 
+# The runs columns a RunPublic shows as they are (never the pid or the ingest token).
+_RUN_COLUMNS_PUBLIC = tuple(
+    name for name in RunPublic.model_fields
+    if name in Run.__table__.columns and name != "kind"
+)
+
+
 def _run_public(run: Run, *, children: list[str], open_alerts: int) -> RunPublic:
     progress = 0.0
     if run.last_epoch is not None and run.epochs_total > 0:
         progress = min(1.0, run.last_epoch / run.epochs_total)
+    # The row's columns by RunPublic's field names; the rest is computed here.
+    columns = {name: getattr(run, name) for name in _RUN_COLUMNS_PUBLIC}
     return RunPublic(
-        id=run.id,
-        name=run.name,
-        preset=run.preset,
+        **columns,
         kind=RunKind(run.kind or RunKind.run.value),
-        config=run.config,
-        status=RunStatus(run.status),
-        status_reason=run.status_reason,
-        parent_id=run.parent_id,
-        parent_alert_id=run.parent_alert_id,
         children=children,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        epochs_total=run.epochs_total,
-        last_epoch=run.last_epoch,
-        eta_seconds=run.eta_seconds,
         progress=progress,
-        best_epoch=run.best_epoch,
-        f1_at_best=run.f1_at_best,
-        shd_at_best=run.shd_at_best,
-        max_f1_seen=run.max_f1_seen,
-        max_f1_epoch=run.max_f1_epoch,
         open_alerts=open_alerts,
-        data=run.data,
-        summary=run.summary,
     )
 
 

@@ -552,11 +552,11 @@ def _recon_share_low(ctx: RunContext) -> Signal | None:
         return None
     for rec in tail:
         # All shares are 0 when every loss term is 0: nothing dominates anything then.
-        total = rec["share_recon"] + rec["share_sparse"] + rec["share_acyclic"] + rec["share_disen"]
+        total = sum(rec[share] for share in _SHARES)
         if total <= 0 or rec["share_recon"] >= RECON_SHARE_MIN:
             return None
     rec = tail[-1]
-    regs = {k: rec[f"share_{k}"] for k in ("sparse", "acyclic", "disen")}
+    regs = {k: rec[f"share_{k}"] for k in LOSS_TERMS if k != "recon"}
     top = max(regs, key=regs.__getitem__)
     shares = ", ".join(f"{r['share_recon']:.4g}%" for r in tail)
     measured, _, expected = _measured_rebalance(ctx.config, rec)

@@ -83,7 +83,7 @@ class Criterion:
         if self.name == "shd":
             # The empty graph already scores SHD = reference size (DESIGN.md).
             text += " (the reference size), with a non-empty tuned graph (edges_tuned > 0)"
-        if self.name in ("shd", "f1"):
+        if self.name in REFERENCE_METRICS:
             text += ", at the latest evaluation"
         return text
 

@@ -41,3 +41,12 @@ def test_the_emitter_refuses_a_type_outside_the_protocol() -> None:
         assert "msg_type must be one of" in str(err)
     else:
         raise AssertionError("an alert message was queued")
+
+
+def test_the_loss_breakdown_has_exactly_the_protocol_terms() -> None:
+    from dataclasses import fields
+
+    from trainer.losses import LossBreakdown
+    from trainer.protocol import LOSS_TERMS
+
+    assert tuple(f.name for f in fields(LossBreakdown)) == LOSS_TERMS

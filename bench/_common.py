@@ -24,7 +24,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,10 @@ HEALTHY_TIMEOUT = 60.0  # seconds for `causalwatch up` to answer /healthz
 DASHBOARD_TIMEOUT = 90.0  # seconds for its dashboard to serve `/` (Dash and Plotly load slowly)
 # Sent by every bench HTTP client: state-changing requests without a JSON body need it.
 CLIENT_HEADERS = {"X-Causalwatch-Client": "bench"}
+
+# Waiting for and ending processes: one helper for the benches and the tests alike.
+sys.path.insert(0, str(ROOT / "tests"))
+from utils.processes import end_processes, stop_process, wait_until_answers  # noqa: E402
 
 
 def free_port() -> int:
@@ -202,18 +205,10 @@ class Backend:
 
     def _wait_ok(self, url: str, what: str, timeout: float) -> None:
         """Poll `url` until it answers 200; the process exiting or `timeout` ends the bench."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{what} exited: {self.log_text()[-3000:]}")
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{what} did not become healthy ({url}): {self.log_text()[-3000:]}")
+        try:
+            wait_until_answers(url, self.process, self.log_text, timeout=timeout, what=what)
+        except RuntimeError as err:
+            raise SystemExit(str(err)) from None
 
     @property
     def rss_samples(self) -> list[tuple[float, int]]:
@@ -280,19 +275,10 @@ class Backend:
         if self.sampler is not None:
             self.sampler.stop()
         dash_proc = self.dashboard_process()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if dash_proc is not None and dash_proc.is_running():
-            dash_proc.terminate()
-            try:
-                dash_proc.wait(10)
-            except psutil.TimeoutExpired:
-                dash_proc.kill()
+        if self.process is not None:
+            stop_process(self.process)
+        if dash_proc is not None:
+            end_processes([dash_proc], grace=10)
         self.client.close()
 
 

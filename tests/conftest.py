@@ -70,8 +70,5 @@ def app_backend(
     tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
 ) -> Iterator[AppBackend]:
     """The backend app in this process (SQLite, idle trainers): for the API's answers."""
-    backend = AppBackend(tmp_path, uci_csv_path, idle_trainer_python).start()
-    try:
+    with AppBackend(tmp_path, uci_csv_path, idle_trainer_python) as backend:
         yield backend
-    finally:
-        backend.close()

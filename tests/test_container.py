@@ -46,6 +46,7 @@ from pathlib import Path, PurePosixPath
 import httpx
 import psutil
 import pytest
+from utils.processes import end_processes
 
 from backend.settings import Settings
 
@@ -522,12 +523,7 @@ def stop_everything(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait(10)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=10)
+    end_processes(children, grace=0)
 
 
 def run_healthcheck(box: Container) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from utils.processes import wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 # Never inherited by the newcomer's shell: each would bypass what `make run` sets up.
@@ -124,18 +125,6 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-def _wait_until_up(url: str, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer; make run said:\n{log_path.read_text()[-4000:]}")
-
-
 def test_make_run_from_a_fresh_clone_trains_a_uci_run(
     make_run: tuple[Path, str, str, Path],
 ) -> None:
@@ -148,8 +137,8 @@ def test_make_run_from_a_fresh_clone_trains_a_uci_run(
     ).stdout.split()
     assert [Path(f).parent.parent for f in imported] == [clone] * 3, imported
 
-    _wait_until_up(f"{api}/healthz", log_path)
-    _wait_until_up(dashboard, log_path)
+    for url in (f"{api}/healthz", dashboard):
+        wait_until_answers(url, None, log_path.read_text, what="make run")
     created = httpx.post(
         f"{api}/api/runs", json={"preset": "uci", "overrides": {"epochs": 2}}, timeout=30
     )

@@ -29,15 +29,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iter
     (data_dir / "escape.csv").symlink_to(uci_csv_path)  # inside the name, outside the folder
     (data_dir / "sub").mkdir()
     write_csv(data_dir / "sub" / "deep.csv")
-    backend = BackendServer(tmp_path, uci_csv_path, data_dir=data_dir)
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            # A small upload limit, so the 413 is cheap to provoke.
-            env.setenv("CAUSALWATCH_MAX_UPLOAD_MB", "0.05")
-            backend.start()
+    # A small upload limit, so the 413 is cheap to provoke.
+    with BackendServer(tmp_path, uci_csv_path, data_dir=data_dir,
+                       env={"CAUSALWATCH_MAX_UPLOAD_MB": "0.05"}) as backend:
         yield backend
-    finally:
-        backend.close()
 
 
 def test_listing_offers_only_files_inside_the_folders(server: BackendServer) -> None:

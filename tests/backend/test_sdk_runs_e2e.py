@@ -21,12 +21,8 @@ from backend.store import Store
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iterator[BackendServer]:
-    srv = BackendServer(tmp_path_factory.mktemp("sdk"), uci_csv_path, dashboard_port=None)
-    srv.start()
-    try:
+    with BackendServer(tmp_path_factory.mktemp("sdk"), uci_csv_path) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def own_run(server: BackendServer, **body: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from utils.backend_server import BackendServer, free_port
+from utils.processes import stop_process, wait_until_answers
 from websockets.sync.client import connect
 
 from dashboard.client import BackendClient, Endpoints
@@ -53,26 +53,17 @@ def start_dashboard(
                 if k not in ("CAUSALWATCH_TOKEN", "CAUSALWATCH_ALLOWED_HOSTS")}, **(env or {})},
     )
     dashboard = Dashboard(f"http://127.0.0.1:{port}", port, api, process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dashboard exited: {log.read_text()[-3000:]}")
-        try:
-            httpx.get(dashboard.url + "/_causalwatch/ticket", timeout=5)
-            return dashboard
-        except httpx.TransportError:
-            time.sleep(0.1)
-    stop_dashboard(dashboard)
-    raise RuntimeError(f"dashboard did not answer: {log.read_text()[-3000:]}")
+    try:  # any answer at all: the refusals are what the tests are about
+        wait_until_answers(dashboard.url + "/_causalwatch/ticket", process, log.read_text,
+                           statuses=range(100, 600), what="dashboard")
+    except RuntimeError:
+        stop_dashboard(dashboard)
+        raise
+    return dashboard
 
 
 def stop_dashboard(dashboard: Dashboard) -> None:
-    dashboard.process.terminate()
-    try:
-        dashboard.process.wait(10)
-    except subprocess.TimeoutExpired:
-        dashboard.process.kill()
-        dashboard.process.wait(10)
+    stop_process(dashboard.process, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -95,22 +86,13 @@ def secured(
 ) -> Iterator[tuple[BackendServer, Dashboard]]:
     """A backend and a dashboard sharing an admin token, as `causalwatch up` starts them."""
     root = tmp_path_factory.mktemp("secured-dashboard")
-    os.environ["CAUSALWATCH_TOKEN"] = TOKEN
-    try:
-        backend = BackendServer(root, uci_csv_path)
-        backend.client.headers["Authorization"] = f"Bearer {TOKEN}"
-        backend.start()
-    finally:
-        del os.environ["CAUSALWATCH_TOKEN"]
-    try:
+    with BackendServer(root, uci_csv_path, token=TOKEN) as backend:
         dashboard = start_dashboard(root / "dashboard.log", backend.url,
                                     env={"CAUSALWATCH_TOKEN": TOKEN})
         try:
             yield backend, dashboard
         finally:
             stop_dashboard(dashboard)
-    finally:
-        backend.close()
 
 
 @contextmanager

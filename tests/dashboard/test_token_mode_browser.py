@@ -10,7 +10,7 @@ import httpx
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from utils.backend_server import BackendServer, free_port
-from utils.dashboard_browser import CHROMEDRIVER, CHROMIUM, DashboardPage, launch_chromium
+from utils.dashboard_browser import DashboardPage, chromium
 
 TOKEN = "browser-admin-token-for-the-tests-0123456789"
 EVIL_NAME = "x](https://evil.example) [x *b* `c`"
@@ -23,34 +23,21 @@ CSP_PROBE = ("window.__cspRefused = [];"
 class TokenStack(BackendServer):
     """`causalwatch up` with a token: its dashboard answers 401 until a browser opens it."""
 
-    def _dashboard_up(self) -> bool:
-        assert self.dashboard_url is not None
-        return httpx.get(self.dashboard_url, timeout=5).status_code == 401
+    dashboard_ready = (401,)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iterator[TokenStack]:
-    server = TokenStack(tmp_path_factory.mktemp("token-stack"), uci_csv_path,
-                        dashboard_port=free_port(), env={"CAUSALWATCH_TOKEN": TOKEN})
-    server.client.headers["Authorization"] = f"Bearer {TOKEN}"
-    server.start()
-    try:
+    with TokenStack(tmp_path_factory.mktemp("token-stack"), uci_csv_path,
+                    dashboard_port=free_port(), token=TOKEN) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("browser tests need Debian's chromium and chromium-driver (make test "
-                    "installs them)")
-    driver = launch_chromium(tmp_path / "chromium-profile")
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
-    try:
+    with chromium(tmp_path / "chromium-profile") as driver:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
         yield driver
-    finally:
-        driver.quit()
 
 
 def refused(page: DashboardPage) -> list[str]:

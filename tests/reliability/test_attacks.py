@@ -34,17 +34,12 @@ EVIL = "http://evil.example"
 def server(
     tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path, idle_trainer_python: Path
 ) -> Iterator[BackendServer]:
-    srv = BackendServer(
+    with BackendServer(
         tmp_path_factory.mktemp("attacks"), uci_csv_path, max_runs=1,
-        dashboard_port=None,
         env={"CAUSALWATCH_PYTHON": str(idle_trainer_python), "CAUSALWATCH_MAX_QUEUED": "20",
              "CAUSALWATCH_ALLOWED_HOSTS": "causalwatch.lan"},
-    )
-    srv.start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def queued_run(server: BackendServer, **overrides: Any) -> dict[str, Any]:

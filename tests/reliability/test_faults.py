@@ -24,11 +24,8 @@ def report(name: str, expected: int, stored: int) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path, uci_csv_path: Path) -> Iterator[BackendServer]:
-    srv = BackendServer(tmp_path, uci_csv_path, max_runs=5).start()
-    try:
+    with BackendServer(tmp_path, uci_csv_path, max_runs=5) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def _epochs(srv: BackendServer, run_id: str) -> list[int]:

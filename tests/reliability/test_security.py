@@ -26,18 +26,8 @@ TOKEN = "s3cret-token-for-the-tests-0123456789"
 def secured(
     tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path
 ) -> Iterator[BackendServer]:
-    root = tmp_path_factory.mktemp("secured")
-    os.environ["CAUSALWATCH_TOKEN"] = TOKEN
-    try:
-        server = BackendServer(root, uci_csv_path)
-        server.client.headers["Authorization"] = f"Bearer {TOKEN}"
-        server.start()
-    finally:
-        del os.environ["CAUSALWATCH_TOKEN"]
-    try:
+    with BackendServer(tmp_path_factory.mktemp("secured"), uci_csv_path, token=TOKEN) as server:
         yield server
-    finally:
-        server.close()
 
 
 def ingest_token(server: BackendServer, run_id: str) -> str:

@@ -29,13 +29,9 @@ def sdk_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def sdk_backend(tmp_path: Path, uci_csv_path: Path, sdk_env: Path) -> Iterator[BackendServer]:
     """A real backend on SQLite for one test; stopped (and its trainers killed) after it."""
-    server = BackendServer(tmp_path / "backend", uci_csv_path)
-    server.root.mkdir(parents=True, exist_ok=True)
-    server.start()
-    try:
+    (tmp_path / "backend").mkdir()
+    with BackendServer(tmp_path / "backend", uci_csv_path) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +40,5 @@ def shared_backend(
 ) -> Iterator[BackendServer]:
     """One real backend for a module's tests that neither stop it nor count its runs."""
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-    server = BackendServer(root, uci_csv_path)
-    server.start()
-    try:
+    with BackendServer(root, uci_csv_path) as server:
         yield server
-    finally:
-        server.close()

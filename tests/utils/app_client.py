@@ -10,7 +10,7 @@ stand-in (utils/idle_trainer.py): a run exists, is queued and started, and train
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from fastapi.testclient import TestClient
 
@@ -47,7 +47,7 @@ class AppBackend(BackendClient):
             headers={"X-Causalwatch-Client": "tests"},
         )
 
-    def start(self) -> AppBackend:
+    def start(self) -> Self:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.client.__enter__()  # the lifespan: store, supervisor, ingest writer
         return self

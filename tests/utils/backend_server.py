@@ -11,11 +11,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
+
+from utils.processes import stop_process, wait_until_answers
 
 
 def free_port() -> int:
@@ -34,6 +36,18 @@ class BackendClient:
     db_url: str | None
     client: httpx.Client
     _engine: Engine | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def db_path(self) -> Path:
@@ -119,6 +133,9 @@ class BackendServer(BackendClient):
     serve the dashboard there too; `start()` then also waits for the dashboard to answer.
     """
 
+    # What the dashboard answers once it serves (a token-mode one asks for the token: 401).
+    dashboard_ready: tuple[int, ...] = (200,)
+
     def __init__(
         self,
         root: Path,
@@ -131,9 +148,12 @@ class BackendServer(BackendClient):
         data_dir: Path | None = None,
         max_probes: int = 0,
         env: dict[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         self.root = root
         self.env = env or {}  # extra settings, as CAUSALWATCH_* variables
+        if token is not None:  # the admin token: the backend demands it, `client` sends it
+            self.env["CAUSALWATCH_TOKEN"] = token
         # Off unless a test is about them: every alert would otherwise start probe trainers.
         self.max_probes = max_probes
         self.data_dir = data_dir
@@ -152,6 +172,8 @@ class BackendServer(BackendClient):
         self.client = httpx.Client(
             base_url=self.url, timeout=30, headers={"X-Causalwatch-Client": "tests"}
         )
+        if token is not None:
+            self.client.headers["Authorization"] = f"Bearer {token}"
 
     @property
     def dashboard_url(self) -> str | None:
@@ -159,7 +181,7 @@ class BackendServer(BackendClient):
             return None
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def start(self) -> BackendServer:
+    def start(self) -> Self:
         self.starts += 1
         log = (self.root / f"backend-{self.starts}.log").open("wb")
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
@@ -180,22 +202,13 @@ class BackendServer(BackendClient):
             ],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"backend exited: {self.log_text()[-3000:]}")
-            try:
-                if self.client.get("/healthz").status_code == 200 and self._dashboard_up():
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"backend did not become healthy: {self.log_text()[-3000:]}")
-
-    def _dashboard_up(self) -> bool:
-        if self.dashboard_url is None:
-            return True
-        return httpx.get(self.dashboard_url, timeout=5).status_code == 200
+        wait_until_answers(f"{self.url}/healthz", self.process, self.log_text, what="backend")
+        if self.dashboard_url is not None:
+            wait_until_answers(
+                self.dashboard_url, self.process, self.log_text,
+                statuses=self.dashboard_ready, what="dashboard",
+            )
+        return self
 
     def dashboard_processes(self) -> list[Any]:
         """`up`'s dashboard child: it outlives a SIGKILLed `up`, so `stop()` ends it too."""
@@ -220,13 +233,8 @@ class BackendServer(BackendClient):
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process)
         for proc in self.dashboard_processes():
             proc.kill()
         self.dispose_engine()

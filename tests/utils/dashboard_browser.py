@@ -7,14 +7,16 @@ and fails with what it waited for and what the page showed, never a bare timeout
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import pytest
 from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -28,6 +30,8 @@ from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
+
+from utils.processes import stop_process, wait_until_answers
 
 T = TypeVar("T")
 
@@ -61,6 +65,24 @@ def launch_chromium(profile_dir: Path, extra_args: tuple[str, ...] = ()) -> WebD
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(10)
     return driver
+
+
+@contextmanager
+def chromium(profile_dir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[WebDriver]:
+    """`launch_chromium` for one test, quit after it; a clear failure where it is missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        found = shutil.which("chromium"), shutil.which("chromedriver")
+        pytest.fail(
+            f"browser tests need Debian's chromium and chromium-driver; missing {missing} "
+            f"(on PATH: {found}). `make test` installs them (apt-get install chromium "
+            "chromium-driver)."
+        )
+    driver = launch_chromium(profile_dir, extra_args)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def dict_id(kind: str, name: str) -> str:
@@ -277,23 +299,12 @@ class DashboardProcess:
             [sys.executable, "-m", "dashboard", "--port", str(self.port), "--api", self.api_url],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dashboard exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url, timeout=5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"dashboard did not answer: {self.log_path.read_text()[-3000:]}")
+        wait_until_answers(
+            self.url, self.process, lambda: self.log_path.read_text(errors="replace"),
+            timeout=timeout, what="dashboard",
+        )
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process, timeout=10)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 import psutil
+
+from utils.processes import end_processes
 
 
 def free_port() -> int:
@@ -83,18 +84,7 @@ class RayHead:
     def stop(self) -> None:
         procs = self.processes()
         self.stopped += procs
-        for proc in procs:
-            try:
-                proc.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=3)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=10)
+        end_processes(procs, grace=3)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

@@ -236,7 +236,10 @@ class Supervisor:
             self._reports.setdefault(run_id, {})[kind] = payload
             return
         run = self.store.get_run(run_id)
-        if run is None or run.kind is not RunKind.sdk or run.status.finished:
+        if run is None or run.status.finished:
+            return  # its end is recorded already: kept, the word would never be read
+        if run.kind is not RunKind.sdk:
+            # A trainer a restarted backend has not re-attached yet: read when it is reaped.
             self._reports.setdefault(run_id, {})[kind] = payload
             return
         if kind == "failed":

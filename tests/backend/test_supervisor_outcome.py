@@ -12,6 +12,7 @@ from backend.schemas import RunPublic, RunStatus
 from backend.settings import Settings
 from backend.store import Store
 from backend.supervisor import Supervisor, TrainerProcess, read_outcome
+from trainer.config import build_config
 from trainer.protocol import LOG_FILE, OUTCOME_FILE, Outcome
 
 
@@ -74,10 +75,26 @@ def test_lost_finished_message_is_made_good_by_the_file(supervisor: Supervisor) 
     assert supervisor._outcome(tp, Ended(-1)) == (RunStatus.completed, "ran all 4 epochs")
 
 
+def _running(supervisor: Supervisor, run_id: str) -> None:
+    config = build_config("uci").model_dump()
+    supervisor.store.create_run(run_id=run_id, preset="uci", config=config)
+    supervisor.store.set_status(run_id, RunStatus.running)
+
+
 def test_the_message_wins_over_the_file(supervisor: Supervisor) -> None:
+    # Its word arrives before the backend has re-attached its trainer: kept for the reap.
+    _running(supervisor, "r1")
     _write_outcome(supervisor.runs_dir / "r1", "completed", "from the file")
     supervisor.report("r1", "failed", {"reason": "non-finite loss_acyclic"})
     tp = TrainerProcess("r1", _Gone())  # type: ignore[arg-type]
     status, reason = supervisor._outcome(tp, Ended(1))
     assert status is RunStatus.failed
     assert reason.startswith("non-finite loss_acyclic")
+
+
+def test_a_word_after_the_recorded_end_is_not_kept(supervisor: Supervisor) -> None:
+    _running(supervisor, "r2")
+    supervisor.store.set_status("r2", RunStatus.completed, "ran all 4 epochs")
+    supervisor.report("r2", "finished", {"status": "completed", "reason": "late"})
+    supervisor.report("unknown", "finished", {"status": "completed"})
+    assert supervisor._reports == {}

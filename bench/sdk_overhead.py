@@ -316,7 +316,7 @@ def measure_watch(data: Tensor, steps: int) -> WatchCost:
         opt.step()
         plain.append(time.perf_counter() - t)
     watch = Watch(model, opt, adjacency=model.adj_logits, clip=CLIP)
-    from causalwatch import torch as cw_torch
+    from causalwatch import clip_observer
 
     every = watch.term_norm_every
     hook, hook_norm, observed, bare_clip, values, sampled = [], [], [], [], [], []
@@ -329,7 +329,7 @@ def measure_watch(data: Tensor, steps: int) -> WatchCost:
             sum(terms.values()).backward()
             # torch's clip alone and through the watch's observer, alternately (huge max_norm:
             # the gradients stay as they are for the next timing).
-            bare_clip.append(_timed(lambda: cw_torch._clip_fn()(model.parameters(), 1e9)))
+            bare_clip.append(_timed(lambda: clip_observer.torch_clip()(model.parameters(), 1e9)))
             observed.append(_timed(lambda: torch.nn.utils.clip_grad_norm_(
                 model.parameters(), 1e9)))
             hook.append(_timed(lambda: watch._after_step(opt, (), {})))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,7 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from causalwatch import clip_observer
 from trainer import graph_metrics, health
+from trainer.config import TrainConfig
 
 logger = logging.getLogger("causalwatch.torch")
 
@@ -45,6 +46,8 @@ CONTRACT_TERMS = ("recon", "sparse", "acyclic", "disen")
 # term on a measured step (ours reuses the per-term gradients as the step's own), so the
 # SDK samples more sparsely by default: bench/sdk_overhead.py measures the cost.
 TERM_NORM_EVERY = 32
+# Evaluation epochs (SHD/F1, the graph): every n-th, as our trainer's default.
+EVAL_EVERY: int = TrainConfig.model_fields["eval_every"].default
 # Logits read back from probabilities (an `adjacency` callable) are clamped this far from 0
 # and 1, so a saturated probability gives a large finite logit, not ±inf.
 PROB_EPS = 1e-6
@@ -66,55 +69,6 @@ class RunLike(Protocol):
     def add_field_source(self, source: Callable[[int], Mapping[str, Any]]) -> None: ...
 
     def log_graph(self, probabilities: Any, step: int | None = None) -> None: ...
-
-
-# --- observing torch.nn.utils.clip_grad_norm_ ---------------------------------------------
-
-# Every open watch, the newest last (`loss_terms`); those observing clips patch torch's.
-_open_watches: list[Watch] = []
-_patch_lock = threading.Lock()
-_original_clip: Callable[..., Tensor] | None = None
-
-
-def _observed_clip_grad_norm_(parameters: Any, max_norm: float, *args: Any, **kwargs: Any
-                              ) -> Tensor:
-    """torch's clip_grad_norm_, which also hands the pre-clip norm to the open watches."""
-    assert _original_clip is not None
-    # A generator of parameters can be walked once: make it a list both can read.
-    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    norm = _original_clip(params, max_norm, *args, **kwargs)
-    for watch in list(_open_watches):
-        if watch.observe_clip:
-            watch._observe_clip(params, norm, float(max_norm))
-    return norm
-
-
-def _open(watch: Watch) -> None:
-    global _original_clip  # noqa: PLW0603 — one patch shared by every open watch
-    with _patch_lock:
-        _open_watches.append(watch)
-        if watch.observe_clip and _original_clip is None:
-            _original_clip = torch.nn.utils.clip_grad_norm_
-            torch.nn.utils.clip_grad_norm_ = _observed_clip_grad_norm_
-
-
-def _close(watch: Watch) -> None:
-    global _original_clip  # noqa: PLW0603
-    with _patch_lock:
-        if watch in _open_watches:
-            _open_watches.remove(watch)
-        # Restored once no watch observes: torch is left as the user found it.
-        if not any(w.observe_clip for w in _open_watches) and _original_clip is not None:
-            torch.nn.utils.clip_grad_norm_ = _original_clip
-            _original_clip = None
-
-
-def _clip_fn() -> Callable[..., Tensor]:
-    """torch's own clip_grad_norm_, whether or not a watch has it patched right now."""
-    return _original_clip or torch.nn.utils.clip_grad_norm_
-
-
-# --- the watch ----------------------------------------------------------------------------
 
 
 def _total_norm(tensors: Sequence[Tensor]) -> Tensor:
@@ -177,7 +131,7 @@ class Watch:
         adjacency: Adjacency,
         clip: float | None = None,
         run: RunLike | None = None,
-        eval_every: EvalEvery = 2,
+        eval_every: EvalEvery = EVAL_EVERY,
         term_norm_every: int = TERM_NORM_EVERY,
         observe_clip: bool = True,
     ) -> None:
@@ -210,7 +164,7 @@ class Watch:
         self._theta_start = self._flat_params()
         self._hook = optimizer.register_step_post_hook(self._after_step)
         self.observe_clip = observe_clip
-        _open(self)
+        clip_observer.register(self)
         self._reference: np.ndarray | None = None
         self._reference_read = False
         self.closed = False
@@ -251,12 +205,13 @@ class Watch:
         limit = self.clip if max_norm is None else float(max_norm)
         if limit is None:
             raise ValueError("clip_grad_norm_: pass max_norm, or watch(..., clip=...)")
-        norm = _clip_fn()(self._params, limit, norm_type)
+        norm = clip_observer.torch_clip()(self._params, limit, norm_type)
         self._pending = (norm.detach(), limit)
         return norm
 
-    def _observe_clip(self, params: Iterable[Tensor], norm: Tensor, max_norm: float) -> None:
-        # Only a clip of this model's parameters is this model's step (a GAN clips two).
+    def clipped(self, params: Iterable[Tensor], norm: Tensor, max_norm: float) -> None:
+        """The user's own clip_grad_norm_ ran (clip_observer): its norm is this step's when
+        it clipped this model's parameters (a GAN clips two models)."""
         if any(id(p) in self._param_ids for p in params):
             self._pending = (norm.detach(), max_norm)
 
@@ -462,7 +417,7 @@ class Watch:
             return
         self.closed = True
         self._hook.remove()
-        _close(self)
+        clip_observer.unregister(self)
 
     def __enter__(self) -> Watch:
         return self
@@ -495,6 +450,9 @@ def _current_run() -> RunLike | None:
     return causalwatch.current_run()  # type: ignore[no-any-return]
 
 
+# The documented entry point keeps its explicit signature, for readers and type checkers:
+# it differs from `Watch` in `run` (None: the current run; a `Watch` without one stays
+# unbound until `bind`, as the Lightning callback's must), and shares its defaults.
 def watch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -502,7 +460,7 @@ def watch(
     adjacency: Adjacency,
     clip: float | None = None,
     run: RunLike | None = None,
-    eval_every: EvalEvery = 2,
+    eval_every: EvalEvery = EVAL_EVERY,
     term_norm_every: int = TERM_NORM_EVERY,
     observe_clip: bool = True,
 ) -> Watch:
@@ -525,5 +483,6 @@ def watch(
 def loss_terms(terms: Mapping[str, Tensor | float]) -> None:
     """`loss_terms` of the most recently opened watch (no-op without one): for code that
     does not hold the watch, such as a LightningModule's `training_step`."""
-    if _open_watches:
-        _open_watches[-1].loss_terms(terms)
+    watch = clip_observer.latest()
+    if isinstance(watch, Watch):
+        watch.loss_terms(terms)

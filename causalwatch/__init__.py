@@ -17,43 +17,65 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from causalwatch.run import Run
 
-__all__ = ["Run", "current_run", "finish", "init", "lightning", "log", "log_graph", "torch"]
+__all__ = [
+    "InitOptions", "Run", "current_run", "finish", "init", "lightning", "log", "log_graph",
+    "torch",
+]
 
 # Submodules loaded on first use: `cw.torch.watch(...)` must not cost torch at `import`.
 _LAZY_MODULES = ("torch", "lightning")
 
 
+Mode = Literal["auto", "online", "offline"]
+
+
+class InitOptions(TypedDict, total=False):
+    """`init`'s options after the name and config, each optional (defaults: `init`'s doc).
+
+    One definition for every entry point that starts a run (`init`, the Lightning logger).
+    """
+
+    server: str | None
+    reference: str | os.PathLike[str] | Iterable[Sequence[Any]] | None
+    variables: Sequence[str] | None
+    epochs: int | None
+    dir: str | os.PathLike[str] | None
+    mode: Mode
+    token: str | None
+
+
+def check_options(options: Mapping[str, Any], caller: str) -> InitOptions:
+    """`options` as `InitOptions`; TypeError naming a key it does not have, as Python's own
+    for an unexpected keyword argument (an `**options` signature would take any)."""
+    unknown = sorted(set(options) - set(InitOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return InitOptions(**options)  # type: ignore[typeddict-item]
+
+
 def init(
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
-    *,
-    server: str | None = None,
-    reference: str | os.PathLike[str] | Iterable[Sequence[Any]] | None = None,
-    variables: Sequence[str] | None = None,
-    epochs: int | None = None,
-    dir: str | os.PathLike[str] | None = None,
-    mode: Literal["auto", "online", "offline"] = "auto",
-    token: str | None = None,
+    **options: Unpack[InitOptions],
 ) -> Run:
     """Start a run: created on the server (`server`, else $CAUSALWATCH_SERVER, else
     http://127.0.0.1:8000; admin `token`, else $CAUSALWATCH_TOKEN) or, when none answers
-    (or `mode="offline"`), kept in `dir`/<run id>/ for `causalwatch sync`.
+    (`mode="auto"`, the default) or with `mode="offline"`, kept in `dir`/<run id>/ for
+    `causalwatch sync`; with `mode="online"` an unreachable server raises ConnectionError.
 
     `reference`: the reference graph's (cause, effect) edges, or a CSV/JSON file of them;
     `variables`: the names of the graph's nodes, in the order of `log_graph`'s matrix;
-    `epochs`: the rows you plan to log (gives `eta_seconds`). Bad arguments: ValueError.
+    `epochs`: the rows you plan to log (gives `eta_seconds`). Each defaults to None.
+    Bad arguments: ValueError; an unknown option: TypeError.
     """
     from causalwatch.run import start_run
 
-    return start_run(
-        name=name, config=config, server=server, reference=reference, variables=variables,
-        epochs=epochs, dir=dir, mode=mode, token=token,
-    )
+    return start_run(name, config, check_options(options, "causalwatch.init"))
 
 
 def current_run() -> Run | None:

@@ -9,6 +9,7 @@ epoch later by a refusal in a log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -104,6 +105,16 @@ def check_field(key: str, value: Any) -> float | int | bool:
     if spec.le is not None and number > spec.le:
         raise ValueError(f"{key}: must be ≤ {spec.le:g}, got {number}")
     return number
+
+
+@functools.lru_cache(maxsize=1024)
+def custom_key(name: str) -> str:
+    """A free-text metric name (Lightning's) as a valid custom key: characters a key may
+    not have become "_", and it is cut to the longest a key may be (CUSTOM_KEY_PATTERN)."""
+    key = "".join(c if _CUSTOM_KEY.match(c) else "_" for c in name) or "_"
+    while not _CUSTOM_KEY.match(key):
+        key = key[:-1]
+    return key
 
 
 def check_custom_key(key: Any) -> str:

@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Unpack
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
@@ -33,20 +31,13 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 import causalwatch
-from causalwatch.run import Run
-from causalwatch.torch import Watch
+from causalwatch import InitOptions, check_options
+from causalwatch.fields import custom_key
+from causalwatch.run import FieldSource, Run
+from causalwatch.torch import EVAL_EVERY, EvalEvery, Watch
 
 logger = logging.getLogger("causalwatch.lightning")
 
-# A custom key's characters and length (trainer.protocol.CUSTOM_KEY_PATTERN): Lightning's
-# names are free text, so anything else becomes "_" rather than a refused row.
-_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_./-]")
-MAX_KEY_CHARS = 64
-FieldSource = Callable[[int], Mapping[str, Any]]
-
-
-def _key(name: str) -> str:
-    return _BAD_KEY_CHARS.sub("_", name)[:MAX_KEY_CHARS] or "_"
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -78,21 +69,13 @@ class CausalwatchLogger(Logger):
         name: str | None = None,
         config: Mapping[str, Any] | None = None,
         *,
-        server: str | None = None,
-        reference: str | os.PathLike[str] | Iterable[Sequence[Any]] | None = None,
-        variables: Sequence[str] | None = None,
-        epochs: int | None = None,
-        dir: str | os.PathLike[str] | None = None,
-        mode: str = "auto",
-        token: str | None = None,
         run: Run | None = None,
+        **options: Unpack[InitOptions],
     ) -> None:
         super().__init__()
         self._name = name
-        self._init_args: dict[str, Any] = {
-            "server": server, "reference": reference, "variables": variables,
-            "epochs": epochs, "dir": dir, "mode": mode, "token": token,
-        }
+        # Checked now: a misspelt option fails where it is written, not at the first epoch.
+        self._options = check_options(options, "CausalwatchLogger")
         self._config: dict[str, Any] = dict(config or {})
         self._run = run
         self._sources: list[FieldSource] = []
@@ -121,8 +104,7 @@ class CausalwatchLogger(Logger):
 
     def _start(self) -> Run:
         if self._run is None:
-            self._run = causalwatch.init(name=self._name, config=self._config,
-                                         **self._init_args)
+            self._run = causalwatch.init(name=self._name, config=self._config, **self._options)
             for source in self._sources:
                 self._attach(source)
         return self._run
@@ -161,7 +143,8 @@ class CausalwatchLogger(Logger):
             self._warn_once(f"late-{row}", f"metrics of epoch {row} after its row was sent are "
                             "dropped")
             return
-        data = {_key(str(k)): (v.item() if isinstance(v, Tensor) else v)
+        # Lightning's names are free text: made keys rather than refused rows.
+        data = {custom_key(str(k)): (v.item() if isinstance(v, Tensor) else v)
                 for k, v in values.items()}
         run = self._start()
         try:
@@ -237,7 +220,7 @@ class CausalwatchWatch(pl.Callback):
         adjacency: str | Callable[[pl.LightningModule], Tensor] = "adj_logits",
         *,
         clip: float | None = None,
-        eval_every: int | Callable[[int], bool] = 2,
+        eval_every: EvalEvery = EVAL_EVERY,
         term_norm_every: int | None = None,
     ) -> None:
         self.adjacency = adjacency
@@ -266,8 +249,9 @@ class CausalwatchWatch(pl.Callback):
         ):
             clip = float(trainer.gradient_clip_val)
         extra = {} if self.term_norm_every is None else {"term_norm_every": self.term_norm_every}
+        # Unbound: the logger's run does not exist yet; it binds the watch when it starts.
         self.watch = Watch(pl_module, trainer.optimizers[0], adjacency=adjacency, clip=clip,
-                           eval_every=self.eval_every, **extra)
+                           eval_every=self.eval_every, run=None, **extra)
         cw_logger = self._logger(trainer)
         if cw_logger is not None:
             cw_logger.add_field_source(self.watch)

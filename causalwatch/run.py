@@ -19,13 +19,14 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import httpx
 
+from causalwatch import InitOptions, Mode
 from causalwatch import fields as F
 from causalwatch.local import Journal, RunInfo, mark_synced, runs_dir
 from causalwatch.process import MAX_REASON_CHARS, notice, one_line, process
@@ -35,46 +36,38 @@ from trainer.protocol import MAX_CUSTOM_KEYS, MAX_INT, NO_REFERENCE_KIND, make_m
 
 logger = logging.getLogger("causalwatch.sdk")
 
-Mode = Literal["auto", "online", "offline"]
 FieldSource = Callable[[int], Mapping[str, Any]]
 # finish() waits this long for the server's acks before leaving the rest to `causalwatch sync`.
 FINISH_WAIT_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 2.0
 
 
-def start_run(
-    *,
-    name: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    server: str | None = None,
-    reference: str | os.PathLike[str] | Iterable[Sequence[Any]] | None = None,
-    variables: Sequence[str] | None = None,
-    epochs: int | None = None,
-    dir: str | os.PathLike[str] | None = None,
-    mode: Mode = "auto",
-    token: str | None = None,
-) -> Run:
+def start_run(name: str | None, config: Mapping[str, Any] | None, options: InitOptions) -> Run:
     """`causalwatch.init`: check the arguments, create the server run (or go offline)."""
-    if mode not in ("auto", "online", "offline"):
-        raise ValueError(f"mode: must be 'auto', 'online' or 'offline', got {mode!r}")
+    mode = options.get("mode", "auto")
+    epochs = options.get("epochs")
+    if mode not in get_args(Mode):
+        raise ValueError(f"mode: must be one of {', '.join(map(repr, get_args(Mode)))}, "
+                         f"got {mode!r}")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"name: must be a string, got {type(name).__name__}")
     user_config = F.check_config(config)
-    names = F.check_variables(variables)
+    names = F.check_variables(options.get("variables"))
     if epochs is not None and (
         isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_INT
     ):
         raise ValueError(f"epochs: must be a whole number ≥ 1, got {epochs!r}")
-    edges = load_reference(reference, names)
-    url = server_url(server)
-    root = runs_dir(dir)
+    edges = load_reference(options.get("reference"), names)
+    url = server_url(options.get("server"))
+    root = runs_dir(options.get("dir"))
 
     run_id: str | None = None
     ingest_token: str | None = None
     if mode != "offline":
         try:
             run_id, ingest_token = create_run(
-                url, name=name, config=user_config, epochs=epochs, token=admin_token(token)
+                url, name=name, config=user_config, epochs=epochs,
+                token=admin_token(options.get("token")),
             )
         except httpx.HTTPError as err:
             if mode == "online":

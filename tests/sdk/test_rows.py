@@ -135,6 +135,11 @@ def test_bad_steps_graphs_and_arguments_raise_naming_them(run: cw.Run, tmp_path:
         cw.init(mode="offline", dir=tmp_path, config={"seed": object()})
     with pytest.raises(ValueError, match=re.escape("server: must look like http://host:port")):
         cw.init(server="localhost:8000")
+    with pytest.raises(ValueError, match=re.escape("mode: must be one of 'auto', 'online'")):
+        cw.init(mode="later", dir=tmp_path)  # type: ignore[typeddict-item]
+    # A misspelt option is refused as a misspelt keyword argument is, not ignored.
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'epoch'$"):
+        cw.init(mode="offline", dir=tmp_path, epoch=3)  # type: ignore[call-arg]
     with pytest.raises(RuntimeError, match=r"no run is open; call causalwatch.init\(\) first"):
         cw.log({"a": 1.0})
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from causalwatch import fields as F
-from causalwatch.local import Journal, RunInfo, runs_dir
+from causalwatch.local import Journal, RunInfo, jsonl_objects, runs_dir
 from causalwatch.reference import load_reference
 from trainer.protocol import MAX_INT, NO_REFERENCE_KIND, make_message
 
@@ -70,20 +70,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
         yield from _csv_rows(path, text)
         return
-    lines = text.split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            if number == len(lines):
-                # The torn last line of a killed writer: the trainer flushes whole lines.
-                continue
-            raise ImportFileError(f"{path}: line {number} is not JSON") from None
-        if not isinstance(row, dict):
-            raise ImportFileError(f"{path}: line {number} is not a JSON object")
-        yield number, row
+    yield from jsonl_objects(path, text, ImportFileError)
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:

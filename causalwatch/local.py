@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,29 @@ def _drop_torn_tail(path: Path) -> None:
         return
 
 
+def jsonl_objects(path: Path, text: str, error: type[ValueError] = ValueError
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each line of JSON-lines `text` read from `path`.
+
+    Blank lines and a torn last line are skipped: a process killed mid-write leaves one, and
+    the writers (this journal, the trainer's metrics.jsonl) flush whole lines only. Any other
+    line that is not a JSON object raises `error` naming the file and line.
+    """
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                continue
+            raise error(f"{path}: line {number} is not JSON") from None
+        if not isinstance(value, dict):
+            raise error(f"{path}: line {number} is not a JSON object")
+        yield number, value
+
+
 def read_messages(folder: Path) -> list[dict[str, Any]]:
     """The messages of a run folder in order; a torn last line (a crash mid-write) is skipped.
 
@@ -113,20 +137,9 @@ def read_messages(folder: Path) -> list[dict[str, Any]]:
     path = folder / MESSAGES_FILE
     if not path.is_file():
         return []
-    text = path.read_text("utf-8")
-    lines = text.split("\n")
-    complete = text.endswith("\n")
     messages = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            message = json.loads(line)
-        except ValueError:
-            if number == len(lines) and not complete:
-                break  # the torn last line of a killed process
-            raise ValueError(f"{path}: line {number} is not JSON") from None
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+    for number, message in jsonl_objects(path, path.read_text("utf-8")):
+        if not isinstance(message.get("type"), str):
             raise ValueError(f"{path}: line {number} is not a protocol message")
         messages.append(message)
     return messages

@@ -16,6 +16,8 @@ Where this differs from a real container, on purpose:
   are rewritten to match.
 - Python: this interpreter rather than the image's; `test_base_image_python_matches` checks
   both are the same minor version.
+- pip: the venv has none of its own; this interpreter's pip installs into it, without
+  byte-compiling (the image's build compiles; here only what runs is compiled, when it runs).
 - torch: the Dockerfile's CPU index is out of reach here, so `torch==<pin>+cpu` comes from
   the machine's wheels (pip's find-links); the `+cpu` local version only a CPU build has.
 - Ports: the CMD leaves them to the settings, so CAUSALWATCH_PORT and
@@ -53,8 +55,8 @@ from backend.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-# Generous: installing torch and ~60 packages into the fresh venv takes about a minute on
-# this 2-core machine (warm or empty pip cache alike), more on a slow registry mirror.
+# Generous: installing torch and ~60 packages into the fresh venv takes one to two minutes
+# on this 2-core machine (warm or empty pip cache alike), more on a slow registry mirror.
 INSTALL_TIMEOUT = 900
 START_TIMEOUT = 120
 # pytest-timeout counts fixture setup against the first test that needs it: the image's
@@ -370,16 +372,25 @@ class Image:
     venv: Path
 
 
+def image_pip(venv: Path) -> list[str]:
+    """pip acting on the venv that stands for the image."""
+    return [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+
+
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     """The Dockerfile's build, step by step, into a fresh venv standing for the image."""
     fs = ContainerFs(tmp_path_factory.mktemp("container"))
     venv = tmp_path_factory.mktemp("image") / "venv"
-    # A plain venv: no system site packages, nothing from the dev venv.
-    run_checked([sys.executable, "-m", "venv", str(venv)], "python -m venv", 120)
+    # A plain venv: no system site packages, nothing from the dev venv. Not even pip: this
+    # interpreter's pip installs into it (`--python`), sparing a pip bootstrap per session.
+    run_checked([sys.executable, "-m", "venv", "--without-pip", str(venv)], "python -m venv",
+                120)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-           "--disable-pip-version-check"]
+    pip = [*image_pip(venv), "install", "--quiet", "--disable-pip-version-check",
+           # Byte-compiling all of torch takes longer than the rest of the install; the
+           # modules the entry command imports compile when it first imports them.
+           "--no-compile"]
 
     steps = pip_steps(INSTRUCTIONS)
     workdir = "/"
@@ -406,7 +417,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
 
     # The project's `torch==` requirement must not have swapped the CPU build for another.
     freeze = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        [*image_pip(venv), "list", "--format=freeze"],
         env=clean_env(), capture_output=True, text=True, check=True,
     ).stdout.split()
     assert f"torch=={steps.torch_version}+cpu" in freeze

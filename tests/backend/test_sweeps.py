@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from utils.app_client import AppBackend
 from utils.backend_server import BackendServer
 
 from backend.sweeps import MAX_MEMBERS, SweepError, expand, parse_grid, parse_seeds
@@ -76,7 +77,10 @@ def test_a_sweep_queues_its_members_as_one_named_group(backend: BackendServer) -
     assert again["best"] == best["id"]
 
 
-def test_a_bad_member_refuses_the_whole_sweep_naming_the_field(backend: BackendServer) -> None:
+def test_a_bad_member_refuses_the_whole_sweep_naming_the_field(
+    app_backend: AppBackend,
+) -> None:
+    backend = app_backend
     bad = backend.client.post("/api/sweeps", json={
         "preset": "synthetic", "grid": {"lambda_sparse": [0.01, -1]}, "overrides": TINY})
     assert bad.status_code == 422

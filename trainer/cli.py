@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import re
-import secrets
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from trainer.protocol import (
     RUN_ID_RULE,
     VARIANCE_RATIO_MAX,
     Outcome,
+    new_run_id,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -157,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"causalwatch: invalid config: {err}", file=sys.stderr)
         return EXIT_USAGE
-    run_id = args.run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}-{secrets.token_hex(2)}"
+    run_id = args.run_id or new_run_id(args.preset)
     if not re.match(RUN_ID_PATTERN, run_id):
         print(f"causalwatch: invalid --run-id {run_id!r}: use {RUN_ID_RULE}", file=sys.stderr)
         return EXIT_USAGE

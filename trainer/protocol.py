@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
+import time
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
@@ -236,6 +238,12 @@ class Outcome(BaseModel):
 
     status: Literal["completed", "early_stopped", "stopped", "failed"]
     reason: str
+
+
+def new_run_id(preset: str) -> str:
+    """A fresh run id, `<local start time>-<preset>-<6 hex digits>`: ids sort by start and
+    say what the run began as."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}-{secrets.token_hex(3)}"
 
 
 def make_message(msg_type: MessageType, run_id: str, seq: int, **payload: Any) -> dict[str, Any]:

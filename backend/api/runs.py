@@ -6,7 +6,6 @@ import csv
 import io
 import secrets
 import threading
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -33,14 +32,11 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.store import METRIC_FIELDS
 from trainer.config import ConfigError, TrainConfig, build_config
-from trainer.protocol import LOG_FILE
+from trainer.protocol import LOG_FILE, new_run_id
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(503))
 # A route taking a run id answers 404 for an unknown run.
 RUN = error_responses(404)
-
-def _new_run_id(preset: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}-{secrets.token_hex(3)}"
 
 
 def _validated_config(settings: Settings, preset: str, overrides: dict[str, Any]) -> TrainConfig:
@@ -90,7 +86,7 @@ def _launch(
                 f"{queued} runs are already queued (max_queued={services.settings.max_queued})",
             )
         run = services.store.create_run(
-            run_id=_new_run_id(preset),
+            run_id=new_run_id(preset),
             preset=preset,
             config=config.model_dump(),
             name=name,
@@ -134,7 +130,7 @@ def _create_sdk_run(
     _refuse_if_full(services)
     ingest_token = secrets.token_urlsafe(24)
     run = services.store.create_run(
-        run_id=_new_run_id(preset),
+        run_id=new_run_id(preset),
         preset=preset,
         config=config,
         name=name,

@@ -50,3 +50,13 @@ def test_the_loss_breakdown_has_exactly_the_protocol_terms() -> None:
     from trainer.protocol import LOSS_TERMS
 
     assert tuple(f.name for f in fields(LossBreakdown)) == LOSS_TERMS
+
+
+def test_new_run_ids_are_valid_and_distinct() -> None:
+    import re
+
+    from trainer.protocol import RUN_ID_PATTERN, new_run_id
+
+    ids = {new_run_id("standard") for _ in range(20)}
+    assert len(ids) == 20
+    assert all(re.match(RUN_ID_PATTERN, i) and "-standard-" in i for i in ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 from typing import Any
@@ -280,7 +281,7 @@ def test_level_guides_come_from_the_backends_thresholds() -> None:
     labels = [a.text for a in figs["clip"].layout.annotations]
     assert "50% minimum" in labels and "10% good" in labels
     # Other thresholds move the lines: nothing is written twice.
-    moved = as_dict()
+    moved = copy.deepcopy(as_dict())  # its nested dicts are the backend's own
     moved["level_targets"]["clip_pct"]["by_level"]["Good"] = 20.0
     assert 20.0 in lines(live_figures([], 13, "ground truth", 1.0, level_guides(moved))["clip"])
 

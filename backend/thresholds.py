@@ -72,12 +72,15 @@ VERIFY_F1_TOLERANCE = 0.05
 
 
 def as_dict() -> dict[str, Any]:
-    """The public view (GET /api/thresholds): levels for chart guides, rule triggers."""
+    """The public view (GET /api/thresholds): levels for chart guides, rule triggers.
+
+    Copies throughout: a caller changing its view must not move the rules' numbers.
+    """
     return {
         "levels": list(LEVELS),
-        "level_epoch": LEVEL_EPOCH,
+        "level_epoch": dict(LEVEL_EPOCH),
         "level_targets": {
-            metric: {"op": op, "by_level": by_level}
+            metric: {"op": op, "by_level": dict(by_level)}
             for metric, (op, by_level) in LEVEL_TARGETS.items()
         },
         "rules": {
@@ -93,7 +96,7 @@ def as_dict() -> dict[str, Any]:
             "variance_ratio_max": VARIANCE_RATIO_MAX,
             "near_deterministic_r2": NEAR_DETERMINISTIC_R2,
         },
-        "expected_shares": EXPECTED_SHARES,
+        "expected_shares": {term: list(bounds) for term, bounds in EXPECTED_SHARES.items()},
         "probes": {
             "epochs": PROBE_EPOCHS,
             "per_alert": PROBES_PER_ALERT,

@@ -138,16 +138,18 @@
       return;
     }
     feed.ws = ws;
-    ws.onopen = function () {
-      if (feed.ws !== ws) return;
-      feed.connected = true;
-      feed.backoff = 500;
-      clearInterval(feed.fallbackTimer);
-      feed.fallbackTimer = null;
-    };
     ws.onmessage = function (event) {
       if (feed.ws !== ws) return;
-      onMessage(JSON.parse(event.data));
+      const msg = JSON.parse(event.data);
+      if (msg.type === "snapshot") {
+        // Connected once the backend answers (an open socket may still be refused): only
+        // then do the backoff and the slow poll stop.
+        feed.connected = true;
+        feed.backoff = 500;
+        clearInterval(feed.fallbackTimer);
+        feed.fallbackTimer = null;
+      }
+      onMessage(msg);
     };
     ws.onclose = function () {
       if (feed.ws !== ws) return; // replaced or stopped on purpose

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,31 +28,23 @@ from backend.schemas import SDK_PRESET, AlertPublic, RunKind, RunPublic
 from backend.store import Store
 from trainer.config import TrainConfig
 from trainer.protocol import (
+    MESSAGE_TYPES,
     PROTOCOL_VERSION,
     EpochRecord,
     GraphSnapshot,
-    MessageType,
     PartialEpochRecord,
     StartedData,
 )
 
 logger = logging.getLogger("causalwatch.ingest")
 
-MESSAGE_TYPES: frozenset[str] = frozenset(get_args(MessageType))
-
-
-def _protocol_types(*names: str) -> tuple[str, ...]:
-    """The protocol's message types this module handles, refused at import if it has none
-    of that name: a renamed type must not turn into "unknown message type" at run time."""
-    missing = [n for n in names if n not in MESSAGE_TYPES]
-    if missing:
-        raise ImportError(f"trainer.protocol.MessageType lacks {missing}")
-    return names
-
-
-STARTED, EPOCH, GRAPH, FINISHED, FAILED = _protocol_types(
+# The protocol's message types by name. Every one has its path here: a type added, renamed
+# or dropped in trainer/protocol.py fails this import instead of being refused at run time.
+HANDLED = STARTED, EPOCH, GRAPH, FINISHED, FAILED = (
     "started", "epoch", "graph", "finished", "failed"
 )
+if set(HANDLED) != set(MESSAGE_TYPES):
+    raise ImportError(f"ingest handles {HANDLED}; trainer.protocol defines {MESSAGE_TYPES}")
 
 
 class MessageError(ValueError):
@@ -107,7 +99,6 @@ class Ingest:
         self._states: dict[str, RunState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._others_in_flight: dict[str, int] = {}  # non-epoch messages being handled
-        # A type the protocol defines and no handler here stores anything of is acked.
         self._handlers: dict[str, Handler] = {
             STARTED: self._started, GRAPH: self._graph, FINISHED: self._ended, FAILED: self._ended,
         }
@@ -213,9 +204,7 @@ class Ingest:
             state = await self._state(run)
             if state.closed:
                 raise _finished(run)
-            handler = self._handlers.get(message["type"])
-            if handler is not None:
-                await handler(run, state, message)
+            await self._handlers[message["type"]](run, state, message)
 
     def _other_done(self, run_id: str) -> None:
         left = self._others_in_flight.pop(run_id, 1) - 1

@@ -36,7 +36,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -51,7 +51,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from trainer.config import TrainConfig
-from trainer.protocol import MAX_INT, GraphSnapshot, MessageType, StartedData
+from trainer.protocol import MAX_INT, MESSAGE_TYPES, GraphSnapshot, StartedData
 from trainer.protocol import PartialEpochRecord as EpochRecord
 
 EPOCHS = 100_000  # the config maximum: every example gets fresh epoch numbers
@@ -59,7 +59,7 @@ PLAN = TrainConfig(dataset="synthetic", epochs=EPOCHS)  # the hand-fed runs' eva
 MAX_FRAME_CHARS = 1_000_000  # backend/api/ws.py MAX_FRAME_BYTES (it counts characters)
 WS_MAX_SIZE = 2**21  # backend/cli.py: uvicorn's ws_max_size
 INT64 = (-(2**63), 2**63 - 1)
-TYPES = get_args(MessageType)  # any other type (PAYLOADS tries "alert") is refused
+TYPES = MESSAGE_TYPES  # any other type (PAYLOADS tries "alert") is refused
 RECORD_FIELDS = list(EpochRecord.model_fields)
 INT_FIELDS = [n for n, f in EpochRecord.model_fields.items() if "int" in str(f.annotation)]
 REPLY_TIMEOUT = 10.0

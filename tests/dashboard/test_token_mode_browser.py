@@ -68,6 +68,9 @@ def test_a_token_session_in_chromium(browser: WebDriver, stack: TokenStack) -> N
     link = page.find(f"#runs-table a[href='/run/{named.json()['id']}']", timeout=30)
     page.wait(lambda: link.text == EVIL_NAME, 10, "the run's name as plain text")
     assert not page.find_all("#runs-table a[href^='https://evil.example']")
+    # The list follows WS /ws/runs on a ticket too.
+    page.wait(lambda: page.js("return window.causalwatchRunsFeed.state.connected"), 15,
+              "the runs feed's socket, opened with a ticket")
 
     # Live charts: the websocket opens with a ticket the page asked its server for.
     page.open(f"/run/{live['id']}")

@@ -32,6 +32,7 @@ _LAZY_MODULES = ("torch", "lightning")
 
 
 Mode = Literal["auto", "online", "offline"]
+Outcome = Literal["completed", "failed"]  # how a training script may end its run
 
 
 class InitOptions(TypedDict, total=False):
@@ -102,7 +103,7 @@ def log_graph(probabilities: Any, step: int | None = None) -> None:
     _require_run("log_graph").log_graph(probabilities, step=step)
 
 
-def finish(status: Literal["completed", "failed"] = "completed", reason: str | None = None) -> None:
+def finish(status: Outcome = "completed", reason: str | None = None) -> None:
     """`current_run().finish(...)`; nothing to do without an open run."""
     run = current_run()
     if run is not None:

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Self, get_args
 
 import httpx
 
-from causalwatch import InitOptions, Mode
+from causalwatch import InitOptions, Mode, Outcome
 from causalwatch import fields as F
 from causalwatch.local import Journal, RunInfo, mark_synced, runs_dir
 from causalwatch.process import MAX_REASON_CHARS, notice, one_line, process
@@ -242,11 +242,12 @@ class Run:
             self._sources.append(source)
 
     def finish(
-        self, status: Literal["completed", "failed"] = "completed", reason: str | None = None
+        self, status: Outcome = "completed", reason: str | None = None
     ) -> None:
         """Send the open row and the outcome, wait briefly for the server's acks. Idempotent."""
-        if status not in ("completed", "failed"):
-            raise ValueError(f"status: must be 'completed' or 'failed', got {status!r}")
+        if status not in get_args(Outcome):
+            raise ValueError(f"status: must be one of {', '.join(map(repr, get_args(Outcome)))},"
+                             f" got {status!r}")
         with self._lock:
             if self._finished:
                 return

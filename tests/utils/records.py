@@ -8,9 +8,9 @@ default, a required number is 0 unless `HEALTHY` names a plausible value for it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from trainer.protocol import PROTOCOL_VERSION, EpochRecord
+from trainer.protocol import EpochRecord, MessageType, make_message
 
 # A healthy epoch of a 13-edge reference graph: the rules stay silent and every scorecard
 # guide is met, so a test changes only the numbers its behaviour is about.
@@ -73,8 +73,8 @@ def epoch_record(
 
 
 def message(run_id: str, seq: Any, msg_type: str = "epoch", **payload: Any) -> dict[str, Any]:
-    """One protocol message: the envelope every message shares, around its payload."""
-    return {"v": PROTOCOL_VERSION, "type": msg_type, "run_id": run_id, "seq": seq, **payload}
+    """One protocol message; tests may send types and seqs the protocol refuses."""
+    return make_message(cast("MessageType", msg_type), run_id, seq, **payload)
 
 
 def frame(run_id: str, seq: Any, msg_type: str = "epoch", **payload: Any) -> str:

@@ -24,6 +24,7 @@ read once per row, so a CUDA loop gets no extra synchronisation per step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,11 +38,10 @@ from torch import Tensor, nn
 from causalwatch import clip_observer
 from trainer import graph_metrics, health
 from trainer.config import TrainConfig
+from trainer.protocol import LOSS_TERMS
 
 logger = logging.getLogger("causalwatch.torch")
 
-# The four weighted terms of the objective, as the records name them (trainer.protocol).
-CONTRACT_TERMS = ("recon", "sparse", "acyclic", "disen")
 # As trainer/loop.py's TERM_NORM_EVERY, but a user's loop pays a whole extra backward per
 # term on a measured step (ours reuses the per-term gradients as the step's own), so the
 # SDK samples more sparsely by default: bench/sdk_overhead.py measures the cost.
@@ -51,7 +51,6 @@ EVAL_EVERY: int = TrainConfig.model_fields["eval_every"].default
 # Logits read back from probabilities (an `adjacency` callable) are clamped this far from 0
 # and 1, so a saturated probability gives a large finite logit, not ±inf.
 PROB_EPS = 1e-6
-EVAL_FIELDS = ("shd", "f1", "precision", "recall", "f1_skeleton")
 
 Adjacency = Tensor | Callable[[], Tensor]
 EvalEvery = int | Callable[[int], bool]
@@ -335,7 +334,7 @@ class Watch:
         }
         # A contract term the objective does not have weighs 0 (as a logged row's does, see
         # causalwatch/fields.py): the loss-balance rules read all four.
-        for name in CONTRACT_TERMS:
+        for name in LOSS_TERMS:
             means.setdefault(name, 0.0)
         fields: dict[str, Any] = {"loss_total": sum(means.values())}
         fields.update({f"loss_{name}": value for name, value in means.items()})
@@ -383,7 +382,7 @@ class Watch:
             return {}
         tuned = graph_metrics.threshold_graph(probs, graph_metrics.tuned_threshold(probs))
         scores = graph_metrics.score_graph(tuned, reference)
-        return {name: getattr(scores, name) for name in EVAL_FIELDS}
+        return dataclasses.asdict(scores)
 
     def _is_eval(self, epoch: int) -> bool:
         if callable(self.eval_every):

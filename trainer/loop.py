@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -305,13 +305,7 @@ def train(
             record["val_recon"] = val_recon
             if reference is not None:
                 scores = graph_metrics.score_graph(tuned, reference)
-                record.update(
-                    shd=scores.shd,
-                    f1=scores.f1,
-                    precision=scores.precision,
-                    recall=scores.recall,
-                    f1_skeleton=scores.f1_skeleton,
-                )
+                record.update(asdict(scores))
             # Model selection is label-free: the reference graph never picks the checkpoint.
             # val_recon reconstructs through the tuned DAG, the graph the run reports; only
             # epochs once acyclicity is asked for compete, since before it the graph is

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from utils.app_client import AppBackend
 from utils.backend_server import BackendServer, free_port
 from utils.records import epoch_record, frame
 from websockets.exceptions import ConnectionClosed
@@ -263,47 +264,36 @@ def test_memory_hungry_configs_are_refused_at_validation(server: BackendServer) 
 def test_websocket_connections_are_capped(
     tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
 ) -> None:
-    srv = BackendServer(tmp_path, uci_csv_path, env={
-        "CAUSALWATCH_PYTHON": str(idle_trainer_python), "CAUSALWATCH_MAX_WEBSOCKETS": "4"})
-    srv.start()
-    try:
-        with contextlib.ExitStack() as sockets:
-            open_ones = [sockets.enter_context(connect(f"{srv.ws_url}/ws/runs",
-                                                       open_timeout=10)) for _ in range(4)]
-            for ws in open_ones:
-                assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
-            with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as extra:
-                assert close_code(extra) == 1013
-            open_ones.pop().close()
-            time.sleep(0.5)
-            with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as again:
-                assert json.loads(again.recv(timeout=10))["type"] == "snapshot"
-    finally:
-        srv.close()
+    with BackendServer(tmp_path, uci_csv_path, env={
+        "CAUSALWATCH_PYTHON": str(idle_trainer_python), "CAUSALWATCH_MAX_WEBSOCKETS": "4",
+    }) as srv, contextlib.ExitStack() as sockets:
+        open_ones = [sockets.enter_context(connect(f"{srv.ws_url}/ws/runs", open_timeout=10))
+                     for _ in range(4)]
+        for ws in open_ones:
+            assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+        with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as extra:
+            assert close_code(extra) == 1013
+        open_ones.pop().close()
+        time.sleep(0.5)
+        with connect(f"{srv.ws_url}/ws/runs", open_timeout=10) as again:
+            assert json.loads(again.recv(timeout=10))["type"] == "snapshot"
 
 
 def test_runs_past_max_run_seconds_are_stopped_with_the_reason(
     tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
 ) -> None:
-    srv = BackendServer(tmp_path, uci_csv_path, env={
-        "CAUSALWATCH_PYTHON": str(idle_trainer_python), "CAUSALWATCH_MAX_RUN_SECONDS": "2"})
-    srv.start()
-    try:
+    with AppBackend(tmp_path, uci_csv_path, idle_trainer_python, max_run_seconds=2) as srv:
         run = srv.create("synthetic", epochs=5)
         done = srv.wait_finished(run["id"], timeout=30)
         assert done["status"] == "stopped"
         assert done["status_reason"].startswith("ran longer than max_run_seconds (2 s)")
-    finally:
-        srv.close()
 
 
 def test_ingest_stops_taking_records_when_the_disk_is_nearly_full(
     tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
 ) -> None:
-    srv = BackendServer(tmp_path, uci_csv_path, env={
-        "CAUSALWATCH_PYTHON": str(idle_trainer_python)})
-    srv.start()
-    try:
+    with BackendServer(tmp_path, uci_csv_path, env={
+        "CAUSALWATCH_PYTHON": str(idle_trainer_python)}) as srv:
         run = srv.create_sdk("synthetic", epochs=5)
         srv.stop()
         srv.env["CAUSALWATCH_MIN_FREE_MB"] = "10000000"  # 10 TB: never free here
@@ -313,8 +303,6 @@ def test_ingest_stops_taking_records_when_the_disk_is_nearly_full(
             ws.send(frame(run["id"], 0, "epoch", record=epoch_record(1, run["id"])))
             assert close_code(ws) == 1013  # try again later: the trainer keeps it
         assert srv.metrics(run["id"]) == []
-    finally:
-        srv.close()
 
 
 # --- the same attacks from a real browser page --------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
+from starlette.status import WS_1013_TRY_AGAIN_LATER
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import ERROR_MEANINGS
@@ -32,7 +33,6 @@ WILDCARD_ADDRESSES = ("0.0.0.0", "::")
 CLIENT_HEADER = "x-causalwatch-client"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 INGEST_PREFIX = "/ws/ingest/"
-TRY_AGAIN_LATER = 1013
 FORBIDDEN_WS = 4403
 
 
@@ -99,7 +99,7 @@ class BrowserGuard:
             return
         if self.open_websockets >= self.max_websockets:
             await _close_websocket(
-                receive, send, TRY_AGAIN_LATER,
+                receive, send, WS_1013_TRY_AGAIN_LATER,
                 f"{self.open_websockets} websockets open (max_websockets); retry later",
             )
             return

@@ -4,18 +4,19 @@ line, the waiting states of a queued or starting run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from selenium.webdriver.chrome.webdriver import WebDriver
 from utils.backend_server import BackendServer, free_port
 from utils.dashboard_browser import DashboardPage
+from utils.records import epoch_record
 from utils.sdk_feed import feed as _feed
-
-from trainer.protocol import EpochRecord
 
 # The run page's bound for the adjacency: a few hundred pixels, never the red-flag column's.
 MAX_HEATMAP_PX = 700
 VARIABLES = [f"X{i}" for i in range(13)]
+# A collapsed, clipped epoch: several red flags at once.
+BROKEN = {"clip_pct": 100.0, "logit_std": 0.01, "edges_at_05": 0, "edges_tuned": 0,
+          "share_recon": 100.0, "share_sparse": 0.0, "share_acyclic": 0.0, "share_disen": 0.0}
 FINISHED_LOOK = """
 const bar = document.querySelector('#run-progress .progress-bar');
 const stop = document.getElementById('run-stop');
@@ -26,20 +27,6 @@ return {text: document.getElementById('run-progress-text').innerText,
         stopDisabled: !!stop && stop.disabled,
         stopping: !!banner && banner.offsetParent !== null};
 """
-
-
-def _record(run_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
-    record = {name: 0.0 for name in EpochRecord.model_fields if name != "custom"}
-    record.update(
-        run_id=run_id, epoch=epoch, step=epoch, time=1.7e9 + epoch, loss_total=2.0,
-        loss_recon=1.4, loss_sparse=0.3, loss_acyclic=0.1, loss_disen=0.2, share_recon=70.0,
-        share_sparse=15.0, share_acyclic=5.0, share_disen=10.0, clip_pct=10.0, logit_std=0.5,
-        edges_at_05=3, edges_tuned=3, edges_topk=13, threshold_tuned=0.5, shd=None, f1=None,
-        precision=None, recall=None, f1_skeleton=None, val_recon=None, is_best=False,
-        epoch_seconds=0.1, eta_seconds=30.0, lr=1e-4,
-    )
-    record.update(fields)
-    return record
 
 
 def _heatmap_px(page: DashboardPage) -> float:
@@ -57,8 +44,8 @@ def test_the_adjacency_keeps_its_height_as_red_flags_arrive(
     _feed(stack, run_id, [
         ("started", {"config": {}, "data": {"variables": VARIABLES, "reference_edges": edges,
                                             "reference_kind": "ground truth"}}),
-        ("epoch", {"record": _record(run_id, 1)}),
-        ("epoch", {"record": _record(run_id, 2)}),
+        ("epoch", {"record": epoch_record(1, run_id)}),
+        ("epoch", {"record": epoch_record(2, run_id)}),
         ("graph", {"epoch": 2, "probabilities": probabilities}),  # evaluated every 2 epochs
     ])
     page.open(f"/run/{run_id}")
@@ -69,9 +56,7 @@ def test_the_adjacency_keeps_its_height_as_red_flags_arrive(
 
     # A collapsed, clipped run: several red flags, a tall column beside the charts.
     _feed(stack, run_id, [
-        ("epoch", {"record": _record(run_id, e, clip_pct=100.0, logit_std=0.01, edges_at_05=0,
-                                     edges_tuned=0, share_recon=100.0, share_sparse=0.0,
-                                     share_acyclic=0.0, share_disen=0.0)})
+        ("epoch", {"record": epoch_record(e, run_id, **BROKEN)})
         for e in range(3, 16)
     ], first_seq=10)
     page.wait(lambda: len(page.find_all(".alert-card")) >= 3, 30, "three red flags")
@@ -87,7 +72,7 @@ def test_a_finished_run_shows_how_it_ended_and_nothing_that_moves(
 ) -> None:
     run_id = str(stack.create_sdk("synthetic", epochs=20)["id"])
     summary = {"status": "early_stopped", "reason": "no val_recon improvement", "epochs_run": 5}
-    _feed(stack, run_id, [*(("epoch", {"record": _record(run_id, e)}) for e in range(1, 6)),
+    _feed(stack, run_id, [*(("epoch", {"record": epoch_record(e, run_id)}) for e in range(1, 6)),
                           ("finished", {"summary": summary})])
     assert stack.wait_finished(run_id)["status"] == "completed"
 
@@ -111,7 +96,7 @@ def test_a_stopped_run_loses_its_eta_and_stripes_live(
     assert waiting == "waiting for the first epoch from your training process", waiting
     assert page.text("#run-progress-text") == waiting
 
-    _feed(stack, run_id, [("epoch", {"record": _record(run_id, e)}) for e in range(1, 4)])
+    _feed(stack, run_id, [("epoch", {"record": epoch_record(e, run_id)}) for e in range(1, 4)])
     page.wait_text("#run-progress-text", lambda t: t.startswith("epoch 3 / 20 · ETA"), 20,
                    "the live line")
     assert not page.js("return document.getElementById('run-waiting').offsetParent")
@@ -195,7 +180,7 @@ def test_live_events_reach_the_panels_as_pushed_without_a_read_per_record(
     _feed(stack, run_id, [
         ("started", {"config": {}, "data": {"variables": VARIABLES, "reference_edges": edges,
                                             "reference_kind": "ground truth"}}),
-        ("epoch", {"record": _record(run_id, 1)}),
+        ("epoch", {"record": epoch_record(1, run_id)}),
     ])
     page.open(f"/run/{run_id}")
     page.wait(lambda: len((page.trace_xs("#graph-clip") or [[]])[0]) == 1, 20, "epoch 1 drawn")
@@ -203,10 +188,8 @@ def test_live_events_reach_the_panels_as_pushed_without_a_read_per_record(
     page.js(LIVE_HOOK)
 
     _feed(stack, run_id, [
-        *(("epoch", {"record": _record(run_id, e)}) for e in range(2, 9)),
-        ("epoch", {"record": _record(run_id, 9, clip_pct=100.0, logit_std=0.01, edges_at_05=0,
-                                     edges_tuned=0, share_recon=100.0, share_sparse=0.0,
-                                     share_acyclic=0.0, share_disen=0.0)}),
+        *(("epoch", {"record": epoch_record(e, run_id)}) for e in range(2, 9)),
+        ("epoch", {"record": epoch_record(9, run_id, **BROKEN)}),
         ("graph", {"epoch": 8, "probabilities": [[0.25] * 13 for _ in range(13)]}),
     ], first_seq=10)
     page.wait(lambda: page.trace_xs("#graph-clip") == [list(range(1, 10))], 20, "9 epochs drawn")

@@ -50,6 +50,18 @@ def terms_of(model: TinySEM, x: Tensor, lambda_sparse: float = 1e-2) -> dict[str
     }
 
 
+def step(watch: Watch, opt: torch.optim.Optimizer, terms: dict[str, Tensor],
+         clip_at: float | None = None) -> None:
+    """One optimizer step as a user's loop takes it: the terms to the watch, backward, the
+    watch's clip when asked, the update."""
+    watch.loss_terms(terms)
+    opt.zero_grad()
+    sum(terms.values()).backward()
+    if clip_at is not None:
+        watch.clip_grad_norm_(clip_at)
+    opt.step()
+
+
 def fit(
     model: TinySEM, opt: torch.optim.Optimizer, watch: Watch, steps: int, *,
     clip: str | float | None = None, lambda_sparse: float = 1e-2, seed: int = 0,
@@ -153,18 +165,15 @@ def test_per_term_gradient_norms_match_a_direct_autograd_computation(model: Tiny
     expected: dict[str, list[float]] = {}
     gen = torch.Generator().manual_seed(1)
     with Watch(model, opt, adjacency=model.adj_logits, term_norm_every=2) as watch:
-        for step in range(6):
+        for index in range(6):
             terms = terms_of(model, torch.randn(16, D, generator=gen))
-            if step % 2 == 0:  # the watch samples every 2nd step, its first included
+            if index % 2 == 0:  # the watch samples every 2nd step, its first included
                 for name, term in terms.items():
                     grads = torch.autograd.grad(term, params, retain_graph=True,
                                                 allow_unused=True)
                     norm = math.sqrt(sum(float((g**2).sum()) for g in grads if g is not None))
                     expected.setdefault(name, []).append(norm)
-            watch.loss_terms(terms)
-            opt.zero_grad()
-            sum(terms.values()).backward()
-            opt.step()
+            step(watch, opt, terms)
         row = watch(1)
     for name, norms in expected.items():
         assert len(norms) == 3
@@ -181,10 +190,7 @@ def test_loss_values_and_shares_and_a_term_at_zero_share(model: TinySEM) -> None
             terms = terms_of(model, torch.randn(16, D, generator=gen), lambda_sparse=0.0)
             for name, term in terms.items():
                 values.setdefault(name, []).append(float(term.detach()))
-            watch.loss_terms(terms)
-            opt.zero_grad()
-            sum(terms.values()).backward()
-            opt.step()
+            step(watch, opt, terms)
         row = watch(1)
     means = {name: float(np.mean(v)) for name, v in values.items()}
     shares = health.loss_shares(means)
@@ -350,13 +356,9 @@ def test_a_loop_with_watch_streams_its_health_and_a_red_flag_fires(
                 p = model.probs()
                 terms = {"recon": 10.0 * ((x - x_hat) ** 2).mean(), "sparse": 0.0 * p.sum(),
                          "acyclic": 0.0 * p.sum(), "disen": 0.0 * p.sum()}
-                watch.loss_terms(terms)
-                opt.zero_grad()
-                sum(terms.values()).backward()
                 # Every step of an even epoch clipped, none of an odd one: each row's clip%
                 # shows whether its span is exactly its epoch's steps.
-                watch.clip_grad_norm_(1e-9 if epoch % 2 == 0 else 1e9)
-                opt.step()
+                step(watch, opt, terms, clip_at=1e-9 if epoch % 2 == 0 else 1e9)
             run.log({"my_metric": float(epoch)}, step=epoch)
     records = sdk_backend.metrics(run.id)
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
@@ -385,12 +387,8 @@ def test_rows_logged_per_batch_keep_each_epochs_own_steps(sdk_env: Path) -> None
         for epoch in range(4):
             for batch in range(3 + epoch):  # epochs of 3, 4, 5, 6 steps
                 terms = terms_of(model, torch.randn(16, D, generator=gen))
-                watch.loss_terms(terms)
-                opt.zero_grad()
-                sum(terms.values()).backward()
                 # Every step of an even epoch clipped, none of an odd one.
-                watch.clip_grad_norm_(1e-9 if epoch % 2 == 0 else 1e9)
-                opt.step()
+                step(watch, opt, terms, clip_at=1e-9 if epoch % 2 == 0 else 1e9)
                 run.log({"batch": float(batch)}, step=epoch)
     records = [m["record"] for m in read_messages(run.folder) if m["type"] == "epoch"]
     assert [r["clip_pct"] for r in records] == [100.0, 0.0, 100.0, 0.0]

@@ -3,6 +3,7 @@ line, the waiting states of a queued or starting run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -27,6 +28,19 @@ return {text: document.getElementById('run-progress-text').innerText,
         stopDisabled: !!stop && stop.disabled,
         stopping: !!banner && banner.offsetParent !== null};
 """
+
+
+def stop_from_the_page(page: DashboardPage, is_final: Callable[[str], bool],
+                       timeout: float) -> None:
+    """Stop with the page's button: the final line, and nothing left that says it runs."""
+    page.click("#run-stop")
+    page.wait(lambda: is_final(page.js(FINISHED_LOOK)["text"]), timeout,
+              "the stopped run's final line")
+    page.wait(lambda: not page.js(FINISHED_LOOK)["stopping"], 5, "no more 'Stopping…'")
+    look = page.js(FINISHED_LOOK)
+    assert "ETA" not in look["text"], look
+    assert "striped" not in look["striped"] and "animated" not in look["striped"], look
+    assert not look["stopShown"] and not look["stopping"], look
 
 
 def _heatmap_px(page: DashboardPage) -> float:
@@ -100,13 +114,7 @@ def test_a_stopped_run_loses_its_eta_and_stripes_live(
     page.wait_text("#run-progress-text", lambda t: t.startswith("epoch 3 / 20 · ETA"), 20,
                    "the live line")
     assert not page.js("return document.getElementById('run-waiting').offsetParent")
-    page.click("#run-stop")
-    page.wait(lambda: page.js(FINISHED_LOOK)["text"] == "stopped · 3 of 20 epochs", 20,
-              "the stopped run's final line")
-    page.wait(lambda: not page.js(FINISHED_LOOK)["stopping"], 5, "no more 'Stopping…'")
-    look = page.js(FINISHED_LOOK)
-    assert "striped" not in look["striped"] and "animated" not in look["striped"], look
-    assert not look["stopShown"] and not look["stopping"], look
+    stop_from_the_page(page, lambda t: t == "stopped · 3 of 20 epochs", 20)
     page.assert_clean()
 
 
@@ -142,13 +150,7 @@ def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
         page.wait_text("#run-progress-text",
                        lambda t: t == "starting the trainer… (loading data)", 30,
                        "the starting trainer's line")
-        page.click("#run-stop")
-        page.wait(lambda: page.js(FINISHED_LOOK)["text"].startswith("stopped · "), 40,
-                  "the stopped run's final line")
-        page.wait(lambda: not page.js(FINISHED_LOOK)["stopping"], 5, "no more 'Stopping…'")
-        look = page.js(FINISHED_LOOK)
-        assert "ETA" not in look["text"] and "striped" not in look["striped"], look
-        assert not look["stopShown"] and not look["stopping"], look
+        stop_from_the_page(page, lambda t: t.startswith("stopped · "), 40)
         page.assert_clean()
     finally:
         one_slot.close()

@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+from utils.records import epoch_record
 
 from dashboard import figures, ids
 from dashboard.client import _error_from
@@ -44,20 +45,16 @@ FIRST_WITH_HEALTH = 3
 
 
 def records(n: int) -> list[dict]:
-    out = []
-    for epoch in range(1, n + 1):
-        evaluated = epoch % 2 == 0
-        measured = epoch >= FIRST_WITH_HEALTH
-        out.append({
-            "epoch": epoch, "clip_pct": 100.0 - epoch, "loss_total": 10.0 / epoch,
-            "loss_recon": 9.0 / epoch, "loss_sparse": 0.5, "loss_acyclic": 0.0, "loss_disen": 0.1,
-            "share_recon": 90.0, "share_sparse": 5.0, "share_acyclic": 0.0, "share_disen": 5.0,
-            "logit_std": 0.01 * epoch, "lr": 1e-4, "edges_at_05": 3, "edges_tuned": 2,
-            "edges_topk": 13, **{f: (0.5 if evaluated else None) for f in EVAL_FIELDS},
-            "shd": 10 if evaluated else None,
-            **{f: (1e-3 * epoch if measured else None) for f in HEALTH_FIELDS},
-        })
-    return out
+    """A run's rows as the API serves them: curves that move, the newer health fields from
+    epoch FIRST_WITH_HEALTH on, the scores on even epochs."""
+    return [
+        epoch_record(
+            epoch, evaluated=epoch % 2 == 0, clip_pct=100.0 / epoch, loss_total=10.0 / epoch,
+            loss_recon=9.0 / epoch, logit_std=0.01 * epoch,
+            **{f: (1e-3 * epoch if epoch >= FIRST_WITH_HEALTH else None) for f in HEALTH_FIELDS},
+        )
+        for epoch in range(1, n + 1)
+    ]
 
 
 def test_every_live_trace_names_its_record_field_and_skips_missing_values() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from utils.app_client import AppBackend
 from utils.idle_trainer import write_idle_trainer
 from utils.pg_server import PostgresServer, find_bin_dir
+
+if TYPE_CHECKING:  # the app is imported by the tests that use it, not by every run
+    from utils.app_client import AppBackend
 
 # The shared folder sits next to the project root (../shared/data); it is not shipped.
 SHARED_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -70,5 +73,7 @@ def app_backend(
     tmp_path: Path, uci_csv_path: Path, idle_trainer_python: Path
 ) -> Iterator[AppBackend]:
     """The backend app in this process (SQLite, idle trainers): for the API's answers."""
+    from utils.app_client import AppBackend
+
     with AppBackend(tmp_path, uci_csv_path, idle_trainer_python) as backend:
         yield backend

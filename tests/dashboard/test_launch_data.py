@@ -40,11 +40,8 @@ def test_decode_upload_and_overrides() -> None:
 
 @pytest.fixture
 def client(tmp_path: Path, uci_csv_path: Path) -> Iterator[BackendClient]:
-    server = BackendServer(tmp_path, uci_csv_path).start()
-    try:
+    with BackendServer(tmp_path, uci_csv_path) as server:
         yield BackendClient(Endpoints(server.url, server.url))
-    finally:
-        server.close()
 
 
 def test_client_uploads_lists_and_reports_refusals(client: BackendClient, tmp_path: Path) -> None:

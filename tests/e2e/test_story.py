@@ -32,12 +32,9 @@ SCREENSHOTS_ENV = "CAUSALWATCH_SCREENSHOTS_DIR"
 
 @pytest.fixture
 def story_stack(tmp_path: Path, uci_csv_path: Path) -> Any:
-    server = BackendServer(tmp_path, uci_csv_path, max_runs=2, max_probes=2,
-                           dashboard_port=free_port()).start()
-    try:
+    with BackendServer(tmp_path, uci_csv_path, max_runs=2, max_probes=2,
+                       dashboard_port=free_port()) as server:
         yield server
-    finally:
-        server.close()
 
 
 def settled(stack: BackendServer, run_id: str) -> list[dict[str, Any]]:

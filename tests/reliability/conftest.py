@@ -25,12 +25,7 @@ def fuzz_backend(
 ) -> Iterator[BackendServer]:
     """One real backend for the whole module (max_runs=1: created runs queue, cheaply)."""
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-    server = BackendServer(root, uci_csv_path, max_runs=1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CAUSALWATCH_PYTHON", str(idle_trainer_python))
-        env.delenv("CAUSALWATCH_TOKEN", raising=False)
-        server.start()
-    try:
+    with BackendServer(
+        root, uci_csv_path, max_runs=1, env={"CAUSALWATCH_PYTHON": str(idle_trainer_python)}
+    ) as server:
         yield server
-    finally:
-        server.close()

@@ -19,6 +19,9 @@ from sqlalchemy.pool import NullPool
 
 from utils.processes import stop_process, wait_until_answers
 
+# Settings a backend under test never takes from the environment pytest runs in.
+INHERITED_NOT = ("DATABASE_URL", "CAUSALWATCH_DB", "CAUSALWATCH_TOKEN")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -184,7 +187,8 @@ class BackendServer(BackendClient):
     def start(self) -> Self:
         self.starts += 1
         log = (self.root / f"backend-{self.starts}.log").open("wb")
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAUSALWATCH_DB")}
+        # Nothing from the developer's shell decides the database or the token: the test does.
+        env = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
         if self.db_url is not None:
             env["DATABASE_URL"] = self.db_url
         env.update(self.env)

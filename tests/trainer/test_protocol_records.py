@@ -3,6 +3,7 @@ run's partial records, the user's own keys, graphs and the started data."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from utils.records import epoch_record
 from trainer.protocol import (
     MAX_CUSTOM_KEYS,
     MAX_INT,
+    RUN_ID_PATTERN,
     EpochRecord,
     GraphSnapshot,
     PartialEpochRecord,
@@ -105,3 +107,22 @@ def test_started_data_types_what_it_carries() -> None:
     refused(StartedData, {"stats": {"variance_ratio": -1.0}}, "stats")
     refused(StartedData, {"stats": {"near_deterministic": [{"column": "a", "r2": "inf"}]}},
             "stats")
+
+
+@pytest.mark.parametrize(("run_id", "valid"), [
+    ("20261128-071437-standard-c8829a", True),
+    ("r1", True),
+    ("a.b_c-D", True),
+    ("x" * 80, True),
+    ("x" * 81, False),
+    ("", False),
+    ("../escape", False),
+    (".hidden", False),
+    ("-flag", False),
+    ("a b", False),
+    ("a/b", False),
+    ("r1\n", False),
+    ("café", False),
+])
+def test_the_run_id_pattern_keeps_ids_safe_as_folder_names(run_id: str, valid: bool) -> None:
+    assert (re.fullmatch(RUN_ID_PATTERN, run_id) is not None) == valid

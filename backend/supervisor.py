@@ -278,6 +278,10 @@ class Supervisor:
             self.on_tick()
 
     def _fill_slots(self) -> None:
+        # A tick already running when shutdown cancels the monitor must not start a queued
+        # run: nothing would signal it, and it would end killed instead of staying queued.
+        if self._shutting_down:
+            return
         # User runs and probes have slots of their own: a probe never takes a user's slot.
         running = [tp.kind for tp in self._procs.values()]
         free = {

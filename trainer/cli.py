@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"causalwatch: invalid config: {err}", file=sys.stderr)
         return EXIT_USAGE
     run_id = args.run_id or new_run_id(args.preset)
-    if not re.match(RUN_ID_PATTERN, run_id):
+    if not re.fullmatch(RUN_ID_PATTERN, run_id):
         print(f"causalwatch: invalid --run-id {run_id!r}: use {RUN_ID_RULE}", file=sys.stderr)
         return EXIT_USAGE
     if args.backend:

@@ -99,6 +99,8 @@ def test_synthetic_run_and_standard_raw_warning(tmp_path: Path, uci_csv_path: Pa
         (["--set", "sparsify_method=gumbel"], "'topk', 'sigmoid'"),
         (["--set", "no_such_field=1"], "unknown field 'no_such_field'"),
         (["--run-id", "../escape"], "invalid --run-id"),
+        # `$` alone would let a trailing newline through, which the backend's path refuses.
+        (["--run-id", "r1\n"], "invalid --run-id"),
         (["--backend", "ftp://example"], "invalid --backend"),
     ],
 )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
 from trainer.data.reference import UCI_REFERENCE_EDGES
 from trainer.emitter import Emitter
 from trainer.protocol import (
@@ -12,7 +10,6 @@ from trainer.protocol import (
     RECORD_FIELDS,
     UCI_REFERENCE_SIZE,
     EpochRecord,
-    MessageType,
     make_message,
 )
 
@@ -28,7 +25,6 @@ def test_eval_fields_are_the_optional_fields_marked_in_the_record() -> None:
 
 
 def test_message_types_are_what_the_trainer_sends() -> None:
-    assert MESSAGE_TYPES == get_args(MessageType)
     assert "alert" not in MESSAGE_TYPES
     assert make_message("epoch", "r", 3, record={})["type"] == "epoch"
 

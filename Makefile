@@ -51,8 +51,12 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# Most tests wait on real processes (trainers, servers, a browser): two workers keep both
+# cores busy. A test file stays on one worker, in order (--dist loadfile): a module's shared
+# backend and the fuzzers' summaries are per file.
+TEST_WORKERS ?= 2
 test: lint system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The docs' screenshots, from the browser tests that draw them (the suite itself keeps them
 # in its temp dirs).

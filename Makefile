@@ -58,9 +58,11 @@ system-deps:
 # first (its summary test fails on that).
 TEST_WORKERS ?= 2
 API_FUZZER := tests/reliability/test_fuzz_api.py
+# No pytest cache: a test run leaves nothing in the source tree.
+PYTEST := $(BIN)/pytest -p no:cacheprovider
 test: lint system-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=$(API_FUZZER)
-	$(BIN)/pytest $(API_FUZZER)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --ignore=$(API_FUZZER)
+	$(PYTEST) $(API_FUZZER)
 
 # The docs' screenshots, from the browser tests that draw them (the suite itself keeps them
 # in its temp dirs).

@@ -3,6 +3,8 @@ PostgreSQL server, the idle stand-in trainer and the in-process backend app."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +15,23 @@ from utils.pg_server import PostgresServer, find_bin_dir
 
 if TYPE_CHECKING:  # the app is imported by the tests that use it, not by every run
     from utils.app_client import AppBackend
+
+_HYPOTHESIS_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis keeps its caches in ./.hypothesis unless told otherwise: the fuzzers' go to a
+    # temp dir, so the suite writes nothing into the source tree.
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    config.stash[_HYPOTHESIS_HOME] = tempfile.mkdtemp(prefix="causalwatch-hypothesis-")
+    set_hypothesis_home_dir(config.stash[_HYPOTHESIS_HOME])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _HYPOTHESIS_HOME in config.stash:
+        shutil.rmtree(config.stash[_HYPOTHESIS_HOME], ignore_errors=True)
+
 
 # The shared folder sits next to the project root (../shared/data); it is not shipped.
 SHARED_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -24,7 +24,7 @@ from backend.hub import Hub
 from backend.ingest_writer import IngestWriter
 from backend.json_safe import json_safe
 from backend.rule_window import RuleWindow
-from backend.schemas import SDK_PRESET, AlertPublic, RunKind, RunPublic
+from backend.schemas import AlertPublic, RunKind, RunPublic
 from backend.store import Store
 from trainer.config import TrainConfig
 from trainer.protocol import (
@@ -69,6 +69,8 @@ class RunState:
     data: dict[str, Any] | None = None
     failure: str | None = None
     closed: bool = False  # its trainer said finished/failed: nothing more is taken
+    # The run's config as ours, validated at its first graph, not again for every graph.
+    plan: TrainConfig | None = None
 
 
 Handler = Callable[[RunPublic, RunState, dict[str, Any]], Awaitable[None]]
@@ -274,18 +276,19 @@ class Ingest:
             raise _refusal_of(err, whole="graph") from None
         # Snapshots come at evaluation epochs of the run's plan, one matrix over its
         # variables: anything else would only grow the database. A loop on its own config
-        # (SDK_PRESET) has no plan of ours: it evaluates when it chooses, within its length.
-        if run.preset == SDK_PRESET:
+        # (RunPublic.own_config) has no plan of ours: it evaluates when it chooses, within
+        # its length.
+        if run.own_config:
             if run.epochs_total and graph.epoch > run.epochs_total:
                 raise MessageError(
                     f"epoch: {graph.epoch} is beyond the run's {run.epochs_total} epochs"
                 )
         else:
-            config = TrainConfig.model_validate(run.config)
-            if not config.is_eval_epoch(graph.epoch):
+            plan = state.plan = state.plan or TrainConfig.model_validate(run.config)
+            if not plan.is_eval_epoch(graph.epoch):
                 raise MessageError(
                     f"epoch: {graph.epoch} is not an evaluation epoch of this run (every "
-                    f"{config.eval_every} up to {config.epochs_to_run}, and the last)"
+                    f"{plan.eval_every} up to {plan.epochs_to_run}, and the last)"
                 )
         variables = (state.data or {}).get("variables")
         if variables and len(graph.probabilities) != len(variables):

@@ -146,7 +146,13 @@ class RunPublic(BaseModel):
     )
     @property
     def restartable(self) -> bool:
-        return self.preset != SDK_PRESET
+        return not self.own_config
+
+    @property
+    def own_config(self) -> bool:
+        """An SDK run on its caller's config: no plan of ours (epochs, evaluation epochs)
+        applies to it, and only the caller's script can start it again."""
+        return self.preset == SDK_PRESET
 
     @computed_field(  # type: ignore[prop-decorator]
         description="whether the run is scored against a reference graph (its records carry "

@@ -47,6 +47,7 @@ OUTCOME_STATUS = {
     "failed": RunStatus.failed,
 }
 
+
 @dataclass
 class TrainerProcess:
     run_id: str

@@ -21,6 +21,7 @@ from trainer.protocol import (
     Outcome,
     new_run_id,
 )
+from trainer.result import RunResult, Train
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -143,7 +144,9 @@ class _StopFlag:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, train: Train | None = None) -> int:
+    """The command, on parsed arguments; `train` replaces the torch loop (default
+    `trainer.loop.train`), everything around it (data, files, stream, stop) staying."""
     problem = resolve_path_options(args)
     if problem is not None:
         print(f"causalwatch: {problem}", file=sys.stderr)
@@ -179,24 +182,32 @@ def run(args: argparse.Namespace) -> int:
     except DataError as err:
         print(f"causalwatch: data error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    return _train_run(args, cfg, data, run_id)
+    return _train_run(args, cfg, data, run_id, train)
 
 
-def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: str) -> int:
-    import torch
+def _train_run(
+    args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: str, train: Train | None
+) -> int:
     from tqdm import tqdm
 
     from trainer.emitter import Emitter
-    from trainer.loop import resolve_device, train
     from trainer.runlog import RunFiles
 
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as err:
-        print(f"causalwatch: invalid config: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    # These matrices are tiny: extra intra-op threads cost more in sync than they save.
-    torch.set_num_threads(1)
+    device = "none (no torch loop)"
+    if train is None:
+        import torch
+
+        from trainer.loop import resolve_device
+        from trainer.loop import train as torch_train
+
+        try:
+            device = str(resolve_device(cfg.device))
+        except ValueError as err:
+            print(f"causalwatch: invalid config: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        # These matrices are tiny: extra intra-op threads cost more in sync than they save.
+        torch.set_num_threads(1)
+        train = torch_train
     run_dir = Path(args.runs_dir) / run_id
     files = RunFiles(run_dir, cfg.epochs_to_run)
     config_dump = cfg.model_dump()
@@ -293,7 +304,7 @@ def _train_run(args: argparse.Namespace, cfg: TrainConfig, data: Any, run_id: st
     return EXIT_FAILED if result.status == "failed" else EXIT_OK
 
 
-def _print_summary(result: Any, run_dir: Path, reference_kind: str) -> None:
+def _print_summary(result: RunResult, run_dir: Path, reference_kind: str) -> None:
     s = result.summary()
     print(f"{result.status}: {result.reason} ({s['epochs_run']} epochs, {s['seconds']:.1f} s)")
     if s["best_epoch"] is not None:
@@ -307,7 +318,16 @@ def _print_summary(result: Any, run_dir: Path, reference_kind: str) -> None:
     print(f"run folder: {run_dir}")
 
 
-def main(argv: list[str] | None = None) -> int:
+# The model's matrices are tiny: a BLAS or OpenMP thread pool per trainer only spins, and
+# trainers sharing a machine starve each other with it (ten concurrent synthetic runs on two
+# cores: 33 s with the pools, 19 s without). Read when numpy and torch load; a user's own
+# setting wins.
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def main(argv: list[str] | None = None, train: Train | None = None) -> int:
+    for name in SINGLE_THREAD_ENV:
+        os.environ.setdefault(name, "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] == "train":
@@ -316,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"causalwatch: unknown command {argv[0]!r}; available: train", file=sys.stderr)
         return EXIT_USAGE
     args = build_parser().parse_args(argv)
-    return run(args)
+    return run(args, train)
 
 
 if __name__ == "__main__":

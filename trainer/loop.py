@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from trainer.config import TrainConfig
 from trainer.losses import LossBreakdown, structure_loss
 from trainer.model import CausalStructureModel
 from trainer.protocol import EVAL_FIELDS, LOSS_TERMS
+from trainer.result import GraphSink, RecordSink, RunResult, ShouldStop
 from trainer.schedule import acyclic_start_epoch, acyclic_weight, get_lr
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 # first included): each costs one extra pass through the encoders (the disentanglement
 # term's own backward), 1.5× an epoch when measured on every step.
 TERM_NORM_EVERY = 8
-RecordSink = Callable[[dict[str, Any]], None]
-GraphSink = Callable[[int, list[list[float]]], None]
 
 
 class NonFiniteError(RuntimeError):
@@ -45,41 +43,6 @@ def resolve_device(name: str) -> torch.device:
             "(torch.cuda.is_available() is False); use 'auto' or 'cpu'"
         )
     return torch.device(name)
-
-
-@dataclass
-class RunResult:
-    status: str  # "completed" | "early_stopped" | "stopped" | "failed"
-    reason: str
-    epochs_run: int
-    best_epoch: int | None
-    best_record: dict[str, Any] | None
-    last_record: dict[str, Any] | None
-    seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready digest for the `finished` message and the terminal."""
-        best = self.best_record or {}
-        last = self.last_record or {}
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "epochs_run": self.epochs_run,
-            "best_epoch": self.best_epoch,
-            "best_val_recon": best.get("val_recon"),
-            # At the label-free best checkpoint; `max_f1_seen` is the best any epoch scored.
-            "f1_at_best": best.get("f1"),
-            "shd_at_best": best.get("shd"),
-            "best_f1": best.get("f1"),
-            "best_shd": best.get("shd"),
-            "max_f1_seen": max(
-                (r["f1"] for r in self.history if r.get("f1") is not None), default=None
-            ),
-            "final_f1": last.get("f1"),
-            "final_shd": last.get("shd"),
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def term_gradients(
@@ -144,7 +107,7 @@ def train(
     on_record: RecordSink | None = None,
     on_graph: GraphSink | None = None,
     checkpoint_path: Path | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> RunResult:
     """Train the model on `data` under `cfg`, calling `on_record` once per epoch."""
     torch.manual_seed(cfg.seed)

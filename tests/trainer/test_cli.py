@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,16 @@ def test_bad_path_options_exit_2_naming_option_and_path(
     assert proc.returncode == 2
     assert f"causalwatch: {expected}{tmp_path.parent}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_trainer_runs_its_math_on_one_thread_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trainer.cli import SINGLE_THREAD_ENV, main
+
+    for name in SINGLE_THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the user's own choice
+    assert main(["no-such-command"]) == 2
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"

@@ -11,13 +11,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from utils.idle_trainer import write_idle_trainer
 from utils.processes import stop_process, wait_until_answers
+from utils.stream_trainer import write_stream_trainer
+
+# What the backend's trainers are: `python -m trainer` itself, or a stand-in for tests about
+# the stream rather than the model (utils/stream_trainer.py) or about processes only
+# (utils/idle_trainer.py).
+Trainer = Literal["real", "stream", "idle"]
+STAND_INS: dict[str, Callable[[Path], Path]] = {
+    "stream": write_stream_trainer, "idle": write_idle_trainer,
+}
 
 # Settings a backend under test never takes from the environment pytest runs in.
 INHERITED_NOT = ("DATABASE_URL", "CAUSALWATCH_DB", "CAUSALWATCH_TOKEN")
@@ -134,6 +144,7 @@ class BackendServer(BackendClient):
     API only by default (`--no-dashboard`): a dashboard on the fixed default port 8050 would
     collide between tests. Pass `dashboard_port` (e.g. `free_port()`) to have `causalwatch up`
     serve the dashboard there too; `start()` then also waits for the dashboard to answer.
+    `trainer` picks what the backend spawns for a run (`Trainer`): real trainers by default.
     """
 
     # What the dashboard answers once it serves (a token-mode one asks for the token: 401).
@@ -152,9 +163,13 @@ class BackendServer(BackendClient):
         max_probes: int = 0,
         env: dict[str, str] | None = None,
         token: str | None = None,
+        trainer: Trainer = "real",
     ) -> None:
         self.root = root
         self.env = env or {}  # extra settings, as CAUSALWATCH_* variables
+        if trainer != "real":
+            stand_in = STAND_INS[trainer](root)
+            self.env.setdefault("CAUSALWATCH_PYTHON", str(stand_in))
         if token is not None:  # the admin token: the backend demands it, `client` sends it
             self.env["CAUSALWATCH_TOKEN"] = token
         # Off unless a test is about them: every alert would otherwise start probe trainers.

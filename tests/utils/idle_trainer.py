@@ -23,6 +23,8 @@ time.sleep(3600)
 def write_idle_trainer(folder: Path) -> Path:
     """The stand-in interpreter, executable, in `folder`."""
     path = folder / "idle_python"
+    if path.exists():  # written once per folder: a running trainer may be reading it
+        return path
     path.write_text(IDLE_TRAINER.format(python=sys.executable))
     path.chmod(0o755)
     return path

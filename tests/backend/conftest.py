@@ -1,5 +1,9 @@
 """Backend test fixtures: a real backend server, a real database, real trainers.
 
+Real trainers where what the model does matters (a run streamed to completion on each
+database, red flags, probes); elsewhere the streaming stand-in (`stream_backend`): the
+trainer's own command line, files and emitter around a loop that needs no torch.
+
 End-to-end backend tests run on the default SQLite file under the runs dir. Those where the
 database itself is the point (streaming a run to completion, duplicates, a killed backend,
 concurrent writers) are marked `postgresql` and run a second time on a real PostgreSQL
@@ -54,3 +58,10 @@ def start_backend(
 @pytest.fixture
 def backend(start_backend: StartBackend) -> BackendServer:
     return start_backend()
+
+
+@pytest.fixture
+def stream_backend(start_backend: StartBackend) -> BackendServer:
+    """A backend whose trainers are stand-ins (utils/stream_trainer.py): for tests about a
+    run's stream, its process or its files rather than what the model learns."""
+    return start_backend(trainer="stream")

@@ -1,4 +1,5 @@
-"""The backend end to end: real uvicorn, real SQLite file, real trainer processes."""
+"""The backend end to end: real uvicorn, real SQLite file, real trainer processes (or the
+streaming stand-in, where the model is not the point)."""
 
 from __future__ import annotations
 
@@ -204,7 +205,8 @@ def test_duplicate_and_out_of_order_epochs_are_stored_once(backend: BackendServe
     assert backend.client.get("/healthz").json()["runs_in_memory"] == 0
 
 
-def test_browser_websocket_receives_live_records(backend: BackendServer) -> None:
+def test_browser_websocket_receives_live_records(stream_backend: BackendServer) -> None:
+    backend = stream_backend
     run = backend.create("synthetic", epochs=6, synthetic_samples=600)
     seen: list[int] = []
     statuses: list[str] = []
@@ -224,7 +226,8 @@ def test_browser_websocket_receives_live_records(backend: BackendServer) -> None
     assert statuses[-1] == "completed"
 
 
-def test_all_runs_stream_sends_status_changes(backend: BackendServer) -> None:
+def test_all_runs_stream_sends_status_changes(stream_backend: BackendServer) -> None:
+    backend = stream_backend
     with connect(f"{backend.ws_url}/ws/runs", open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
         run = backend.create("synthetic", **SHORT)
@@ -237,8 +240,9 @@ def test_all_runs_stream_sends_status_changes(backend: BackendServer) -> None:
 
 
 def test_killed_trainer_marks_the_run_failed_and_keeps_its_metrics(
-    backend: BackendServer,
+    stream_backend: BackendServer,
 ) -> None:
+    backend = stream_backend
     run = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
     running = backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 3)
     pid = _trainer_pid(backend, run["id"])
@@ -251,7 +255,8 @@ def test_killed_trainer_marks_the_run_failed_and_keeps_its_metrics(
     assert [r["epoch"] for r in kept] == list(range(1, len(kept) + 1))
 
 
-def test_stop_ends_a_running_run_gracefully(backend: BackendServer) -> None:
+def test_stop_ends_a_running_run_gracefully(stream_backend: BackendServer) -> None:
+    backend = stream_backend
     run = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
     backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2)
     resp = backend.client.post(f"/api/runs/{run['id']}/stop")
@@ -264,7 +269,8 @@ def test_stop_ends_a_running_run_gracefully(backend: BackendServer) -> None:
 
 
 @pytest.mark.postgresql
-def test_backend_killed_mid_run_restarts_and_reconciles(backend: BackendServer) -> None:
+def test_backend_killed_mid_run_restarts_and_reconciles(stream_backend: BackendServer) -> None:
+    backend = stream_backend
     alive = backend.create("synthetic", epochs=40, synthetic_samples=2000, patience=0)
     doomed = backend.create("synthetic", epochs=500, synthetic_samples=2000, patience=0)
     backend.wait_for(alive["id"], lambda r: (r["last_epoch"] or 0) >= 2)
@@ -285,7 +291,8 @@ def test_backend_killed_mid_run_restarts_and_reconciles(backend: BackendServer) 
     assert stored == jsonl(backend.runs_dir / alive["id"] / "metrics.jsonl")
 
 
-def test_restart_with_fix_links_runs_and_applies_the_patch(backend: BackendServer) -> None:
+def test_restart_with_fix_links_runs_and_applies_the_patch(stream_backend: BackendServer) -> None:
+    backend = stream_backend
     parent = backend.create("standard", epochs=3)
     backend.wait_finished(parent["id"])
     alerts = backend.client.get(f"/api/runs/{parent['id']}/alerts").json()

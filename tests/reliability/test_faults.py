@@ -13,18 +13,26 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from utils.backend_server import BackendServer
+from utils.stream_trainer import EPOCH_SECONDS_ENV
 
 
 def report(name: str, expected: int, stored: int) -> None:
     print(f"FAULT {name}: expected {expected} records, stored {stored}")
 
 
+# The faults hit the stream, the processes and the database, not the model: the trainers are
+# stand-ins (utils/stream_trainer.py) with the real command line, files and emitter, paced
+# so that a run is still streaming when its fault strikes.
+STAND_IN: dict[str, Any] = {"trainer": "stream", "env": {EPOCH_SECONDS_ENV: "0.2"}}
+
+
 @pytest.fixture
 def server(tmp_path: Path, uci_csv_path: Path) -> Iterator[BackendServer]:
-    with BackendServer(tmp_path, uci_csv_path, max_runs=5) as srv:
+    with BackendServer(tmp_path, uci_csv_path, max_runs=5, **STAND_IN) as srv:
         yield srv
 
 
@@ -104,7 +112,7 @@ def test_full_disk_refuses_new_runs_and_keeps_what_is_stored(
         pytest.fail(f"cannot mount a tmpfs to fill (needs root): {err}")
     os.environ["CAUSALWATCH_MIN_FREE_MB"] = "2"
     try:
-        srv = BackendServer(mount, uci_csv_path).start()
+        srv = BackendServer(mount, uci_csv_path, **STAND_IN).start()
     finally:
         del os.environ["CAUSALWATCH_MIN_FREE_MB"]
     try:
@@ -170,7 +178,9 @@ def test_a_dead_dashboard_takes_up_down_so_both_restart(
     """Half a service must not look healthy: the API's health check would stay green."""
     from utils.backend_server import free_port
 
-    srv = BackendServer(tmp_path, uci_csv_path, dashboard_port=free_port()).start()
+    srv = BackendServer(
+        tmp_path, uci_csv_path, dashboard_port=free_port(), **STAND_IN
+    ).start()
     try:
         run = srv.create("synthetic", epochs=3, synthetic_samples=300)
         srv.wait_finished(run["id"])

@@ -156,8 +156,9 @@ def screenshots_dir(tmp_path: Path) -> Path:
 
 
 def test_a_red_flag_restarts_with_its_fix_and_compares(
-    page: DashboardPage, stack: BackendServer, tmp_path: Path
+    real_page: DashboardPage, real_stack: BackendServer, tmp_path: Path
 ) -> None:
+    page, stack = real_page, real_stack
     # docs/presets.md: `standard` on raw UCI flags raw_variance at start, clip_high at epoch 11.
     # Long enough to still run when the fix is clicked; stopped once the child exists.
     parent = stack.create("standard", epochs=400, patience=0)["id"]

@@ -122,7 +122,7 @@ def test_a_queued_run_says_it_waits_for_a_slot_then_that_it_starts(
     browser: WebDriver, tmp_path: Path, uci_csv_path: Path
 ) -> None:
     one_slot = BackendServer(tmp_path, uci_csv_path, max_runs=1,
-                             dashboard_port=free_port()).start()
+                             dashboard_port=free_port(), trainer="stream").start()
     try:
         assert one_slot.dashboard_url is not None
         page = DashboardPage(browser, one_slot.dashboard_url)

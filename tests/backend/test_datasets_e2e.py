@@ -30,7 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iter
     (data_dir / "sub").mkdir()
     write_csv(data_dir / "sub" / "deep.csv")
     # A small upload limit, so the 413 is cheap to provoke.
-    with BackendServer(tmp_path, uci_csv_path, data_dir=data_dir,
+    # Stand-in trainers: the real data loading and checks, no torch loop.
+    with BackendServer(tmp_path, uci_csv_path, data_dir=data_dir, trainer="stream",
                        env={"CAUSALWATCH_MAX_UPLOAD_MB": "0.05"}) as backend:
         yield backend
 

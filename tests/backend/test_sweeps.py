@@ -55,7 +55,10 @@ def test_bad_sweeps_are_refused_naming_the_option(call, field: str) -> None:  # 
     assert err.value.field == field
 
 
-def test_a_sweep_queues_its_members_as_one_named_group(backend: BackendServer) -> None:
+def test_a_sweep_queues_its_members_as_one_named_group(
+    stream_backend: BackendServer,
+) -> None:
+    backend = stream_backend
     resp = backend.client.post("/api/sweeps", json={
         "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-1",
         "overrides": TINY,
@@ -95,7 +98,10 @@ def test_a_bad_member_refuses_the_whole_sweep_naming_the_field(
     assert backend.client.get("/api/sweeps/feedf00d").status_code == 404
 
 
-def test_the_cli_queues_a_sweep_and_waits_for_its_results(backend: BackendServer) -> None:
+def test_the_cli_queues_a_sweep_and_waits_for_its_results(
+    stream_backend: BackendServer,
+) -> None:
+    backend = stream_backend
     done = subprocess.run(
         [sys.executable, "-m", "backend.cli", "sweep", "--preset", "synthetic",
          "--grid", "lambda_sparse=0.01,0.02", "--seeds", "0", "--set", "epochs=2",

@@ -26,7 +26,9 @@ TOKEN = "s3cret-token-for-the-tests-0123456789"
 def secured(
     tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path
 ) -> Iterator[BackendServer]:
-    with BackendServer(tmp_path_factory.mktemp("secured"), uci_csv_path, token=TOKEN) as server:
+    with BackendServer(
+        tmp_path_factory.mktemp("secured"), uci_csv_path, token=TOKEN, trainer="stream"
+    ) as server:
         yield server
 
 

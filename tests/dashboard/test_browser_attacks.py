@@ -86,7 +86,7 @@ def secured(
 ) -> Iterator[tuple[BackendServer, Dashboard]]:
     """A backend and a dashboard sharing an admin token, as `causalwatch up` starts them."""
     root = tmp_path_factory.mktemp("secured-dashboard")
-    with BackendServer(root, uci_csv_path, token=TOKEN) as backend:
+    with BackendServer(root, uci_csv_path, token=TOKEN, trainer="stream") as backend:
         dashboard = start_dashboard(root / "dashboard.log", backend.url,
                                     env={"CAUSALWATCH_TOKEN": TOKEN})
         try:

@@ -52,6 +52,10 @@ def _probabilities(data: Any) -> list[list[float]]:
     return [[0.9 if j == i + 1 else 0.05 for j in range(d)] for i in range(d)]
 
 
+def _config_offset(cfg: TrainConfig) -> float:
+    return 1e-3 * (cfg.seed % 100) + cfg.lambda_sparse
+
+
 def stream(
     cfg: TrainConfig,
     data: Any,
@@ -77,8 +81,9 @@ def stream(
         fields: dict[str, Any] = {"time": time.time(), "loss_total": 1.0 + 1.0 / epoch,
                                   "epoch_seconds": pace, "eta_seconds": pace * (last_epoch - epoch)}
         if evaluated:
-            # Falling, so every evaluation is the best so far (a checkpoint the loop would keep).
-            fields |= {"val_recon": 0.5 + 1.0 / epoch, "is_best": True}
+            # Falling, so every evaluation is the best so far (a checkpoint the loop would keep),
+            # and set apart by the config, so that a sweep's members have one best.
+            fields |= {"val_recon": 0.5 + 1.0 / epoch + _config_offset(cfg), "is_best": True}
             if data.reference is None:
                 fields |= {"shd": None, "f1": None, "precision": None, "recall": None,
                            "f1_skeleton": None}

@@ -53,7 +53,9 @@ system-deps:
 
 # Most tests wait on real processes (trainers, servers, a browser): two workers keep both
 # cores busy. A test file stays on one worker, in order (--dist loadfile): a module's shared
-# backend and the fuzzers' summaries are per file. The API fuzzer runs on its own: under
+# backend and the fuzzers' summaries are per file. Files go out in collection order, the
+# long ones first (marker `long`), not xdist's default of most tests first, which handed out
+# the one-test story last. The API fuzzer runs on its own: under
 # xdist, schemathesis' parametrized operations collapse into one item that fuzzes only the
 # first (its summary test fails on that).
 TEST_WORKERS ?= 2
@@ -61,7 +63,7 @@ API_FUZZER := tests/reliability/test_fuzz_api.py
 # No pytest cache: a test run leaves nothing in the source tree.
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 test: lint system-deps
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --ignore=$(API_FUZZER)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=$(API_FUZZER)
 	$(PYTEST) $(API_FUZZER)
 
 # The docs' screenshots, from the browser tests that draw them (the suite itself keeps them

@@ -61,7 +61,7 @@ INSTALL_TIMEOUT = 900
 START_TIMEOUT = 120
 # pytest-timeout counts fixture setup against the first test that needs it: the image's
 # install must fit, beyond the project's 300 s default.
-pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT + START_TIMEOUT + 60)
+pytestmark = [pytest.mark.timeout(2 * INSTALL_TIMEOUT + START_TIMEOUT + 60), pytest.mark.long]
 
 
 # --- the Dockerfile, parsed ------------------------------------------------------------------

@@ -22,6 +22,8 @@ from utils.dashboard_browser import DashboardPage, DashboardProcess, css_id, dic
 from utils.records import epoch_record
 from utils.sdk_feed import feed_records
 
+pytestmark = pytest.mark.long
+
 # `make screenshots` sets this to docs/img; otherwise the pictures go to the test's temp
 # dir, so the suite never writes into the source tree.
 SCREENSHOTS_ENV = "CAUSALWATCH_SCREENSHOTS_DIR"

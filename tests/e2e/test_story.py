@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from utils.backend_server import BackendServer, free_port
 from utils.dashboard_browser import DashboardPage
 
-pytestmark = pytest.mark.story
+pytestmark = [pytest.mark.story, pytest.mark.long]
 
 STORY_EPOCHS = 30  # the Good level is judged from epoch 30
 MAX_CLICKS = 3

@@ -20,6 +20,8 @@ import pytest
 from utils.backend_server import BackendServer
 from utils.ray_head import RayHead
 
+pytestmark = pytest.mark.long
+
 SHORT = {"epochs": 4, "synthetic_samples": 300}  # a few seconds of training
 LONG = {"epochs": 500, "synthetic_samples": 2000, "patience": 0}  # runs until stopped
 

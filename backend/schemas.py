@@ -260,6 +260,15 @@ class Preset(BaseModel):
     description: str
 
 
+class RuleInfo(BaseModel):
+    """One red-flag rule of the catalogue (backend/rules.py, docs/rules.md)."""
+
+    name: str
+    severity: str
+    description: str  # its trigger and first fix, in a line, with the thresholds in force
+    metric: str | None  # the record field its fix should move; None: judged on other facts
+
+
 class FieldInfo(BaseModel):
     name: str
     type: str

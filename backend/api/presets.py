@@ -9,7 +9,8 @@ from fastapi import APIRouter
 
 from backend import thresholds
 from backend.errors import error_responses, not_found
-from backend.schemas import FieldInfo, Preset
+from backend.rules import RULES
+from backend.schemas import FieldInfo, Preset, RuleInfo
 from trainer.config import (
     PATCHES,
     PRESETS,
@@ -77,6 +78,16 @@ def record_fields() -> dict[str, list[str]]:
         "eval_fields": list(EVAL_FIELDS),
         "loss_terms": list(LOSS_TERMS),
     }
+
+
+@router.get("/rules", response_model=list[RuleInfo])
+def rules() -> list[RuleInfo]:
+    """The red flags a run can raise, in the order they are checked."""
+    return [
+        RuleInfo(name=r.name, severity=str(r.severity), description=r.description,
+                 metric=r.metric)
+        for r in RULES
+    ]
 
 
 @router.get("/thresholds")

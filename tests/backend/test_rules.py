@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from utils.app_client import AppBackend
 from utils.records import epoch_record
 
 from backend.rules import (
@@ -137,6 +138,20 @@ def test_docs_table_lists_every_rule_with_its_severity() -> None:
     section = RULES_DOC.read_text().split("## The rules", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \|[^|]*\| (\w+) \|", section, flags=re.MULTILINE)
     assert dict(rows) == SEVERITIES
+
+
+def test_the_api_serves_the_catalogue_in_the_docs_order_with_the_thresholds_in_force(
+    app_backend: AppBackend,
+) -> None:
+    served = app_backend.client.get("/api/rules").json()
+    section = RULES_DOC.read_text().split("## The rules", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\| (\w+) \|", section, flags=re.MULTILINE)
+    assert [(r["name"], r["severity"]) for r in served] == rows
+    limits = app_backend.client.get("/api/thresholds").json()["rules"]
+    clip = next(r for r in served if r["name"] == "clip_high")
+    assert clip["metric"] == "clip_pct"
+    assert f"clip% > {limits['clip_pct_max']:.0f} after epoch {limits['clip_after_epoch']}" \
+        in clip["description"]
 
 
 def test_a_healthy_run_raises_nothing() -> None:

@@ -11,6 +11,7 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from utils.backend_server import BackendServer, free_port
 from utils.dashboard_browser import DashboardPage, chromium
+from utils.stream_trainer import EPOCH_SECONDS_ENV
 
 TOKEN = "browser-admin-token-for-the-tests-0123456789"
 EVIL_NAME = "x](https://evil.example) [x *b* `c`"
@@ -28,8 +29,10 @@ class TokenStack(BackendServer):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, uci_csv_path: Path) -> Iterator[TokenStack]:
+    # Stand-in trainers at a real epoch's pace: the page's live socket is the point.
     with TokenStack(tmp_path_factory.mktemp("token-stack"), uci_csv_path,
-                    dashboard_port=free_port(), token=TOKEN) as server:
+                    dashboard_port=free_port(), token=TOKEN, trainer="stream",
+                    env={EPOCH_SECONDS_ENV: "0.3"}) as server:
         yield server
 
 

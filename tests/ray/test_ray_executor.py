@@ -214,15 +214,16 @@ def test_a_cuda_run_asks_ray_for_a_gpu_and_fails_when_no_node_has_one(
     assert not (backend.runs_dir / run["id"] / "train.log").exists(), "it never started"
 
 
-def test_a_six_member_sweep_completes_on_ray(start_ray_backend: StartRayBackend) -> None:
+def test_a_sweep_completes_on_ray_an_actor_per_member(start_ray_backend: StartRayBackend) -> None:
     backend = start_ray_backend()
+    # Four members on the default two slots: two wait in the queue for a free actor.
     resp = backend.client.post("/api/sweeps", json={
-        "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-2",
+        "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-1",
         "overrides": {"epochs": 3, "synthetic_samples": 200},
     })
     assert resp.status_code == 201, resp.text
     sweep = resp.json()
-    assert len(sweep["members"]) == 6
+    assert len(sweep["members"]) == 4
     for member in sweep["members"]:
         done = backend.wait_finished(member["id"], timeout=120)
         assert done["status"] == "completed", done["status_reason"]

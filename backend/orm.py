@@ -7,7 +7,7 @@ Rows never leave backend/store.py: it converts them to backend/schemas.py models
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from trainer.protocol import EpochRecord
 
 RUN_ID_LENGTH = 80
 
@@ -78,6 +80,24 @@ class Base(DeclarativeBase):
         float: Double(),
         dict[str, Any]: JSON(),
     }
+
+
+# The record's fields that are not measurements: the key, and those typed apart below.
+_NOT_MEASURED = ("run_id", "epoch", "is_best", "custom")
+_SQL_TYPES: dict[type, Any] = {float: Double, int: Integer}
+
+
+def _measured_columns() -> type:
+    """A mixin: every measured EpochRecord field as a nullable column of its protocol type
+    (an SDK run's loop logs the subset it measures)."""
+    columns = {}
+    for name, field in EpochRecord.model_fields.items():
+        if name in _NOT_MEASURED:
+            continue
+        (python_type,) = [t for t in get_args(field.annotation) or (field.annotation,)
+                          if t is not type(None)]
+        columns[name] = mapped_column(_SQL_TYPES[python_type](), nullable=True)
+    return type("MeasuredColumns", (), columns)
 
 
 class RunRow:
@@ -134,8 +154,10 @@ class Run(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
 
 
-class Metric(RunRow, Base):
-    """One EpochRecord, one typed column per field (trainer/protocol.py), run_id as the key.
+class Metric(RunRow, _measured_columns(), Base):
+    """One EpochRecord, one typed column per field (trainer/protocol.py), run_id as the key:
+    the measured fields come from the protocol (`_measured_columns`), and a field added there
+    is a column here, which the migrations test then asks a migration for.
 
     Every metric may be NULL: an SDK run's loop logs the subset it measures. Our trainer's
     records are complete; that is checked where they arrive (backend/ingest.py), by kind.
@@ -149,42 +171,7 @@ class Metric(RunRow, Base):
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_metrics_run_id_epoch"),)
 
     epoch: Mapped[int]
-    step: Mapped[int | None]
-    time: Mapped[float | None]
-    lr: Mapped[float | None]
-    loss_total: Mapped[float | None]
-    loss_recon: Mapped[float | None]
-    loss_sparse: Mapped[float | None]
-    loss_acyclic: Mapped[float | None]
-    loss_disen: Mapped[float | None]
-    share_recon: Mapped[float | None]
-    share_sparse: Mapped[float | None]
-    share_acyclic: Mapped[float | None]
-    share_disen: Mapped[float | None]
-    clip_pct: Mapped[float | None]
-    grad_norm_mean: Mapped[float | None]
-    grad_norm_max: Mapped[float | None]
-    grad_norm_p90: Mapped[float | None]
-    logit_mean: Mapped[float | None]
-    logit_std: Mapped[float | None]
-    edges_at_05: Mapped[int | None]
-    threshold_tuned: Mapped[float | None]
-    edges_tuned: Mapped[int | None]
-    edges_topk: Mapped[int | None]
-    shd: Mapped[int | None]
-    f1: Mapped[float | None]
-    precision: Mapped[float | None]
-    recall: Mapped[float | None]
-    f1_skeleton: Mapped[float | None]
-    val_recon: Mapped[float | None]
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)
-    epoch_seconds: Mapped[float | None]
-    eta_seconds: Mapped[float | None]
-    grad_norm_recon: Mapped[float | None]
-    grad_norm_sparse: Mapped[float | None]
-    grad_norm_acyclic: Mapped[float | None]
-    grad_norm_disen: Mapped[float | None]
-    update_ratio: Mapped[float | None]
     # The user's own numbers (SDK runs): {key: value}.
     custom: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,6 +27,7 @@ from dashboard.components import (
     parse_field,
     preset_note,
 )
+from dashboard.labels import NAME_JOIN
 from dashboard.links import RUN_ID
 
 dash.register_page(__name__, path="/new", title="New run · causalwatch", name="New run")
@@ -134,7 +135,7 @@ def edit_note(run_id: str) -> dbc.Alert:
 
 
 def edit_name(edit: Mapping[str, Any]) -> str:
-    suffix = " · edit"
+    suffix = f"{NAME_JOIN}edit"
     return (edit.get("name") or edit["run_id"])[:NAME_MAX - len(suffix)] + suffix
 
 

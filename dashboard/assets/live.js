@@ -201,12 +201,15 @@
     const ws = new WebSocket(live.base + "/ws/runs/" + encodeURIComponent(runId) + auth);
     live.ws = ws;
     ws.onopen = function () {
-      live.backoff = 500;
       setProps("live-status", { connected: true, at: Date.now() });
     };
     ws.onmessage = function (event) {
       if (live.ws !== ws) return;
-      onMessage(JSON.parse(event.data));
+      const msg = JSON.parse(event.data);
+      // The backoff restarts once the backend answers, not on open: a socket it opens and
+      // then refuses (busy, a stale ticket) must not retry every 500 ms.
+      if (msg.type === "snapshot") live.backoff = 500;
+      onMessage(msg);
     };
     ws.onclose = function () {
       if (live.ws !== ws) return; // replaced on purpose

@@ -250,6 +250,28 @@ def test_shutdown_stops_every_trainer_and_records_why(tmp_path: Path) -> None:
         bench.store.engine.dispose()
 
 
+def test_a_tick_caught_by_shutdown_starts_no_queued_run(tmp_path: Path) -> None:
+    """Shutdown cancels the monitor, but a tick already under way (in its thread) finishes:
+    the slot freed by the stopped trainer must not go to a queued run nobody would stop."""
+    bench = Bench(tmp_path, max_runs=1)
+
+    async def main() -> None:
+        await bench.supervisor.start()
+        await bench.until(bench.queue("a"), RunStatus.running)
+        bench.queue("b")
+        ending = asyncio.create_task(bench.supervisor.shutdown())
+        await bench.until("a", RunStatus.stopped)  # its slot is free, shutdown still going
+        bench.supervisor._tick()  # the tick that was running when the monitor was cancelled
+        await ending
+
+    try:
+        asyncio.run(main())
+        assert bench.run("b").status is RunStatus.queued
+        assert bench.store.get_pid("b") is None
+    finally:
+        bench.store.engine.dispose()
+
+
 @pytest.mark.parametrize(("code", "end"), [(0, RunStatus.completed), (3, RunStatus.failed)])
 def test_every_status_change_is_notified(tmp_path: Path, code: int, end: RunStatus) -> None:
     async def scenario(b: Bench) -> list[RunStatus]:

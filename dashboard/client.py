@@ -13,6 +13,12 @@ from urllib.parse import quote, urlencode
 import httpx
 
 
+def _run_path(run_id: str) -> str:
+    """A run's API path, its id one quoted segment: an id from a page's URL can name no
+    other path, whatever it holds (the backend refuses what is not a run id)."""
+    return f"/api/runs/{quote(run_id, safe='')}"
+
+
 class BackendError(Exception):
     """Something the page can show: `message` is human, `field` names a bad input."""
 
@@ -96,19 +102,19 @@ class BackendClient:
         return self._request("GET", "/api/runs")["runs"]  # type: ignore[no-any-return]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/runs/{run_id}")  # type: ignore[no-any-return]
+        return self._request("GET", f"{_run_path(run_id)}")  # type: ignore[no-any-return]
 
     def metrics(self, run_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
         params = {"fields": ",".join(fields)} if fields else None
         return self._request(  # type: ignore[no-any-return]
-            "GET", f"/api/runs/{run_id}/metrics", params=params
+            "GET", f"{_run_path(run_id)}/metrics", params=params
         )
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
-        return self._request("GET", f"/api/runs/{run_id}/alerts")  # type: ignore[no-any-return]
+        return self._request("GET", f"{_run_path(run_id)}/alerts")  # type: ignore[no-any-return]
 
     def scorecard(self, run_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/runs/{run_id}/scorecard")  # type: ignore[no-any-return]
+        return self._request("GET", f"{_run_path(run_id)}/scorecard")  # type: ignore[no-any-return]
 
     def sweep(self, sweep_id: str) -> dict[str, Any]:
         """`{id, members, best}`: the members are runs; best is the backend's pick or None."""
@@ -122,7 +128,7 @@ class BackendClient:
 
     def graph(self, run_id: str) -> dict[str, Any] | None:
         try:
-            return self._request("GET", f"/api/runs/{run_id}/graph")  # type: ignore[no-any-return]
+            return self._request("GET", f"{_run_path(run_id)}/graph")  # type: ignore[no-any-return]
         except BackendError as err:
             if err.status == 404:
                 return None
@@ -144,7 +150,7 @@ class BackendClient:
         )
 
     def stop(self, run_id: str) -> dict[str, Any]:
-        return self._request("POST", f"/api/runs/{run_id}/stop")  # type: ignore[no-any-return]
+        return self._request("POST", f"{_run_path(run_id)}/stop")  # type: ignore[no-any-return]
 
     def restart(
         self, run_id: str, alert_id: int | None = None,
@@ -159,7 +165,7 @@ class BackendClient:
         if name:
             body["name"] = name
         return self._request(  # type: ignore[no-any-return]
-            "POST", f"/api/runs/{run_id}/restart", json=body
+            "POST", f"{_run_path(run_id)}/restart", json=body
         )
 
     # --- links for the browser -------------------------------------------------------------
@@ -175,7 +181,7 @@ class BackendClient:
     def download_url(self, run_id: str, what: str, ticket: str | None = None) -> str:
         """The backend's public URL of a run's metrics (csv, json) or log, for the browser;
         `ticket` rides along because a link cannot carry a header."""
-        base = f"{self.endpoints.public_url}/api/runs/{quote(run_id, safe='')}"
+        base = f"{self.endpoints.public_url}{_run_path(run_id)}"
         url = {
             "csv": f"{base}/metrics?format=csv",
             "json": f"{base}/metrics?format=json",

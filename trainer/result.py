@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 RecordSink = Callable[[dict[str, Any]], None]
 GraphSink = Callable[[int, list[list[float]]], None]
@@ -48,17 +47,6 @@ class RunResult:
         }
 
 
-class Train(Protocol):
-    """`trainer.loop.train`'s shape: one `on_record` call per epoch, a result at the end."""
-
-    def __call__(
-        self,
-        cfg: Any,
-        data: Any,
-        run_id: str,
-        *,
-        on_record: RecordSink | None = None,
-        on_graph: GraphSink | None = None,
-        checkpoint_path: Path | None = None,
-        should_stop: ShouldStop | None = None,
-    ) -> RunResult: ...
+# `trainer.loop.train`'s shape: (cfg, data, run_id, *, on_record, on_graph, checkpoint_path,
+# should_stop) -> RunResult, one `on_record` call per epoch.
+Train = Callable[..., RunResult]

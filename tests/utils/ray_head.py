@@ -28,6 +28,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: each socket stays bound until all are chosen, since a
+    port just released may be handed out again (Ray refused two components on one port)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 RAY_CPUS = 2
 
 
@@ -42,13 +55,11 @@ class RayHead:
         self.stopped: list[psutil.Process] = []  # what stop() ended, checked afterwards
 
     def start(self) -> RayHead:
-        ports = {
-            "--port": self.port, "--ray-client-server-port": free_port(),
-            "--dashboard-port": free_port(), "--dashboard-agent-listen-port": free_port(),
-            "--dashboard-agent-grpc-port": free_port(), "--runtime-env-agent-port": free_port(),
-            "--metrics-export-port": free_port(), "--node-manager-port": free_port(),
-            "--object-manager-port": free_port(),
-        }
+        flags = ("--ray-client-server-port", "--dashboard-port", "--dashboard-agent-listen-port",
+                 "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
+                 "--metrics-export-port", "--node-manager-port", "--object-manager-port")
+        others = [p for p in free_ports(len(flags) + 1) if p != self.port][: len(flags)]
+        ports = {"--port": self.port, **dict(zip(flags, others, strict=True))}
         argv = [
             self.ray, "start", "--head", "--node-ip-address", "127.0.0.1",
             "--num-cpus", str(self.num_cpus), "--num-gpus", "0", "--temp-dir", str(self.temp_dir),

@@ -9,7 +9,8 @@ An actor, not a task, for three reasons:
   reach into a running actor method, and a task's cancel is a KeyboardInterrupt at best);
 - its `wait` returns the trainer's real exit code, even to a backend that re-attached.
 
-The trainer itself is `python -m trainer`, the same command and files as a local trainer,
+The trainer itself is `python -m trainer`, the same command and files as a local trainer
+(`python`: the worker's own interpreter, or the one `CAUSALWATCH_PYTHON` names),
 streaming to the backend over its websocket. It runs as a child of the actor's worker
 process, which dies with that worker (PR_SET_PDEATHSIG): a killed worker or node must not
 leave a trainer streaming into a run already marked failed.
@@ -36,7 +37,7 @@ if sys.platform.startswith("linux"):
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     sys.exit(70)  # the worker died before the guard was set: train for nobody
-os.execv(sys.executable, [sys.executable, "-m", "trainer", *sys.argv[2:]])
+os.execv(sys.argv[2], [sys.argv[2], "-m", "trainer", *sys.argv[3:]])
 """
 # After its trainer ended, an actor nobody released (its backend gone for good) exits by
 # itself after this long: a detached actor would otherwise hold its CPU forever.
@@ -47,7 +48,8 @@ class TrainerActor:
     """One trainer; its methods all return at once except `wait`, hence max_concurrency > 1."""
 
     def __init__(
-        self, trainer_args: list[str], env: dict[str, str], run_dir: str, nice: int | None
+        self, trainer_args: list[str], env: dict[str, str], run_dir: str, nice: int | None,
+        python: str | None = None,
     ) -> None:
         self._run_dir = Path(run_dir)
         if not (self._run_dir / REQUEST_FILE).is_file():
@@ -64,17 +66,20 @@ class TrainerActor:
         # The thread that forks the trainer must outlive it: PR_SET_PDEATHSIG fires when the
         # forking *thread* exits, so this one waits on the trainer to its end.
         threading.Thread(
-            target=self._run, args=(trainer_args, env, nice), name="trainer", daemon=True
+            target=self._run, args=(trainer_args, env, nice, python or sys.executable),
+            name="trainer", daemon=True,
         ).start()
         self._started.wait()
         if self._error is not None:
             raise self._error
 
-    def _run(self, trainer_args: list[str], env: dict[str, str], nice: int | None) -> None:
+    def _run(
+        self, trainer_args: list[str], env: dict[str, str], nice: int | None, python: str
+    ) -> None:
         try:
             # The worker's own environment (Ray sets CUDA_VISIBLE_DEVICES for its GPUs).
             full_env = {**os.environ, **env}
-            argv = [sys.executable, "-c", _GUARD, str(os.getpid()), *trainer_args]
+            argv = [sys.executable, "-c", _GUARD, str(os.getpid()), python, *trainer_args]
             with (self._run_dir / OUTPUT_FILE).open("ab") as out:
                 self._process = subprocess.Popen(
                     argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -128,6 +128,9 @@ class RayExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._actor_class: Any = None
+        # A node runs trainers with its Ray worker's interpreter, unless `python` was set:
+        # the backend's own default path means nothing on another machine.
+        self._python = settings.python if "python" in settings.model_fields_set else None
 
     def start(self) -> None:
         address = self.settings.ray_address
@@ -165,7 +168,7 @@ class RayExecutor:
             env["CUDA_VISIBLE_DEVICES"] = ""
         try:
             actor = self._actor_class.options(**options).remote(
-                launch.trainer_args, env, str(launch.run_dir), launch.nice
+                launch.trainer_args, env, str(launch.run_dir), launch.nice, self._python
             )
         except (RayError, ValueError) as err:  # ValueError: the name is taken
             raise LaunchError(f"Ray refused the trainer actor: {err}") from err

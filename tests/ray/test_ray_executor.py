@@ -17,8 +17,9 @@ from typing import Any
 
 import psutil
 import pytest
-from utils.backend_server import BackendServer
+from utils.backend_server import BackendServer, Trainer
 from utils.ray_head import RayHead
+from utils.stream_trainer import EPOCH_SECONDS_ENV
 
 pytestmark = pytest.mark.long
 
@@ -34,10 +35,13 @@ def start_ray_backend(
 ) -> Iterator[StartRayBackend]:
     started: list[BackendServer] = []
 
-    def start(max_probes: int = 0, **env: str) -> BackendServer:
-        server = BackendServer(tmp_path, uci_csv_path, max_probes=max_probes, env={
-            "CAUSALWATCH_EXECUTOR": "ray", "CAUSALWATCH_RAY_ADDRESS": ray_head.address, **env,
-        })
+    def start(max_probes: int = 0, trainer: Trainer = "real", **env: str) -> BackendServer:
+        # A stand-in (utils/stream_trainer.py) reaches the actors as CAUSALWATCH_PYTHON, the
+        # interpreter a node runs trainers with when it is set; paced like a real epoch.
+        pace = {EPOCH_SECONDS_ENV: "0.3"} if trainer == "stream" else {}
+        server = BackendServer(tmp_path, uci_csv_path, max_probes=max_probes, trainer=trainer,
+                               env={"CAUSALWATCH_EXECUTOR": "ray",
+                                    "CAUSALWATCH_RAY_ADDRESS": ray_head.address, **pace, **env})
         started.append(server)
         return server.start()
 
@@ -109,7 +113,7 @@ def test_a_run_on_ray_completes_with_every_epoch_stored_once(
 
 
 def test_stop_on_ray_is_graceful(start_ray_backend: StartRayBackend) -> None:
-    backend = start_ray_backend()
+    backend = start_ray_backend(trainer="stream")
     run = backend.create("synthetic", **LONG)
     backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2, timeout=120)
     trainer = trainer_under_ray(run["id"])
@@ -166,7 +170,7 @@ def test_probes_run_on_ray_too(start_ray_backend: StartRayBackend) -> None:
 def test_a_killed_ray_worker_fails_the_run_with_rays_reason(
     start_ray_backend: StartRayBackend,
 ) -> None:
-    backend = start_ray_backend()
+    backend = start_ray_backend(trainer="stream")
     run = backend.create("synthetic", **LONG)
     running = backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2, timeout=120)
     trainer = trainer_under_ray(run["id"])
@@ -187,7 +191,7 @@ def test_a_killed_ray_worker_fails_the_run_with_rays_reason(
 def test_a_restarted_backend_reattaches_a_live_ray_run(
     start_ray_backend: StartRayBackend,
 ) -> None:
-    backend = start_ray_backend()
+    backend = start_ray_backend(trainer="stream")
     run = backend.create("synthetic", epochs=30, synthetic_samples=1000, patience=0)
     backend.wait_for(run["id"], lambda r: (r["last_epoch"] or 0) >= 2, timeout=120)
     trainer = trainer_under_ray(run["id"])
@@ -215,7 +219,7 @@ def test_a_cuda_run_asks_ray_for_a_gpu_and_fails_when_no_node_has_one(
 
 
 def test_a_sweep_completes_on_ray_an_actor_per_member(start_ray_backend: StartRayBackend) -> None:
-    backend = start_ray_backend()
+    backend = start_ray_backend(trainer="stream")
     # Four members on the default two slots: two wait in the queue for a free actor.
     resp = backend.client.post("/api/sweeps", json={
         "preset": "synthetic", "grid": {"lambda_sparse": [0.01, 0.02]}, "seeds": "0-1",

@@ -102,7 +102,7 @@ class BackendClient:
         return self._request("GET", "/api/runs")["runs"]  # type: ignore[no-any-return]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        return self._request("GET", f"{_run_path(run_id)}")  # type: ignore[no-any-return]
+        return self._request("GET", _run_path(run_id))  # type: ignore[no-any-return]
 
     def metrics(self, run_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
         params = {"fields": ",".join(fields)} if fields else None

@@ -35,7 +35,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ from pathlib import Path, PurePosixPath
 import httpx
 import psutil
 import pytest
+from utils.backend_server import free_ports
 from utils.processes import end_processes
 
 from backend.settings import Settings
@@ -425,19 +425,6 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     return Image(fs, venv)
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports free on every interface (the entry command binds 0.0.0.0), all different: the
-    sockets stay open until every port is picked, so the kernel cannot hand one out twice."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("0.0.0.0", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @dataclass
 class Container:
     process: subprocess.Popen[bytes]
@@ -457,7 +444,8 @@ class Container:
 def container(image: Image) -> Iterator[Container]:
     """`docker run -e CAUSALWATCH_TOKEN=...`: the entry command with the image's environment."""
     fs = image.fs
-    api_port, dashboard_port = free_ports(2)
+    # Free on every interface: the entry command binds 0.0.0.0.
+    api_port, dashboard_port = free_ports(2, host="0.0.0.0")
     token = "container-test-token-0123456789"
     home = fs.path("/home/causalwatch")
     home.mkdir(parents=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,29 +18,15 @@ from pathlib import Path
 
 import psutil
 
+from utils.backend_server import free_ports
 from utils.processes import end_processes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` different free ports: each socket stays bound until all are chosen, since a
-    port just released may be handed out again (Ray refused two components on one port)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 RAY_CPUS = 2
+OTHER_PORT_FLAGS = (
+    "--ray-client-server-port", "--dashboard-port", "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
+    "--node-manager-port", "--object-manager-port",
+)
 
 
 class RayHead:
@@ -49,17 +34,16 @@ class RayHead:
         self.num_cpus = num_cpus
         # Short and outside pytest's tmp: Ray's unix socket paths must fit in 107 bytes.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="cwray-", dir="/tmp"))
-        self.port = free_port()
+        # Every port it would otherwise pick itself, chosen at once so no two are the same
+        # (a port just released may be handed out again, and Ray refuses a shared one).
+        self.port, *self._other_ports = free_ports(1 + len(OTHER_PORT_FLAGS))
         self.address = f"127.0.0.1:{self.port}"
         self.ray = str(Path(sys.executable).with_name("ray"))
         self.stopped: list[psutil.Process] = []  # what stop() ended, checked afterwards
 
     def start(self) -> RayHead:
-        flags = ("--ray-client-server-port", "--dashboard-port", "--dashboard-agent-listen-port",
-                 "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
-                 "--metrics-export-port", "--node-manager-port", "--object-manager-port")
-        others = [p for p in free_ports(len(flags) + 1) if p != self.port][: len(flags)]
-        ports = {"--port": self.port, **dict(zip(flags, others, strict=True))}
+        ports = {"--port": self.port,
+                 **dict(zip(OTHER_PORT_FLAGS, self._other_ports, strict=True))}
         argv = [
             self.ray, "start", "--head", "--node-ip-address", "127.0.0.1",
             "--num-cpus", str(self.num_cpus), "--num-gpus", "0", "--temp-dir", str(self.temp_dir),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import TrainConfig
+from trainer.protocol import EVAL_FIELDS
 from trainer.result import GraphSink, RecordSink, RunResult, ShouldStop
 
 EPOCH_SECONDS_ENV = "STANDIN_EPOCH_SECONDS"
@@ -84,9 +85,8 @@ def stream(
             # Falling, so every evaluation is the best so far (a checkpoint the loop would keep),
             # and set apart by the config, so that a sweep's members have one best.
             fields |= {"val_recon": 0.5 + 1.0 / epoch + _config_offset(cfg), "is_best": True}
-            if data.reference is None:
-                fields |= {"shd": None, "f1": None, "precision": None, "recall": None,
-                           "f1_skeleton": None}
+            if data.reference is None:  # val_recon alone: nothing to compare the graph with
+                fields |= dict.fromkeys(f for f in EVAL_FIELDS if f != "val_recon")
         record = epoch_record(epoch, run_id, evaluated=evaluated, **fields)
         history.append(record)
         if record["is_best"]:

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.long
 # dir, so the suite never writes into the source tree.
 SCREENSHOTS_ENV = "CAUSALWATCH_SCREENSHOTS_DIR"
 RUN_URL = re.compile(r"/run/([^/?#]+)$")
+LIVE_EPOCHS = 30
 COMPARE_URL = re.compile(r"/compare\?runs=([^,&]+),([^,&]+)$")
 # Records each distinct (clip-chart points, progress text, status badge) the page shows.
 SAMPLER = """
@@ -99,10 +100,11 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
     # The preset picks the Data section's dataset (a radio, not a field of the grid).
     page.wait(lambda: page.find("#_dbcprivate_radioitems_launch-dataset_input_synthetic")
               .is_selected(), 15, "the synthetic preset's dataset in the form")
-    # 20000 samples: ~0.5 s an epoch on an idle 2-core machine, so the 12 epochs stream
-    # over several seconds, after the run page has loaded even on a busy machine.
-    page.set_field("epochs", "12")
-    page.set_field("synthetic_samples", "20000")
+    # The stack's stand-in paces an epoch at 0.3 s: the run streams for 9 s, most of it after
+    # the run page has loaded even on a busy machine (CI once saw 5 of 12 epochs at load and
+    # the rest in one redraw).
+    page.set_field("epochs", str(LIVE_EPOCHS))
+    page.set_field("synthetic_samples", "20000")  # a field of the grid reaches the run
     page.set_field("patience", "0")
     page.click("#launch-start")
 
@@ -119,30 +121,31 @@ def test_a_run_started_from_the_form_streams_live_to_completion(
 
     def finished() -> bool:
         last = page.js("return window.__samples && window.__samples.slice(-1)[0];")
-        return bool(last) and last[0] == 12 and last[2] == "completed"
+        return bool(last) and last[0] == LIVE_EPOCHS and last[2] == "completed"
 
-    page.wait(finished, 90, "12 plotted epochs and status COMPLETED")
+    page.wait(finished, 90, f"{LIVE_EPOCHS} plotted epochs and status COMPLETED")
     samples = page.js("return window.__marker === 1 ? window.__samples : null;")
     assert samples is not None, "the page reloaded during the run"
     live_counts = {points for points, _, status in samples if points and status != "completed"}
     assert len(live_counts) >= 2, f"charts did not grow live: states seen {samples}"
     shown_epochs = set()
     # Before its first epoch the line says the trainer is starting; once ended, how it ended.
-    ends = ("", "starting the trainer… (loading data)", "completed · 12 of 12 epochs")
+    final = f"completed · {LIVE_EPOCHS} of {LIVE_EPOCHS} epochs"
+    ends = ("", "starting the trainer… (loading data)", final)
     for _, progress, _ in samples:
         if progress not in ends:
-            match = re.match(r"epoch (\d+) / 12\b", progress)
+            match = re.match(rf"epoch (\d+) / {LIVE_EPOCHS}\b", progress)
             assert match, progress
             shown_epochs.add(int(match.group(1)))
-    # Epoch 12's live line may be replaced by the final one before a sample sees it.
-    assert shown_epochs and min(shown_epochs) < 12, sorted(shown_epochs)
-    assert page.text("#run-progress-text") == "completed · 12 of 12 epochs"
+    # The last epoch's live line may be replaced by the final one before a sample sees it.
+    assert shown_epochs and min(shown_epochs) < LIVE_EPOCHS, sorted(shown_epochs)
+    assert page.text("#run-progress-text") == final
 
     xs = page.trace_xs("#graph-clip")
-    assert xs is not None and xs[0] == list(range(1, 13)), xs
+    assert xs is not None and xs[0] == list(range(1, LIVE_EPOCHS + 1)), xs
     run = stack.run(run_id)
     assert run["status"] == "completed" and run["config"]["synthetic_samples"] == 20000
-    assert [r["epoch"] for r in stack.metrics(run_id)] == list(range(1, 13))
+    assert [r["epoch"] for r in stack.metrics(run_id)] == list(range(1, LIVE_EPOCHS + 1))
     # The adjacency shows the run's latest evaluation, and the red flags panel every alert.
     last_graph = stack.client.get(f"/api/runs/{run_id}/graph").json()["epoch"]
     page.wait_text("#graph-adjacency", lambda t: f"epoch {last_graph}" in t, 10,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from trainer import graph_metrics, health
+from trainer.adam import Adam
 from trainer.config import TrainConfig
 from trainer.losses import LossBreakdown, structure_loss
 from trainer.model import CausalStructureModel
@@ -132,7 +133,7 @@ def train(
     # The graph gets its own parameter group (as in ENCO, Lippe et al. 2022): structure
     # logits must travel several units while the SEM weights take small steps.
     sem_params = [p for name, p in model.named_parameters() if name != "adj_logits"]
-    optimizer = torch.optim.Adam(
+    optimizer = Adam(
         [
             {"params": sem_params, "lr_scale": 1.0},
             {"params": [model.adj_logits], "lr_scale": cfg.adjacency_lr_scale},
@@ -187,7 +188,7 @@ def train(
                 )
                 squared_error_sum += ((xb - x_hat.detach()) ** 2).sum(dim=0)
                 _check_finite(terms, f"epoch {epoch} step {step + 1}")
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 if cfg.grad_norms_per_term and index % TERM_NORM_EVERY == 0:
                     grads, term_norms = term_gradients(terms, params)
                     for p, g in zip(params, grads, strict=True):

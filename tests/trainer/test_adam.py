@@ -1,10 +1,6 @@
-"""trainer/adam.py: the same steps as torch.optim.Adam, without loading torch's compiler."""
+"""trainer/adam.py: the same steps as torch.optim.Adam (its start-up: test_startup.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-import textwrap
 
 import torch
 
@@ -55,18 +51,3 @@ def test_every_parameter_matches_torch_adam_to_the_bit() -> None:
         assert torch.equal(a, b), f"{name}: max difference {(a - b).abs().max().item():.3g}"
     assert not torch.equal(ours.adj_logits, _model().adj_logits), "nothing was trained"
 
-
-def test_a_training_run_never_imports_torchs_compiler() -> None:
-    """The point of trainer/adam.py: a trainer process spares the ~1.5 s import."""
-    script = textwrap.dedent("""
-        import sys
-        from trainer.config import build_config
-        from trainer.data import load_dataset
-        from trainer.loop import train
-        cfg = build_config("synthetic", {"epochs": 2, "synthetic_samples": 200})
-        train(cfg, load_dataset(cfg), "probe")
-        print(sorted(m for m in sys.modules if m.startswith("torch._dynamo")))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120, check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr

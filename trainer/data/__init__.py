@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from trainer.config import TrainConfig
-from trainer.data.csv import load_csv, read_reference
 from trainer.data.reference import UCI_VARIABLES, reference_adjacency
+from trainer.data.split import DataError, split_sizes
 from trainer.data.synthetic import simulate_er_dag, simulate_sem
-from trainer.data.uci import DataError, load_uci, split_sizes
 from trainer.protocol import NEAR_DETERMINISTIC_R2, NO_REFERENCE_KIND
 
 __all__ = ["DataError", "Dataset", "load_dataset"]
@@ -68,6 +67,9 @@ def load_dataset(
         return _load_synthetic(config)
     if config.dataset == "csv":
         return _load_csv(config, data_path, reference_path)
+    # The file readers import pandas (~0.3 s): only a run that reads a file pays for it.
+    from trainer.data.uci import load_uci
+
     split = load_uci(config.val_fraction, data_path, cache_dir)
     variables = list(UCI_VARIABLES)
     return _finish(
@@ -89,6 +91,8 @@ def _load_csv(
 ) -> Dataset:
     if data_path is None or not str(data_path).strip():
         raise DataError("--data", "dataset 'csv' reads the file given with --data; none was given")
+    from trainer.data.csv import load_csv, read_reference
+
     split = load_csv(
         data_path, config.val_fraction, separator=config.csv_separator, missing=config.csv_missing
     )

@@ -28,15 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainer.data.split import DataError, split_sizes
 from trainer.data.uci import (
     MAX_INTERPOLATION_GAP_HOURS,
-    DataError,
     first_line,
     header_names,
     impute_splits,
     parse_column,
     read_text_table,
-    split_sizes,
 )
 
 MAX_CSV_BYTES = 512 * 1024 * 1024

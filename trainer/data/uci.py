@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.data.reference import UCI_VARIABLES
+from trainer.data.split import DataError, split_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +43,6 @@ SENSOR_COLUMNS: tuple[str, ...] = tuple(c for c in UCI_VARIABLES if c.startswith
 SEPARATORS: dict[str, str] = {";": ",", ",": "."}
 # Written by hand or by other tools for "no value"; pandas' defaults miss padded variants.
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
-
-
-class DataError(ValueError):
-    """A data source was refused; the message names the file and what is wrong with it."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,12 +240,6 @@ def parse_column(raw: pd.Series, name: str, decimal: str, path: Path) -> pd.Seri
 
 
 # --- cleaning, split, imputation ----------------------------------------------------------
-
-
-def split_sizes(n: int, val_fraction: float) -> tuple[int, int]:
-    """(n_train, n_val): the last `val_fraction` of `n` rows validate, both splits non-empty."""
-    n_val = min(max(1, round(val_fraction * n)), n - 1)
-    return n - n_val, n_val
 
 
 def clean_and_split(values: pd.DataFrame, val_fraction: float, path: Path) -> UciSplit:

@@ -6,6 +6,7 @@ a raw response body or a traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -59,6 +60,7 @@ class BackendClient:
         self._http = httpx.Client(base_url=endpoints.api_url, timeout=timeout, headers=headers)
         self._thresholds: dict[str, Any] | None = None
         self._record_fields: dict[str, list[str]] | None = None
+        self._run_id: re.Pattern[str] | None = None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -94,6 +96,13 @@ class BackendClient:
         if self._record_fields is None:
             self._record_fields = self._request("GET", "/api/record-fields")
         return self._record_fields
+
+    def is_run_id(self, text: str) -> bool:
+        """Whether `text` is a run id by the backend's format (GET /api/run-id-format, fixed
+        for a backend's life, so kept)."""
+        if self._run_id is None:
+            self._run_id = re.compile(self._request("GET", "/api/run-id-format")["pattern"])
+        return self._run_id.fullmatch(text) is not None
 
     def config_schema(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/config-schema")  # type: ignore[no-any-return]

@@ -1,5 +1,5 @@
 """REST: the presets, the config schema the launch form is built from, the record's
-fields and the thresholds."""
+fields, the run-id format and the thresholds."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from trainer.config import (
     describe_field,
     field_choices,
 )
-from trainer.protocol import EVAL_FIELDS, LOSS_TERMS, RECORD_FIELDS
+from trainer.protocol import EVAL_FIELDS, LOSS_TERMS, RECORD_FIELDS, RUN_ID_PATTERN
 
 router = APIRouter(prefix="/api", tags=["presets"])
 
@@ -78,6 +78,13 @@ def record_fields() -> dict[str, list[str]]:
         "eval_fields": list(EVAL_FIELDS),
         "loss_terms": list(LOSS_TERMS),
     }
+
+
+@router.get("/run-id-format")
+def run_id_format() -> dict[str, str]:
+    """What a run id may be, as a regular expression: a client checks an id it was handed
+    (a page's URL) before it builds a path from it."""
+    return {"pattern": RUN_ID_PATTERN}
 
 
 @router.get("/rules", response_model=list[RuleInfo])

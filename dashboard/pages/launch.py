@@ -28,7 +28,6 @@ from dashboard.components import (
     preset_note,
 )
 from dashboard.labels import NAME_JOIN
-from dashboard.links import RUN_ID
 
 dash.register_page(__name__, path="/new", title="New run · causalwatch", name="New run")
 
@@ -106,11 +105,12 @@ def layout(preset: str = "standard", **query: Any) -> html.Div | dbc.Alert:
 
 def edit_source(run_id: Any) -> dict[str, Any] | dbc.Alert:
     """What an edit form copies from run `run_id`; an alert instead of the form without it."""
-    # Anything but a run id is no run, and never becomes part of an API path.
-    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
-        return missing_run(run_id)
+    api = client.get()
     try:
-        run = client.get().run(run_id)
+        # Anything but a run id is no run, and never becomes part of an API path.
+        if not isinstance(run_id, str) or not api.is_run_id(run_id):
+            return missing_run(run_id)
+        run = api.run(run_id)
     except BackendError as err:
         if err.status == 404:
             return missing_run(run_id)

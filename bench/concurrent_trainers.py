@@ -24,14 +24,14 @@ from pathlib import Path
 
 from _common import loadavg
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from trainer.cli import SINGLE_THREAD_ENV
 
 
 def run_batch(trainers: int, epochs: int, pools: bool, runs_dir: Path) -> tuple[float, float]:
     """(wall seconds until the last trainer ended, CPU seconds of the trainers)."""
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in SINGLE_THREAD_ENV}
     if pools:
-        env |= dict.fromkeys(THREAD_VARIABLES, str(os.cpu_count() or 1))
+        env |= dict.fromkeys(SINGLE_THREAD_ENV, str(os.cpu_count() or 1))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     procs = [

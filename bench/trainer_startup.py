@@ -24,10 +24,9 @@ from pathlib import Path
 # `zero_grad()` and `step()`, all of which torch.optim.Adam answers the same way. The
 # one-thread settings `main()` makes come first: torch reads them when it is imported.
 TORCH_ADAM = """
-import os, sys
-from trainer.cli import SINGLE_THREAD_ENV, main
-for name in SINGLE_THREAD_ENV:
-    os.environ.setdefault(name, "1")
+import sys
+from trainer.cli import main, one_math_thread
+one_math_thread()
 import torch, trainer.loop
 trainer.loop.Adam = torch.optim.Adam
 sys.exit(main(sys.argv[1:]))

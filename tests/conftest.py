@@ -3,7 +3,6 @@ PostgreSQL server, the idle stand-in trainer and the in-process backend app."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,11 +21,10 @@ _HYPOTHESIS_HOME = pytest.StashKey[str]()
 
 def pytest_configure(config: pytest.Config) -> None:
     # In-process training runs on one thread, as a trainer process does (trainer/cli.py):
-    # with two pytest workers on two cores, more threads only spin against each other.
-    from trainer.cli import SINGLE_THREAD_ENV
+    # with several pytest workers on two cores, more threads only spin against each other.
+    from trainer.cli import one_math_thread
 
-    for name in SINGLE_THREAD_ENV:
-        os.environ.setdefault(name, "1")
+    one_math_thread()
     # Hypothesis keeps its caches in ./.hypothesis unless told otherwise: the fuzzers' go to a
     # temp dir, so the suite writes nothing into the source tree.
     from hypothesis.configuration import set_hypothesis_home_dir

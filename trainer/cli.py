@@ -325,9 +325,14 @@ def _print_summary(result: RunResult, run_dir: Path, reference_kind: str) -> Non
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def main(argv: list[str] | None = None, train: Train | None = None) -> int:
+def one_math_thread() -> None:
+    """SINGLE_THREAD_ENV to 1 where unset: call before numpy or torch is imported."""
     for name in SINGLE_THREAD_ENV:
         os.environ.setdefault(name, "1")
+
+
+def main(argv: list[str] | None = None, train: Train | None = None) -> int:
+    one_math_thread()
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] == "train":

@@ -34,9 +34,7 @@ INHERITED_NOT = ("DATABASE_URL", "CAUSALWATCH_DB", "CAUSALWATCH_TOKEN")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
